@@ -1,0 +1,348 @@
+//! Request and response bodies of the HTTP API (`/v2/…`).
+//!
+//! Requests ignore fields they do not know; responses follow the resource
+//! shapes of [`crate::resources`]. Names follow the x-bees Conversations API.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{
+    Channel, ChannelAccess, ChannelMember, ChannelType, Element, Message, MessageAttachment, User,
+};
+use crate::Timestamp;
+
+/// Declares request/response structs with the derives every API body shares.
+macro_rules! bodies {
+    ($($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* })+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+            #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+            #[serde(rename_all = "camelCase")]
+            pub struct $name { $($body)* }
+        )+
+    };
+}
+
+bodies! {
+    /// A person to find or create by email or phone.
+    pub struct UserToInvite {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub phone: Option<String>,
+        /// Used only when the person is created.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+    }
+
+    /// CreateChannel. The caller becomes the channel's owner and first member.
+    pub struct CreateChannelRequest {
+        /// `group` (default) or `direct` (then exactly one other member).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub channel_type: Option<ChannelType>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// `private` (default) or `public`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access: Option<ChannelAccess>,
+        /// User ids of the company to add as members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub members: Option<Vec<String>>,
+        /// People to find or create by email/phone and add.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub members_to_invite: Option<Vec<UserToInvite>>,
+    }
+
+    /// GetOrCreateDirectChannel: one of `memberId` or `memberToInvite`.
+    pub struct DirectChannelRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub member_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub member_to_invite: Option<UserToInvite>,
+    }
+
+    /// UpdateChannel (`PUT`): the full set of editable fields; absent optional
+    /// fields are cleared, absent flags and `access` return to their defaults.
+    pub struct UpdateChannelRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access: Option<ChannelAccess>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub service: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub service_title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub broadcast: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub external: Option<bool>,
+    }
+
+    /// PartialUpdateChannel (`PATCH`): fields in `set` change, fields named in
+    /// `unset` (`subject`, `description`, `service`, `serviceTitle`) are cleared.
+    pub struct PartialUpdateChannelRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub set: Option<UpdateChannelRequest>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub unset: Vec<String>,
+    }
+
+    /// `{channel}`
+    pub struct ChannelResponse {
+        pub channel: Channel,
+    }
+
+    /// `{channel, members, users}`
+    pub struct ChannelDetailsResponse {
+        pub channel: Channel,
+        pub members: Vec<ChannelMember>,
+        pub users: Vec<User>,
+    }
+
+    /// `{channels}`, newest activity first.
+    pub struct ChannelListResponse {
+        pub channels: Vec<Channel>,
+    }
+
+    /// AddChannelMembers: user ids and/or people to invite. Adding a member
+    /// twice changes nothing.
+    pub struct AddMembersRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub members: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub members_to_invite: Option<Vec<UserToInvite>>,
+        /// Do not announce the change in the channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub silent: Option<bool>,
+    }
+
+    /// `{members, users}`
+    pub struct MembersResponse {
+        pub members: Vec<ChannelMember>,
+        pub users: Vec<User>,
+    }
+
+    /// An uploaded file of the same channel to attach, by its `id` (the `fileId`).
+    pub struct AttachmentRef {
+        pub id: String,
+    }
+
+    /// The message a new message answers.
+    pub struct QuoteRef {
+        pub message_id: String,
+    }
+
+    /// SendMessage: at least one of `text`, `elements`, `attachments`.
+    pub struct SendMessageRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub elements: Option<Vec<Element>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub attachments: Option<Vec<AttachmentRef>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub quote: Option<QuoteRef>,
+        /// User ids of channel members the message mentions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mentions: Option<Vec<String>>,
+        /// Deliver without notifying people.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub silent: Option<bool>,
+    }
+
+    /// UpdateMessage (`PUT`): the whole content; absent parts are cleared.
+    /// Sending the same content again changes nothing.
+    pub struct UpdateMessageRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub elements: Option<Vec<Element>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub attachments: Option<Vec<AttachmentRef>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mentions: Option<Vec<String>>,
+    }
+
+    /// PartialUpdateMessage (`PATCH`): `set` changes the given parts, `unset`
+    /// clears `text`, `elements`, `attachments` or `mentions`.
+    pub struct PartialUpdateMessageRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub set: Option<UpdateMessageRequest>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub unset: Vec<String>,
+    }
+
+    /// `{message}`
+    pub struct MessageResponse {
+        pub message: Message,
+    }
+
+    /// `{messages}`, newest first.
+    pub struct MessageListResponse {
+        pub messages: Vec<Message>,
+    }
+
+    /// AddReaction.
+    pub struct ReactionRequest {
+        #[serde(rename = "type")]
+        pub reaction_type: String,
+    }
+
+    /// PressButton: the `id` of a button's `{action: {id}}` handler.
+    pub struct PressButtonRequest {
+        pub action_id: String,
+    }
+
+    /// SendTypingStart.
+    pub struct TypingStartRequest {
+        /// How long the indicator lasts unless renewed or stopped (1–120, default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub ttl_seconds: Option<u32>,
+    }
+
+    /// One member who is typing.
+    pub struct TypingIndicator {
+        pub user_id: String,
+        pub expires_at: Timestamp,
+    }
+
+    /// `{typing}`: who is typing in a channel now.
+    pub struct TypingResponse {
+        pub typing: Vec<TypingIndicator>,
+    }
+
+    /// The editable profile fields of a person.
+    pub struct UserFields {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub picture: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub locale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub time_zone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pbx_domain: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pbx_port: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pbx_extension: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pbx_serial: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pbx_user_id: Option<String>,
+    }
+
+    /// PATCH a person: `set` changes fields, `unset` clears them by name.
+    pub struct PatchUserRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub set: Option<UserFields>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub unset: Vec<String>,
+    }
+
+    /// `{user}`
+    pub struct UserResponse {
+        pub user: User,
+    }
+
+    /// `{users}`
+    pub struct UsersResponse {
+        pub users: Vec<User>,
+    }
+
+    /// Invite: find or create people by email or phone.
+    pub struct InviteRequest {
+        pub invitees: Vec<UserToInvite>,
+    }
+
+    /// Create or replace a bot.
+    pub struct BotRequest {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub picture: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub locale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub time_zone: Option<String>,
+    }
+
+    /// `{bot}`: a bot is a user with `bot: true`.
+    pub struct BotResponse {
+        pub bot: User,
+    }
+
+    /// `{bots}`
+    pub struct BotListResponse {
+        pub bots: Vec<User>,
+    }
+
+    /// A new credential. `secret` text is shown here once and never again.
+    pub struct CreatedKeyResponse {
+        pub key_id: String,
+        /// The key itself: keep it, it cannot be shown again.
+        pub key: String,
+        pub created_at: Timestamp,
+    }
+
+    /// A new user token, shown once.
+    pub struct CreatedTokenResponse {
+        pub token_id: String,
+        /// The token itself: keep it, it cannot be shown again.
+        pub token: String,
+        pub user_id: String,
+        pub created_at: Timestamp,
+    }
+
+    /// Create a company key.
+    pub struct CreateCompanyKeyRequest {
+        /// A label for people, such as "ci" or "crm sync".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// Read-only keys may only call `GET` routes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub read_only: Option<bool>,
+    }
+
+    /// What is known of a credential without its secret.
+    pub struct KeyInfo {
+        pub key_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        pub read_only: bool,
+        /// The last four characters, to tell keys apart.
+        pub last_four: String,
+        pub created_at: Timestamp,
+    }
+
+    /// `{keys}`
+    pub struct KeyListResponse {
+        pub keys: Vec<KeyInfo>,
+    }
+
+    /// `GET /health`
+    pub struct HealthResponse {
+        /// `ok`, or `unavailable` when the database cannot be reached.
+        pub status: String,
+        pub version: String,
+    }
+
+    /// A request that succeeded with nothing to say.
+    pub struct OkResponse {
+        pub ok: bool,
+    }
+
+    /// The file an attachment refers to; used by files routes.
+    pub struct FileResponse {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub file: Option<MessageAttachment>,
+    }
+}

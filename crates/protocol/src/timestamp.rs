@@ -1,0 +1,169 @@
+//! RFC 3339 UTC timestamps that keep their exact text.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A resource timestamp such as `2024-07-01T14:06:43.386258Z`.
+///
+/// Switchboard writes UTC with exactly six fractional digits; parsers accept
+/// 0–9 digits and any offset. The original text is kept, so a value read and
+/// written back is byte-for-byte the same.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    text: String,
+    unix_micros: i64,
+}
+
+impl Timestamp {
+    /// A timestamp from microseconds since the Unix epoch, written as switchboard writes them.
+    pub fn from_unix_micros(unix_micros: i64) -> Self {
+        let secs = unix_micros.div_euclid(1_000_000);
+        let micros = unix_micros.rem_euclid(1_000_000);
+        let at = OffsetDateTime::from_unix_timestamp(secs)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let text = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            micros
+        );
+        Timestamp { text, unix_micros }
+    }
+
+    /// Parses RFC 3339 text (0–9 fractional digits, any offset).
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| TimestampError {
+            text: text.to_owned(),
+        })?;
+        let nanos = at.unix_timestamp_nanos();
+        Ok(Timestamp {
+            text: text.to_owned(),
+            unix_micros: (nanos / 1_000) as i64,
+        })
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn unix_micros(&self) -> i64 {
+        self.unix_micros
+    }
+
+    /// The text as received or written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.unix_micros
+            .cmp(&other.unix_micros)
+            .then_with(|| self.text.cmp(&other.text))
+    }
+}
+
+/// Text that is not an RFC 3339 timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampError {
+    text: String,
+}
+
+impl fmt::Display for TimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not an RFC 3339 timestamp such as 2024-07-01T14:06:43.386258Z",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for TimestampError {}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            )))
+            .examples([serde_json::json!("2024-07-01T14:06:43.386258Z")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_six_fraction_digits_in_utc() {
+        let at = Timestamp::from_unix_micros(1_719_842_803_386_258);
+        assert_eq!(at.as_str(), "2024-07-01T14:06:43.386258Z");
+        assert_eq!(Timestamp::from_unix_micros(0).as_str(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn keeps_received_text_and_accepts_zero_to_nine_digits() {
+        for text in [
+            "2022-06-06T13:52:46Z",
+            "2022-06-06T13:52:46.29224Z",
+            "2022-06-06T13:52:46.292240001Z",
+            "2022-06-06T15:52:46.29224+02:00",
+        ] {
+            let at = Timestamp::parse(text).unwrap();
+            assert_eq!(at.as_str(), text);
+            assert_eq!(serde_json::to_string(&at).unwrap(), format!("\"{text}\""));
+        }
+        let a = Timestamp::parse("2022-06-06T13:52:46.29224Z").unwrap();
+        let b = Timestamp::parse("2022-06-06T15:52:46.29224+02:00").unwrap();
+        assert_eq!(a.unix_micros(), b.unix_micros());
+    }
+
+    #[test]
+    fn refuses_text_that_is_not_a_timestamp() {
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
+}

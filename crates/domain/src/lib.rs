@@ -1,0 +1,28 @@
+//! The switchboard model and its rules, free of I/O: typed ids, the
+//! credential formats and their hashing, who a request acts as, the input
+//! limits, and the access rules of channels and messages.
+//!
+//! Storage backends and the HTTP API both apply these rules, so they agree on
+//! them by construction.
+
+pub mod actor;
+pub mod credentials;
+pub mod ids;
+pub mod limits;
+pub mod rules;
+pub mod validation;
+
+pub use actor::{Actor, Principal, PrincipalKind};
+pub use ids::{ChannelId, CompanyId, CredentialId, MessageId, UserId};
+pub use validation::ValidationError;
+
+/// Microseconds since the Unix epoch: how switchboard stores every instant.
+pub type UnixMicros = i64;
+
+/// The current time in microseconds since the Unix epoch.
+pub fn now_micros() -> UnixMicros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -15,7 +15,6 @@ open_enum!(
         PayloadTooLarge = "PayloadTooLargeException",
         TooManyRequests = "TooManyRequestsException",
         InternalServer = "InternalServerException",
-        ServiceUnavailable = "ServiceUnavailableException",
     }
 );
 
@@ -31,7 +30,6 @@ impl ErrorType {
             ErrorType::PayloadTooLarge => 413,
             ErrorType::TooManyRequests => 429,
             ErrorType::InternalServer | ErrorType::Other(_) => 500,
-            ErrorType::ServiceUnavailable => 503,
         }
     }
 }

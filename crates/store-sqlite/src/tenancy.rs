@@ -203,6 +203,7 @@ pub(crate) async fn insert_credential(
     .bind(&record.last_four)
     .bind(&record.name)
     .bind(record.read_only)
+    .bind(now)
     .execute(&mut *conn)
     .await?;
     Ok(CredentialInfo {

@@ -1,0 +1,173 @@
+//! `ApiError`: every failure of every route, answered with the contract's
+//! error body `{type, message, requestId}`.
+//!
+//! Handlers return `ApiError`; the [`render_errors`] middleware writes the
+//! body, adding the request id, and also turns the router's own failures
+//! (unknown route, wrong method) into the same shape. Internal errors are
+//! logged once, here, and answered with an opaque message.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use switchboard_domain::ValidationError;
+use switchboard_domain::actor::ActorError;
+use switchboard_protocol::{ErrorBody, ErrorType};
+use switchboard_store::StoreError;
+
+/// The result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A failed request: its status, error type and a message for the caller.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error_type: ErrorType,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error_type: ErrorType, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error_type,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `ValidationException`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorType::Validation, message)
+    }
+
+    /// 401 `UnauthorizedException`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorType::Unauthorized, message)
+    }
+
+    /// 403 `ForbiddenException`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, ErrorType::Forbidden, message)
+    }
+
+    /// 404 `NotFoundException`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorType::NotFound, message)
+    }
+
+    /// 413 `PayloadTooLargeException`.
+    pub fn payload_too_large(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::PayloadTooLarge,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 500 `InternalServerException`, after logging the cause.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error_chain(cause), "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::InternalServer,
+            "the server failed to handle the request; quote the requestId when reporting it",
+        )
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::validation(err.to_string())
+    }
+}
+
+impl From<ActorError> for ApiError {
+    fn from(err: ActorError) -> Self {
+        ApiError::validation(err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match &err {
+            StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
+            StoreError::Forbidden(message) => ApiError::forbidden(message.clone()),
+            StoreError::Invalid(invalid) => ApiError::validation(invalid.to_string()),
+            StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message.clone()),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %error_chain(cause.as_ref()), "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorType::InternalServer,
+                    "the database is unavailable; retry the request later",
+                )
+            }
+            StoreError::Backend(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Writes the error body of every failed response, with the request id that
+/// the request-id layer put on the request.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match response.extensions().get::<ApiError>() {
+        Some(error) => error.clone(),
+        // A handler that wrote its own JSON body (such as /health) keeps it.
+        None if response.headers().contains_key(header::CONTENT_TYPE) => return response,
+        None => fallback_error(status),
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = ErrorBody {
+        error_type: error.error_type,
+        message: error.message,
+        request_id,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The error for a failure the router or a layer produced without an `ApiError`.
+fn fallback_error(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, ErrorType::Validation, "this route does not accept this method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, ErrorType::PayloadTooLarge, "the request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(status, ErrorType::InternalServer, "the request took too long"),
+        status if status.is_client_error() => ApiError::new(status, ErrorType::Validation, "the request is not valid"),
+        status => ApiError::new(status, ErrorType::InternalServer, "the server failed to handle the request"),
+    }
+}

@@ -1,0 +1,194 @@
+//! Extractors: who is calling ([`Auth`]), JSON bodies with field-naming errors
+//! and a size limit ([`ApiJson`]), query strings ([`ApiQuery`]), and typed ids.
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use switchboard_domain::credentials::parse_presented;
+use switchboard_domain::{Actor, ChannelId, CompanyId, MessageId, Principal, UserId};
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated credential of the request. Read-only company keys are
+/// refused on every method but `GET` and `HEAD`.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("the Authorization: Bearer <key> header is missing"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|text| text.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <key>`"))?;
+        let (_, hash) =
+            parse_presented(token).ok_or_else(|| ApiError::unauthorized("the key is not a switchboard key"))?;
+        let principal = state
+            .store
+            .authenticate(&hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the key is unknown or was revoked"))?;
+        if !principal.may_write() && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::forbidden("this company key is read-only"));
+        }
+        Ok(Auth(principal))
+    }
+}
+
+impl Auth {
+    /// The user this request acts as in conversations, from `userId` in the
+    /// query or the body (a company key must give one; other credentials act
+    /// as themselves).
+    pub fn actor(&self, query_user: Option<&str>, body_user: Option<&str>) -> Result<Actor, ApiError> {
+        let user = match (query_user, body_user) {
+            (Some(query), Some(body)) if query != body => {
+                return Err(ApiError::validation("userId differs between the query string and the body"));
+            }
+            (query, body) => query.or(body),
+        };
+        Ok(self.0.actor(user)?)
+    }
+
+    /// The company, for routes that need a company key.
+    pub fn company_key(&self) -> Result<&CompanyId, ApiError> {
+        if self.0.is_company_key() {
+            Ok(&self.0.company)
+        } else {
+            Err(ApiError::forbidden("this route needs a company key"))
+        }
+    }
+
+    /// The caller's company.
+    pub fn company(&self) -> &CompanyId {
+        &self.0.company
+    }
+}
+
+/// A JSON object body of type `T`. `userId` is taken out of the body first
+/// (it says who a company key acts as). Errors name the field.
+pub struct ApiJson<T> {
+    pub body: T,
+    pub user_id: Option<String>,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|err| {
+            if is_length_limit(&*err.into_inner()) {
+                ApiError::payload_too_large(limit)
+            } else {
+                ApiError::validation("the request body could not be read")
+            }
+        })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes[..] };
+        let mut value: Value = serde_json::from_slice(bytes)
+            .map_err(|err| ApiError::validation(format!("the body is not valid JSON: {err}")))?;
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| ApiError::validation("the body must be a JSON object"))?;
+        let user_id = match object.remove("userId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(user)) => Some(user),
+            Some(_) => return Err(ApiError::validation("userId: must be a string")),
+        };
+        let body = serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if path == "." {
+                ApiError::validation(format!("body: {inner}"))
+            } else {
+                ApiError::validation(format!("{path}: {inner}"))
+            }
+        })?;
+        Ok(ApiJson { body, user_id })
+    }
+}
+
+/// Whether reading the body stopped at the size limit.
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// A query string of type `T`, with errors in the contract's shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::validation(format!("the query string is not valid: {}", rejection.body_text())))
+    }
+}
+
+/// `?userId=`: the user a company key acts as.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ActingAs {
+    /// With a company key: the user to act as (required on conversation routes).
+    pub user_id: Option<String>,
+}
+
+/// `?userId=&limit=&offset=` of list routes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// With a company key: the user to act as.
+    pub user_id: Option<String>,
+    /// Page size, 1–100 (default 25).
+    pub limit: Option<i64>,
+    /// Items to skip, 0–100000 (default 0).
+    pub offset: Option<i64>,
+}
+
+impl ListParams {
+    pub fn page(&self) -> Result<switchboard_store::Page, ApiError> {
+        Ok(switchboard_domain::validation::page(self.limit, self.offset)?)
+    }
+}
+
+/// A channel id from the path; one that cannot exist is simply not found.
+pub fn channel_id(text: &str) -> Result<ChannelId, ApiError> {
+    ChannelId::parse(text).ok_or_else(|| ApiError::not_found(format!("channel `{text}` was not found")))
+}
+
+/// A message id from the path.
+pub fn message_id(text: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(text).ok_or_else(|| ApiError::not_found(format!("message `{text}` was not found")))
+}
+
+/// A user id from the path.
+pub fn user_id(text: &str) -> Result<UserId, ApiError> {
+    UserId::parse(text).ok_or_else(|| ApiError::not_found(format!("user `{text}` was not found")))
+}
+
+/// A user id from a body field: malformed ones are a validation error naming the field.
+pub fn user_id_field(field: &str, text: &str) -> Result<UserId, ApiError> {
+    UserId::parse(text).ok_or_else(|| ApiError::validation(format!("{field}: `{text}` is not a user id")))
+}

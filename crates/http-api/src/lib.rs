@@ -1,0 +1,167 @@
+//! The switchboard HTTP API: the x-bees-compatible conversation routes under
+//! `/v2/conversations`, the administration routes under `/v2` (people, bots,
+//! keys), `/health` and `/openapi.json`.
+//!
+//! Guarantees:
+//! - Every failure answers the contract's error body `{type, message,
+//!   requestId}`; validation messages name the field.
+//! - Every route is registered together with its OpenAPI description, so
+//!   `/openapi.json` covers every route.
+//! - Every request gets an `x-request-id` (kept when the client sends one),
+//!   echoed in the response and recorded in the request's log span.
+//! - Handlers hold no state of their own: everything goes through the
+//!   [`Store`](switchboard_store::Store) in [`AppState`].
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use switchboard_store::Store;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::routes::*;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: ApiLimits,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiLimits {
+    /// Largest accepted request body; larger ones answer 413.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "switchboard",
+        description = "A self-hostable chat service that delivers every chat event to bots by webhook or AWS SQS \
+                       and lets them answer through this API. Routes follow the Wildix x-bees conversations API.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "channels", description = "Conversations"),
+        (name = "members", description = "Channel members"),
+        (name = "messages", description = "Messages, reactions, buttons, typing"),
+        (name = "users", description = "People of the company"),
+        (name = "bots", description = "Bots of the company"),
+        (name = "keys", description = "Company keys, bot keys, user tokens"),
+        (name = "operations", description = "Health and the API description"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::openapi_json))
+        .routes(routes!(channels::list_channels, channels::create_channel))
+        .routes(routes!(channels::direct_channel))
+        .routes(routes!(
+            channels::get_channel,
+            channels::update_channel,
+            channels::patch_channel,
+            channels::delete_channel
+        ))
+        .routes(routes!(members::list_members, members::add_members))
+        .routes(routes!(members::remove_member))
+        .routes(routes!(messages::list_messages, messages::send_message))
+        .routes(routes!(
+            messages::get_message,
+            messages::update_message,
+            messages::patch_message,
+            messages::delete_message
+        ))
+        .routes(routes!(messages::add_reaction))
+        .routes(routes!(messages::remove_reaction))
+        .routes(routes!(messages::press_button))
+        .routes(routes!(typing::start_typing))
+        .routes(routes!(typing::stop_typing))
+        .routes(routes!(typing::list_typing))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::patch_user))
+        .routes(routes!(users::invite))
+        .routes(routes!(bots::list_bots, bots::create_bot))
+        .routes(routes!(bots::get_bot, bots::replace_bot, bots::delete_bot))
+        .routes(routes!(keys::list_company_keys, keys::create_company_key))
+        .routes(routes!(keys::revoke_company_key))
+        .routes(routes!(keys::list_bot_keys, keys::create_bot_key))
+        .routes(routes!(keys::revoke_bot_key))
+        .routes(routes!(keys::create_user_token, keys::list_user_tokens))
+        .routes(routes!(keys::revoke_user_token))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api_routes().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .fallback(|| async { error::ApiError::not_found("no such route").into_response() })
+        .with_state(state.clone())
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(axum::middleware::from_fn(error::render_errors))
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout))
+                .layer(CatchPanicLayer::new()),
+        )
+}

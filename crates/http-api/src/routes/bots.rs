@@ -1,0 +1,96 @@
+//! Bots: a bot is a user with `bot: true` that acts through bot keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use switchboard_domain::validation;
+use switchboard_protocol::api::*;
+use switchboard_store::BotProfile;
+
+use super::{ok, tags};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth, user_id};
+
+/// The company's bots (company key).
+#[utoipa::path(get, path = "/v2/users/bots", tag = tags::BOTS,
+    responses((status = 200, body = BotListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn list_bots(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<BotListResponse>> {
+    let bots = app.store.list_bots(auth.company_key()?).await?;
+    Ok(Json(BotListResponse { bots }))
+}
+
+/// Creates a bot (company key). Give it a key with `POST /v2/users/bots/{botId}/keys`.
+#[utoipa::path(post, path = "/v2/users/bots", tag = tags::BOTS, request_body = BotRequest,
+    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn create_bot(
+    State(app): State<AppState>,
+    auth: Auth,
+    request: ApiJson<BotRequest>,
+) -> ApiResult<Json<BotResponse>> {
+    let company = auth.company_key()?;
+    let bot = app.store.create_bot(company, bot_profile(request.body)?).await?;
+    Ok(Json(BotResponse { bot }))
+}
+
+/// One bot (company key).
+#[utoipa::path(get, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
+    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn get_bot(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(bot): Path<String>,
+) -> ApiResult<Json<BotResponse>> {
+    let bot = app.store.get_bot(auth.company_key()?, &bot_id(&bot)?).await?;
+    Ok(Json(BotResponse { bot }))
+}
+
+/// Replaces a bot's profile (company key).
+#[utoipa::path(put, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
+    request_body = BotRequest,
+    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn replace_bot(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(bot): Path<String>,
+    request: ApiJson<BotRequest>,
+) -> ApiResult<Json<BotResponse>> {
+    let company = auth.company_key()?;
+    let bot = app.store.replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?).await?;
+    Ok(Json(BotResponse { bot }))
+}
+
+/// Deletes a bot (company key): its keys stop working and it leaves its channels.
+#[utoipa::path(delete, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn delete_bot(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(bot): Path<String>,
+) -> ApiResult<Json<OkResponse>> {
+    app.store.delete_bot(auth.company_key()?, &bot_id(&bot)?).await?;
+    Ok(ok())
+}
+
+/// A bot id from the path.
+pub(crate) fn bot_id(text: &str) -> Result<switchboard_domain::UserId, ApiError> {
+    user_id(text).map_err(|_| ApiError::not_found(format!("bot `{text}` was not found")))
+}
+
+fn bot_profile(body: BotRequest) -> Result<BotProfile, ApiError> {
+    validation::short_field("name", &body.name)?;
+    if let Some(picture) = &body.picture {
+        validation::url("picture", picture)?;
+    }
+    if let Some(locale) = &body.locale {
+        validation::short_field("locale", locale)?;
+    }
+    if let Some(time_zone) = &body.time_zone {
+        validation::short_field("timeZone", time_zone)?;
+    }
+    Ok(BotProfile {
+        name: body.name,
+        picture: body.picture,
+        locale: body.locale,
+        time_zone: body.time_zone,
+    })
+}

@@ -1,0 +1,37 @@
+//! Health: whether the server and its database answer.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchboard_protocol::api::HealthResponse;
+
+use super::tags;
+use crate::AppState;
+
+/// `ok` with 200 when the database answers, `unavailable` with 503 otherwise. No credential needed.
+#[utoipa::path(get, path = "/health", tag = tags::OPERATIONS, security(()),
+    responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
+pub async fn health(State(app): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let (status, text) = match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    };
+    (
+        status,
+        Json(HealthResponse {
+            status: text.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }),
+    )
+}
+
+/// This API's OpenAPI 3.1 document, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = tags::OPERATIONS, security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(crate::openapi).clone())
+}

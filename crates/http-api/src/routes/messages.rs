@@ -1,0 +1,327 @@
+//! Messages: list, send (with `Idempotency-Key`), get, update, partial update,
+//! delete; reactions; button presses.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use switchboard_domain::limits::{MAX_ATTACHMENTS, MAX_MENTIONS};
+use switchboard_domain::{Actor, UserId, validation};
+use switchboard_protocol::api::*;
+use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
+
+use super::{ok, tags};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, message_id, user_id_field};
+
+/// The header that makes a send safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Messages of a channel, newest first.
+#[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/messages", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ListParams),
+    responses((status = 200, body = MessageListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn list_messages(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(channel): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<MessageListResponse>> {
+    let actor = auth.actor(params.user_id.as_deref(), None)?;
+    let messages = app.store.list_messages(&actor, &channel_id(&channel)?, params.page()?).await?;
+    Ok(Json(MessageListResponse { messages }))
+}
+
+/// Sends a message. With an `Idempotency-Key` header, repeating the same
+/// request with the same key within 24 h answers the first message and
+/// creates nothing; the same key with a different request is a 409.
+#[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ActingAs,
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    request_body = SendMessageRequest,
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn send_message(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(channel): Path<String>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    headers: HeaderMap,
+    request: ApiJson<SendMessageRequest>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    let channel = channel_id(&channel)?;
+    let body = request.body;
+    let idempotency = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::validation("Idempotency-Key: must be visible ASCII characters"))?;
+            validation::idempotency_key("Idempotency-Key", key)?;
+            Some(IdempotencyRecord {
+                key: key.to_owned(),
+                request_fingerprint: fingerprint(&actor, channel.as_str(), &body),
+            })
+        }
+    };
+    let text = body.text.clone();
+    if let Some(text) = &text {
+        validation::message_text("text", text)?;
+    }
+    let elements = body.elements.clone().unwrap_or_default();
+    validation::elements("elements", &elements)?;
+    let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
+    let mentions = mention_ids(body.mentions.as_deref().unwrap_or_default())?;
+    if is_blank(&text) && elements.is_empty() && attachments.is_empty() {
+        return Err(ApiError::validation("text: a message needs text, elements or attachments"));
+    }
+    let quote = body
+        .quote
+        .as_ref()
+        .map(|quote| {
+            switchboard_domain::MessageId::parse(&quote.message_id).ok_or_else(|| {
+                ApiError::validation(format!("quote.messageId: `{}` is not a message id", quote.message_id))
+            })
+        })
+        .transpose()?;
+    let new = NewMessage {
+        text,
+        elements,
+        attachments,
+        quote,
+        mentions,
+        silent: body.silent.unwrap_or(false),
+    };
+    let message = app.store.send_message(&actor, &channel, new, idempotency).await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// One message.
+#[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn get_message(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), None)?;
+    let message = app.store.get_message(&actor, &channel_id(&channel)?, &message_id(&message)?).await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// Replaces the message's content (author only); absent parts are cleared.
+/// The same content again changes nothing.
+#[utoipa::path(put, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    request_body = UpdateMessageRequest,
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn update_message(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<UpdateMessageRequest>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    let body = request.body;
+    check_content("", &body)?;
+    let patch = MessagePatch {
+        text: Some(body.text),
+        elements: Some(body.elements.unwrap_or_default()),
+        attachments: Some(attachment_ids(body.attachments.as_deref().unwrap_or_default())?),
+        mentions: Some(mention_ids(body.mentions.as_deref().unwrap_or_default())?),
+        silent: None,
+    };
+    let message = app
+        .store
+        .update_message(&actor, &channel_id(&channel)?, &message_id(&message)?, patch)
+        .await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// Changes the parts in `set` and clears those named in `unset`
+/// (`text`, `elements`, `attachments`, `mentions`).
+#[utoipa::path(patch, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    request_body = PartialUpdateMessageRequest,
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn patch_message(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<PartialUpdateMessageRequest>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    let PartialUpdateMessageRequest { set, unset } = request.body;
+    let set = set.unwrap_or(UpdateMessageRequest {
+        text: None,
+        elements: None,
+        attachments: None,
+        mentions: None,
+    });
+    check_content("set.", &set)?;
+    let set_names: Vec<&str> = [
+        ("text", set.text.is_some()),
+        ("elements", set.elements.is_some()),
+        ("attachments", set.attachments.is_some()),
+        ("mentions", set.mentions.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    validation::unset_fields("unset", &unset, &["text", "elements", "attachments", "mentions"], &set_names)?;
+    let cleared = |name: &str| unset.iter().any(|field| field == name);
+    let patch = MessagePatch {
+        text: set.text.map(Some).or_else(|| cleared("text").then_some(None)),
+        elements: set.elements.or_else(|| cleared("elements").then(Vec::new)),
+        attachments: match set.attachments {
+            Some(list) => Some(attachment_ids(&list)?),
+            None => cleared("attachments").then(Vec::new),
+        },
+        mentions: match set.mentions {
+            Some(list) => Some(mention_ids(&list)?),
+            None => cleared("mentions").then(Vec::new),
+        },
+        silent: None,
+    };
+    let message = app
+        .store
+        .update_message(&actor, &channel_id(&channel)?, &message_id(&message)?, patch)
+        .await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// Deletes the message (author, owners, supervisors). Deleting it again answers 200.
+#[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn delete_message(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+) -> ApiResult<Json<OkResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), None)?;
+    app.store.delete_message(&actor, &channel_id(&channel)?, &message_id(&message)?).await?;
+    Ok(ok())
+}
+
+/// Adds the caller's reaction; adding it again changes nothing.
+#[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/reactions",
+    tag = tags::MESSAGES, params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    request_body = ReactionRequest,
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn add_reaction(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<ReactionRequest>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    validation::reaction_type("type", &request.body.reaction_type)?;
+    let message = app
+        .store
+        .add_reaction(&actor, &channel_id(&channel)?, &message_id(&message)?, &request.body.reaction_type)
+        .await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// Removes the caller's reaction of this type; removing an absent one changes nothing.
+#[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/reactions/{type}",
+    tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ("messageId" = String, Path), ("type" = String, Path), ActingAs),
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn remove_reaction(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message, reaction)): Path<(String, String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+) -> ApiResult<Json<MessageResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), None)?;
+    validation::reaction_type("type", &reaction)?;
+    let message = app
+        .store
+        .remove_reaction(&actor, &channel_id(&channel)?, &message_id(&message)?, &reaction)
+        .await?;
+    Ok(Json(MessageResponse { message }))
+}
+
+/// Presses the button whose handler is `{action: {id: actionId}}`; the bot
+/// that sent the message is told with `chat:message:action`.
+#[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/actions",
+    tag = tags::MESSAGES, params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
+    request_body = PressButtonRequest,
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn press_button(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((channel, message)): Path<(String, String)>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<PressButtonRequest>,
+) -> ApiResult<Json<OkResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    if request.body.action_id.is_empty() {
+        return Err(ApiError::validation("actionId: must not be empty"));
+    }
+    app.store
+        .press_button(&actor, &channel_id(&channel)?, &message_id(&message)?, &request.body.action_id)
+        .await?;
+    Ok(ok())
+}
+
+fn is_blank(text: &Option<String>) -> bool {
+    text.as_deref().is_none_or(|text| text.trim().is_empty())
+}
+
+fn check_content(prefix: &str, body: &UpdateMessageRequest) -> Result<(), ApiError> {
+    if let Some(text) = &body.text {
+        validation::message_text(&format!("{prefix}text"), text)?;
+    }
+    validation::elements(&format!("{prefix}elements"), body.elements.as_deref().unwrap_or_default())?;
+    Ok(())
+}
+
+fn attachment_ids(list: &[AttachmentRef]) -> Result<Vec<String>, ApiError> {
+    if list.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::validation(format!(
+            "attachments: has {} attachments; the limit is {MAX_ATTACHMENTS}",
+            list.len()
+        )));
+    }
+    Ok(list.iter().map(|attachment| attachment.id.clone()).collect())
+}
+
+fn mention_ids(list: &[String]) -> Result<Vec<UserId>, ApiError> {
+    if list.len() > MAX_MENTIONS {
+        return Err(ApiError::validation(format!(
+            "mentions: has {} users; the limit is {MAX_MENTIONS}",
+            list.len()
+        )));
+    }
+    let mut ids: Vec<UserId> = Vec::with_capacity(list.len());
+    for (index, id) in list.iter().enumerate() {
+        let id = user_id_field(&format!("mentions[{index}]"), id)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Identifies a send request, so a reused `Idempotency-Key` can be told apart
+/// from a retry of the same request.
+fn fingerprint(actor: &Actor, channel: &str, body: &SendMessageRequest) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    hash.update(actor.user.as_str());
+    hash.update([0]);
+    hash.update(channel);
+    hash.update([0]);
+    hash.update(serde_json::to_vec(body).unwrap_or_default());
+    hash.finalize().to_vec()
+}
+

@@ -1,0 +1,81 @@
+//! One module per resource; each handler is documented for the OpenAPI
+//! document with `#[utoipa::path]` and registered with its route in
+//! [`crate::router`], so the document covers every route by construction.
+
+pub mod bots;
+pub mod channels;
+pub mod health;
+pub mod keys;
+pub mod members;
+pub mod messages;
+pub mod typing;
+pub mod users;
+
+use switchboard_domain::validation;
+use switchboard_protocol::api::{OkResponse, UserToInvite};
+use switchboard_store::Invitee;
+
+use crate::error::ApiError;
+
+/// The body of requests that succeed with nothing to return.
+pub(crate) fn ok() -> axum::Json<OkResponse> {
+    axum::Json(OkResponse { ok: true })
+}
+
+/// Checks an invitee at `field`: an email or a phone is needed; both are normalised.
+pub(crate) fn invitee(field: &str, invitee: &UserToInvite) -> Result<Invitee, ApiError> {
+    let email = invitee
+        .email
+        .as_deref()
+        .map(|email| validation::email(&format!("{field}.email"), email))
+        .transpose()?;
+    let phone = invitee
+        .phone
+        .as_deref()
+        .map(|phone| validation::phone(&format!("{field}.phone"), phone))
+        .transpose()?;
+    if email.is_none() && phone.is_none() {
+        return Err(ApiError::validation(format!("{field}: needs an email or a phone")));
+    }
+    if let Some(name) = &invitee.name {
+        validation::short_field(&format!("{field}.name"), name)?;
+    }
+    Ok(Invitee {
+        email,
+        phone,
+        name: invitee.name.clone(),
+    })
+}
+
+/// Checks a list of invitees at `field`.
+pub(crate) fn invitees(field: &str, list: &[UserToInvite], max: usize) -> Result<Vec<Invitee>, ApiError> {
+    if list.len() > max {
+        return Err(ApiError::validation(format!(
+            "{field}: has {} entries; the limit is {max}",
+            list.len()
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(index, entry)| invitee(&format!("{field}[{index}]"), entry))
+        .collect()
+}
+
+/// Checks an optional text field against a limit.
+pub(crate) fn optional_text(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+    if let Some(value) = value {
+        validation::text(field, value, max)?;
+    }
+    Ok(())
+}
+
+/// Tags of the OpenAPI document.
+pub(crate) mod tags {
+    pub const CHANNELS: &str = "channels";
+    pub const MEMBERS: &str = "members";
+    pub const MESSAGES: &str = "messages";
+    pub const USERS: &str = "users";
+    pub const BOTS: &str = "bots";
+    pub const KEYS: &str = "keys";
+    pub const OPERATIONS: &str = "operations";
+}

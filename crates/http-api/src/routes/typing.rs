@@ -1,0 +1,73 @@
+//! Typing indicators: start (with a time-to-live), stop, and who is typing.
+//! The next message from the same user clears the indicator.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use switchboard_domain::{now_micros, validation};
+use switchboard_protocol::Timestamp;
+use switchboard_protocol::api::*;
+
+use super::{ok, tags};
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id};
+
+/// Shows the caller as typing for `ttlSeconds` (1–120, default 10) or until
+/// their next message or a stop.
+#[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/typing/start", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ActingAs), request_body = TypingStartRequest,
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn start_typing(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(channel): Path<String>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<TypingStartRequest>,
+) -> ApiResult<Json<OkResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    let ttl = validation::typing_ttl("ttlSeconds", request.body.ttl_seconds)?;
+    let expires_at = now_micros() + Duration::from_secs(u64::from(ttl)).as_micros() as i64;
+    app.store.start_typing(&actor, &channel_id(&channel)?, expires_at).await?;
+    Ok(ok())
+}
+
+/// Stops the caller's typing indicator.
+#[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/typing/stop", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ActingAs),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn stop_typing(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(channel): Path<String>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+    request: ApiJson<serde_json::Value>,
+) -> ApiResult<Json<OkResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    app.store.stop_typing(&actor, &channel_id(&channel)?).await?;
+    Ok(ok())
+}
+
+/// Who is typing in the channel now (a switchboard addition, used by the console).
+#[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/typing", tag = tags::MESSAGES,
+    params(("channelId" = String, Path), ActingAs),
+    responses((status = 200, body = TypingResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn list_typing(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(channel): Path<String>,
+    ApiQuery(acting): ApiQuery<ActingAs>,
+) -> ApiResult<Json<TypingResponse>> {
+    let actor = auth.actor(acting.user_id.as_deref(), None)?;
+    let typing = app.store.list_typing(&actor, &channel_id(&channel)?, now_micros()).await?;
+    Ok(Json(TypingResponse {
+        typing: typing
+            .into_iter()
+            .map(|entry| TypingIndicator {
+                user_id: entry.user.into_string(),
+                expires_at: Timestamp::from_unix_micros(entry.expires_at),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,148 @@
+//! Wiring: open the store, bootstrap, serve the API until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_http_api::{ApiLimits, AppState};
+use switchboard_store::Store;
+use switchboard_store_sqlite::{Durability, SqliteOptions, SqliteStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bootstrap::{self, Bootstrap};
+use crate::config::{Config, SqliteDurability};
+
+/// How often expired idempotency keys and typing indicators are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Opens the configured database, applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let mut options = SqliteOptions::new(config.sqlite_path());
+    options.durability = match config.database.sqlite_durability {
+        SqliteDurability::Full => Durability::Full,
+        SqliteDurability::Normal => Durability::Normal,
+    };
+    options.read_connections = config.database.read_connections;
+    SqliteStore::open(&options)
+        .await
+        .with_context(|| format!("could not open the database {}", options.path.display()))
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    /// The address it listens on (the real port when port 0 was asked for).
+    pub addr: SocketAddr,
+    /// What bootstrapping did on start.
+    pub bootstrap: Bootstrap,
+    /// The store it serves, for callers that prepare data (the demo).
+    pub store: Arc<dyn Store>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Asks the server to stop and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("the server task failed")?
+    }
+
+    /// Waits until the server stops by itself or `signal` completes, then stops it.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let stop = self.stop.clone();
+        let mut task = self.task;
+        tokio::select! {
+            result = &mut task => return result.context("the server task failed")?,
+            () = signal => {}
+        }
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        task.await.context("the server task failed")?
+    }
+}
+
+/// Opens the store, bootstraps it, binds the listener and serves in a task.
+pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
+    let store = open_store(config).await?;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let bootstrap = bootstrap::run(shared.as_ref(), &config.bootstrap).await?;
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("could not listen on {} (http.listen)", config.http.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        store: shared.clone(),
+        limits: ApiLimits {
+            max_body_bytes: config.http.max_body_bytes,
+            request_timeout: config.http.request_timeout,
+        },
+    };
+    let app = switchboard_http_api::router(state);
+    let (stop, mut stopped) = watch::channel(false);
+    let grace = config.http.shutdown_grace;
+    let janitor = tokio::spawn(purge_periodically(shared.clone(), stop.subscribe()));
+    let task = tokio::spawn(async move {
+        let mut graceful = stopped.clone();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        let _ = stopped.wait_for(|stop| *stop).await;
+        match tokio::time::timeout(grace, serve).await {
+            Ok(result) => result.context("the HTTP server panicked")?.context("the HTTP server failed")?,
+            Err(_) => tracing::warn!(?grace, "requests still running after the shutdown grace period"),
+        }
+        janitor.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        bootstrap,
+        store: shared,
+        stop,
+        task,
+    })
+}
+
+async fn purge_periodically(store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match store.purge_expired(switchboard_domain::now_micros()).await {
+            Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys and typing indicators"),
+            Err(err) => tracing::warn!(error = %err, "could not purge expired rows"),
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,51 @@
+//! Makes an empty database usable: the first company and its company key.
+
+use secrecy::ExposeSecret;
+use switchboard_domain::credentials::{self, CredentialKind, NewCredential};
+use switchboard_store::{Company, CredentialOwner, NewCredentialRecord, Store};
+
+use crate::config::BootstrapConfig;
+
+/// What bootstrapping did.
+pub enum Bootstrap {
+    /// The database already had companies.
+    AlreadyDone,
+    /// The first company was created with the configured key.
+    CreatedWithConfiguredKey(Company),
+    /// The first company was created with a generated key, to be shown once.
+    CreatedWithGeneratedKey(Company, NewCredential),
+}
+
+/// Creates the first company when the database has none.
+pub async fn run(store: &dyn Store, config: &BootstrapConfig) -> anyhow::Result<Bootstrap> {
+    if store.company_count().await? > 0 {
+        return Ok(Bootstrap::AlreadyDone);
+    }
+    let (key, configured) = match &config.company_key {
+        Some(text) => (credentials::from_configured(CredentialKind::Company, text.expose_secret())?, true),
+        None => (credentials::generate(CredentialKind::Company), false),
+    };
+    let (company, _) = create_company(store, &config.company_name, &key).await?;
+    tracing::info!(company = %company.id, "created the first company");
+    Ok(if configured {
+        Bootstrap::CreatedWithConfiguredKey(company)
+    } else {
+        Bootstrap::CreatedWithGeneratedKey(company, key)
+    })
+}
+
+/// Creates a company with the given first company key.
+pub async fn create_company(
+    store: &dyn Store,
+    name: &str,
+    key: &NewCredential,
+) -> anyhow::Result<(Company, switchboard_store::CredentialInfo)> {
+    let record = NewCredentialRecord {
+        owner: CredentialOwner::Company,
+        hash: key.hash.clone(),
+        last_four: key.last_four.clone(),
+        name: Some("first key".to_owned()),
+        read_only: false,
+    };
+    Ok(store.create_company(name, record).await?)
+}

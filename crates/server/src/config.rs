@@ -1,0 +1,280 @@
+//! The one typed configuration tree.
+//!
+//! Layers, later ones winning: built-in defaults → a TOML file
+//! (`switchboard.toml`, or the one named by `--config`) → environment
+//! variables `SWITCHBOARD_…` with `__` between levels
+//! (`SWITCHBOARD_HTTP__LISTEN=0.0.0.0:8080`). Unknown keys are refused so a
+//! typo cannot go unnoticed; [`Config::validate`] checks what types cannot.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use switchboard_domain::credentials::{self, CredentialKind};
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// Where the embedded database and local files live.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// The first company, created on an empty database.
+    pub bootstrap: BootstrapConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `http.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address the API listens on (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Largest request body in bytes; larger ones answer 413.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it answers 503 (`30s`).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long shutdown waits for requests in flight (`10s`).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// `database.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`; unset means `switchboard.db` in the data directory.
+    pub url: Option<String>,
+    /// SQLite commit durability: `full` (fsync every commit) or `normal`
+    /// (survives a process crash, may lose the last commits on power loss).
+    pub sqlite_durability: SqliteDurability,
+    /// SQLite reader connections.
+    pub read_connections: u32,
+}
+
+/// See [`DatabaseConfig::sqlite_durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteDurability {
+    Full,
+    Normal,
+}
+
+/// `bootstrap.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// A fixed company key (`wsk-v1-` + 93 letters and digits) for the first
+    /// company; unset means one is generated and printed once.
+    #[serde(serialize_with = "redacted")]
+    pub company_key: Option<SecretString>,
+    /// The first company's name.
+    pub company_name: String,
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info,switchboard=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+/// See [`LogConfig::format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                max_body_bytes: 256 * 1024,
+                request_timeout: Duration::from_secs(30),
+                shutdown_grace: Duration::from_secs(10),
+            },
+            data_dir: PathBuf::from("./switchboard-data"),
+            database: DatabaseConfig {
+                url: None,
+                sqlite_durability: SqliteDurability::Full,
+                read_connections: 4,
+            },
+            bootstrap: BootstrapConfig {
+                company_key: None,
+                company_name: "My Company".to_owned(),
+            },
+            log: LogConfig {
+                format: LogFormat::Text,
+                filter: "info,sqlx=warn".to_owned(),
+            },
+        }
+    }
+}
+
+/// Where the default configuration file is looked for.
+pub const DEFAULT_FILE: &str = "switchboard.toml";
+
+impl Config {
+    /// Loads defaults, then `file` (or `switchboard.toml` when present), then
+    /// the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "the configuration file {} does not exist", path.display());
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_FILE)),
+        }
+        Self::from_figment(figment.merge(Env::prefixed("SWITCHBOARD_").split("__")))
+    }
+
+    /// Extracts and validates a configuration from any set of layers.
+    pub fn from_figment(figment: Figment) -> anyhow::Result<Config> {
+        let config: Config = figment
+            .extract()
+            .map_err(|err| anyhow::anyhow!("invalid configuration: {}", describe(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot; each message names the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.http.max_body_bytes >= 1024,
+            "invalid configuration: http.max_body_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            !self.http.request_timeout.is_zero(),
+            "invalid configuration: http.request_timeout must be more than 0"
+        );
+        anyhow::ensure!(
+            self.database.read_connections >= 1,
+            "invalid configuration: database.read_connections must be at least 1"
+        );
+        if let Some(url) = &self.database.url {
+            anyhow::ensure!(
+                url.starts_with("sqlite:"),
+                "invalid configuration: database.url must be a sqlite://PATH URL (got a URL of another kind)"
+            );
+        }
+        if let Some(key) = &self.bootstrap.company_key {
+            credentials::from_configured(CredentialKind::Company, key.expose_secret())
+                .map_err(|err| anyhow::anyhow!("invalid configuration: bootstrap.company_key {err}"))?;
+        }
+        anyhow::ensure!(
+            !self.bootstrap.company_name.trim().is_empty(),
+            "invalid configuration: bootstrap.company_name must not be empty"
+        );
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        match &self.database.url {
+            Some(url) => switchboard_store_sqlite::SqliteOptions::from_url(url).path,
+            None => self.data_dir.join("switchboard.db"),
+        }
+    }
+}
+
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|err| {
+            let path = err.path.join(".");
+            let source = err
+                .metadata
+                .as_ref()
+                .map(|metadata| format!(" (from {})", metadata.name))
+                .unwrap_or_default();
+            if path.is_empty() {
+                format!("{}{source}", err.kind)
+            } else {
+                format!("{path}: {}{source}", err.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        for (key, value) in pairs {
+            figment = figment.merge(Serialized::global(key, value));
+        }
+        Config::from_figment(figment)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.sqlite_path(), PathBuf::from("./switchboard-data/switchboard.db"));
+    }
+
+    #[test]
+    fn environment_layers_name_the_field_on_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_HTTP__LISTEN", "not-an-address");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("http.listen"), "{err}");
+            jail.set_env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:9999");
+            jail.set_env("SWITCHBOARD_DATA_DIR", "/tmp/x");
+            jail.set_env("SWITCHBOARD_HTTP__REQUEST_TIMEOUT", "5s");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.http.listen.port(), 9999);
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+            assert_eq!(config.http.request_timeout, Duration::from_secs(5));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_layer_and_unknown_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("switchboard.toml", "[http]\nlisten = \"127.0.0.1:7000\"\n")?;
+            assert_eq!(Config::load(None).unwrap().http.listen.port(), 7000);
+            jail.create_file("switchboard.toml", "[htp]\nlisten = \"127.0.0.1:7000\"\n")?;
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("htp"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let err = with(&[("bootstrap.company_key", "wsk-v1-short")]).unwrap_err().to_string();
+        assert!(err.contains("bootstrap.company_key") && !err.contains("short"), "{err}");
+        let err = with(&[("database.url", "mysql://x")]).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+        let err = with(&[("database.sqlite_durability", "sometimes")]).unwrap_err().to_string();
+        assert!(err.contains("database.sqlite_durability"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The `switchboard` server: configuration, telemetry, bootstrapping of an
+//! empty database, the wiring of storage and HTTP API, and graceful shutdown.
+//! The binary (`main.rs`) adds the command line on top; tests start the same
+//! server in-process with [`app::start`].
+
+pub mod app;
+pub mod bootstrap;
+pub mod config;
+pub mod demo;
+pub mod telemetry;
+
+pub use config::Config;

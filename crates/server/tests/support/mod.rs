@@ -1,0 +1,197 @@
+//! The end-to-end test harness: a real switchboard server on a free loopback
+//! port, on its own SQLite file, spoken to over HTTP.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_domain::credentials::{self, CredentialKind};
+use switchboard_server::Config;
+use switchboard_server::app::{self, RunningServer};
+use switchboard_server::bootstrap;
+
+pub struct TestServer {
+    pub base: String,
+    /// The bootstrapped company's key.
+    pub company_key: String,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    server: Option<RunningServer>,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// Fails the test unless the status is `expected`; returns the body.
+    #[track_caller]
+    pub fn expect(self, expected: u16) -> Value {
+        assert_eq!(self.status.as_u16(), expected, "unexpected status; body: {}", self.body);
+        self.body
+    }
+
+    /// Fails unless this is the contract's error body with this status and
+    /// type, and the message mentions `needle`.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, error_type: &str, needle: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.body["type"], error_type, "body: {}", self.body);
+        let message = self.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "message `{message}` does not mention `{needle}`");
+        assert!(
+            self.body["requestId"].as_str().is_some_and(|id| !id.is_empty()),
+            "requestId missing: {}",
+            self.body
+        );
+        self.body
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server; `adjust` may change the test configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let company_key = credentials::generate(CredentialKind::Company).reveal().to_owned();
+        let mut config = Config::default();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = data_dir.path().to_owned();
+        config.bootstrap.company_key = Some(company_key.clone().into());
+        config.bootstrap.company_name = "Test Company".into();
+        config.database.sqlite_durability = switchboard_server::config::SqliteDurability::Normal;
+        adjust(&mut config);
+        let server = app::start(&config).await.expect("server starts");
+        TestServer {
+            base: format!("http://{}", server.addr),
+            company_key,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            data_dir,
+            server: Some(server),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("server stops cleanly");
+        }
+    }
+
+    /// Any request; `body` is sent as JSON when given.
+    pub async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        reply(response).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call(Method::GET, path, key, None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, key, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, key, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, key, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        self.call(Method::DELETE, path, key, None).await
+    }
+
+    /// A new person of the bootstrapped company and a user token for them.
+    pub async fn person(&self, name: &str) -> (String, String) {
+        let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
+        let user = self
+            .post("/v2/users", &self.company_key, json!({"name": name, "email": email}))
+            .await
+            .expect(200);
+        let id = user["user"]["id"].as_str().unwrap().to_owned();
+        let token = self
+            .post(&format!("/v2/users/{id}/tokens"), &self.company_key, json!({}))
+            .await
+            .expect(200);
+        (id, token["token"].as_str().unwrap().to_owned())
+    }
+
+    /// A new bot of the bootstrapped company and a bot key.
+    pub async fn bot(&self, name: &str) -> (String, String) {
+        let bot = self
+            .post("/v2/users/bots", &self.company_key, json!({"name": name}))
+            .await
+            .expect(200);
+        let id = bot["bot"]["id"].as_str().unwrap().to_owned();
+        let key = self
+            .post(&format!("/v2/users/bots/{id}/keys"), &self.company_key, json!({}))
+            .await
+            .expect(200);
+        (id, key["key"].as_str().unwrap().to_owned())
+    }
+
+    /// A group channel created by the token's user with these other members.
+    pub async fn channel(&self, token: &str, members: &[&str]) -> String {
+        let created = self
+            .post("/v2/conversations/channels", token, json!({"subject": "Test", "members": members}))
+            .await
+            .expect(200);
+        created["channel"]["channelId"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends a text message and returns its id.
+    pub async fn say(&self, token: &str, channel: &str, text: &str) -> String {
+        let sent = self
+            .post(&format!("/v2/conversations/channels/{channel}/messages"), token, json!({"text": text}))
+            .await
+            .expect(200);
+        sent["message"]["messageId"].as_str().unwrap().to_owned()
+    }
+
+    /// How many messages the channel lists for this token's user.
+    pub async fn message_count(&self, token: &str, channel: &str) -> usize {
+        let listed = self
+            .get(&format!("/v2/conversations/channels/{channel}/messages?limit=100"), token)
+            .await
+            .expect(200);
+        listed["messages"].as_array().unwrap().len()
+    }
+
+    /// A second company in the same database, with its company key.
+    pub async fn second_company(&self) -> String {
+        let key = credentials::generate(CredentialKind::Company);
+        let server = self.server.as_ref().unwrap();
+        bootstrap::create_company(server.store.as_ref(), "Other Company", &key)
+            .await
+            .expect("second company");
+        key.reveal().to_owned()
+    }
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, body, headers }
+}

@@ -37,7 +37,9 @@ pub struct Actor {
 pub enum ActorError {
     #[error("userId is required when a company key acts in conversations")]
     UserIdRequired,
-    #[error("userId may only be given with a company key; this credential always acts as its own user")]
+    #[error(
+        "userId may only be given with a company key; this credential always acts as its own user"
+    )]
     UserIdNotAllowed,
     #[error("userId `{0}` is not a valid user id")]
     MalformedUserId(String),
@@ -52,7 +54,9 @@ impl Principal {
                 UserId::parse(text).ok_or_else(|| ActorError::MalformedUserId(text.to_owned()))?
             }
             (PrincipalKind::Bot(own) | PrincipalKind::User(own), None) => own.clone(),
-            (PrincipalKind::Bot(own) | PrincipalKind::User(own), Some(text)) if text == own.as_str() => {
+            (PrincipalKind::Bot(own) | PrincipalKind::User(own), Some(text))
+                if text == own.as_str() =>
+            {
                 own.clone()
             }
             (PrincipalKind::Bot(_) | PrincipalKind::User(_), Some(_)) => {
@@ -93,7 +97,10 @@ mod tests {
         let company = principal(PrincipalKind::Company { read_only: false });
         assert_eq!(company.actor(None), Err(ActorError::UserIdRequired));
         assert_eq!(company.actor(Some("usr_2")).unwrap().user.as_str(), "usr_2");
-        assert!(matches!(company.actor(Some("a b")), Err(ActorError::MalformedUserId(_))));
+        assert!(matches!(
+            company.actor(Some("a b")),
+            Err(ActorError::MalformedUserId(_))
+        ));
     }
 
     #[test]
@@ -101,9 +108,15 @@ mod tests {
         let bot = principal(PrincipalKind::Bot(UserId::from_stored("usr_bot".into())));
         assert_eq!(bot.actor(None).unwrap().user.as_str(), "usr_bot");
         assert_eq!(bot.actor(Some("usr_bot")).unwrap().user.as_str(), "usr_bot");
-        assert_eq!(bot.actor(Some("usr_other")), Err(ActorError::UserIdNotAllowed));
+        assert_eq!(
+            bot.actor(Some("usr_other")),
+            Err(ActorError::UserIdNotAllowed)
+        );
         let person = principal(PrincipalKind::User(UserId::from_stored("usr_p".into())));
-        assert_eq!(person.actor(Some("usr_other")), Err(ActorError::UserIdNotAllowed));
+        assert_eq!(
+            person.actor(Some("usr_other")),
+            Err(ActorError::UserIdNotAllowed)
+        );
     }
 
     #[test]

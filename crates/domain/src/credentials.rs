@@ -106,9 +106,13 @@ fn from_text(kind: CredentialKind, text: String) -> NewCredential {
 /// Recognises a presented bearer credential and hashes it for lookup; `None`
 /// when it has no credential's format (so no lookup is needed).
 pub fn parse_presented(text: &str) -> Option<(CredentialKind, CredentialHash)> {
-    let kind = [CredentialKind::Company, CredentialKind::Bot, CredentialKind::User]
-        .into_iter()
-        .find(|kind| text.starts_with(kind.prefix()))?;
+    let kind = [
+        CredentialKind::Company,
+        CredentialKind::Bot,
+        CredentialKind::User,
+    ]
+    .into_iter()
+    .find(|kind| text.starts_with(kind.prefix()))?;
     let random = &text[kind.prefix().len()..];
     (random.len() == SECRET_LENGTH && random.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then(|| (kind, hash(text)))
@@ -138,7 +142,11 @@ mod tests {
 
     #[test]
     fn generated_keys_have_the_documented_format() {
-        for kind in [CredentialKind::Company, CredentialKind::Bot, CredentialKind::User] {
+        for kind in [
+            CredentialKind::Company,
+            CredentialKind::Bot,
+            CredentialKind::User,
+        ] {
             let made = generate(kind);
             let text = made.reveal();
             assert_eq!(text.len(), 7 + 93);
@@ -146,7 +154,10 @@ mod tests {
             assert_eq!(parse_presented(text), Some((kind, made.hash.clone())));
             assert_eq!(&text[text.len() - 4..], made.last_four);
         }
-        assert_ne!(generate(CredentialKind::Company).hash, generate(CredentialKind::Company).hash);
+        assert_ne!(
+            generate(CredentialKind::Company).hash,
+            generate(CredentialKind::Company).hash
+        );
     }
 
     #[test]
@@ -162,7 +173,9 @@ mod tests {
         let company = format!("wsk-v1-{}", "A1".repeat(46) + "z");
         assert!(from_configured(CredentialKind::Company, &company).is_ok());
         assert!(from_configured(CredentialKind::Bot, &company).is_err());
-        let err = from_configured(CredentialKind::Company, "secret").err().unwrap();
+        let err = from_configured(CredentialKind::Company, "secret")
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("wsk-v1-"));
     }
 }

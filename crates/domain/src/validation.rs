@@ -37,7 +37,10 @@ pub fn text(field: &str, value: &str, max: usize) -> Checked {
             format!("is {count} characters long; the limit is {max}"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(ValidationError::new(field, "contains control characters"));
     }
     Ok(())
@@ -65,7 +68,10 @@ pub fn email(field: &str, value: &str) -> Checked<String> {
     if valid {
         Ok(trimmed.to_lowercase())
     } else {
-        Err(ValidationError::new(field, format!("`{value}` is not an email address")))
+        Err(ValidationError::new(
+            field,
+            format!("`{value}` is not an email address"),
+        ))
     }
 }
 
@@ -95,7 +101,10 @@ pub fn url(field: &str, value: &str) -> Checked {
         .or_else(|| lower.strip_prefix("http://"))
         .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
     if !has_host || value.contains(char::is_whitespace) {
-        return Err(ValidationError::new(field, format!("`{value}` is not an http or https URL")));
+        return Err(ValidationError::new(
+            field,
+            format!("`{value}` is not an http or https URL"),
+        ));
     }
     text(field, value, MAX_URL_CHARS)
 }
@@ -111,7 +120,10 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
     if elements.len() > MAX_ELEMENTS {
         return Err(ValidationError::new(
             field,
-            format!("has {} elements; the limit is {MAX_ELEMENTS}", elements.len()),
+            format!(
+                "has {} elements; the limit is {MAX_ELEMENTS}",
+                elements.len()
+            ),
         ));
     }
     let mut action_ids = HashSet::new();
@@ -145,7 +157,10 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
             };
             let at = format!("{at}.button");
             if button.text.trim().is_empty() {
-                return Err(ValidationError::new(format!("{at}.text"), "must not be empty"));
+                return Err(ValidationError::new(
+                    format!("{at}.text"),
+                    "must not be empty",
+                ));
             }
             text(&format!("{at}.text"), &button.text, MAX_BUTTON_TEXT_CHARS)?;
             if let Some(variant) = &button.variant {
@@ -199,7 +214,10 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
 /// A reaction type such as `like` or `👍`: 1–64 characters, no whitespace.
 pub fn reaction_type(field: &str, value: &str) -> Checked {
     if value.is_empty() || value.contains(char::is_whitespace) {
-        return Err(ValidationError::new(field, "must be a non-empty word without spaces"));
+        return Err(ValidationError::new(
+            field,
+            "must be a non-empty word without spaces",
+        ));
     }
     text(field, value, MAX_REACTION_TYPE_CHARS)
 }
@@ -298,27 +316,60 @@ mod tests {
 
     #[test]
     fn elements_name_the_broken_field() {
-        let ok = parse(json!([{"actions": [{"button": {"text": "Go", "handler": {"action": {"id": "go"}}}}]}]));
+        let ok = parse(
+            json!([{"actions": [{"button": {"text": "Go", "handler": {"action": {"id": "go"}}}}]}]),
+        );
         assert!(elements("elements", &ok).is_ok());
         let two_handlers = parse(json!([{"actions": [{"button": {"text": "Go",
             "handler": {"action": {"id": "go"}, "link": {"url": "https://x.y"}}}}]}]));
-        assert_eq!(elements("elements", &two_handlers).unwrap_err().field, "elements[0].actions[0].button.handler");
+        assert_eq!(
+            elements("elements", &two_handlers).unwrap_err().field,
+            "elements[0].actions[0].button.handler"
+        );
         let duplicate = parse(json!([{"actions": [
             {"button": {"text": "A", "handler": {"action": {"id": "x"}}}},
             {"button": {"text": "B", "handler": {"action": {"id": "x"}}}}]}]));
-        assert_eq!(elements("elements", &duplicate).unwrap_err().field, "elements[0].actions[1].button.handler.action.id");
-        let bad_url = parse(json!([{"actions": [{"button": {"text": "A", "handler": {"link": {"url": "javascript:alert(1)"}}}}]}]));
-        assert_eq!(elements("elements", &bad_url).unwrap_err().field, "elements[0].actions[0].button.handler.link.url");
+        assert_eq!(
+            elements("elements", &duplicate).unwrap_err().field,
+            "elements[0].actions[1].button.handler.action.id"
+        );
+        let bad_url = parse(
+            json!([{"actions": [{"button": {"text": "A", "handler": {"link": {"url": "javascript:alert(1)"}}}}]}]),
+        );
+        assert_eq!(
+            elements("elements", &bad_url).unwrap_err().field,
+            "elements[0].actions[0].button.handler.link.url"
+        );
         let unknown = parse(json!([{"carousel": []}]));
-        assert_eq!(elements("elements", &unknown).unwrap_err().field, "elements[0].carousel");
-        let many = parse(json!(vec![json!({"actions": [{"button": {"text": "A"}}]}); 11]));
-        assert!(elements("elements", &many).unwrap_err().message.contains("limit is 10"));
+        assert_eq!(
+            elements("elements", &unknown).unwrap_err().field,
+            "elements[0].carousel"
+        );
+        let many = parse(json!(vec![
+            json!({"actions": [{"button": {"text": "A"}}]});
+            11
+        ]));
+        assert!(
+            elements("elements", &many)
+                .unwrap_err()
+                .message
+                .contains("limit is 10")
+        );
     }
 
     #[test]
     fn emails_and_phones_are_normalised_or_refused() {
-        assert_eq!(email("email", " Ann@Example.COM ").unwrap(), "ann@example.com");
-        for bad in ["ann", "ann@", "@example.com", "a b@example.com", "ann@example"] {
+        assert_eq!(
+            email("email", " Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "a b@example.com",
+            "ann@example",
+        ] {
             assert!(email("email", bad).is_err(), "{bad}");
         }
         assert_eq!(phone("phone", "+49 (30) 123-456").unwrap(), "+4930123456");
@@ -327,7 +378,13 @@ mod tests {
 
     #[test]
     fn pages_are_bounded() {
-        assert_eq!(page(None, None).unwrap(), Page { limit: 25, offset: 0 });
+        assert_eq!(
+            page(None, None).unwrap(),
+            Page {
+                limit: 25,
+                offset: 0
+            }
+        );
         assert_eq!(page(Some(0), None).unwrap_err().field, "limit");
         assert_eq!(page(Some(101), None).unwrap_err().field, "limit");
         assert_eq!(page(Some(5), Some(-1)).unwrap_err().field, "offset");
@@ -337,7 +394,12 @@ mod tests {
     fn unset_names_only_allowed_fields() {
         let allowed = ["subject", "description"];
         assert!(unset_fields("unset", &["subject".into()], &allowed, &[]).is_ok());
-        assert_eq!(unset_fields("unset", &["access".into()], &allowed, &[]).unwrap_err().field, "unset[0]");
+        assert_eq!(
+            unset_fields("unset", &["access".into()], &allowed, &[])
+                .unwrap_err()
+                .field,
+            "unset[0]"
+        );
         assert!(unset_fields("unset", &["subject".into()], &allowed, &["subject"]).is_err());
     }
 }

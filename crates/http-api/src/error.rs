@@ -104,7 +104,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
             StoreError::Forbidden(message) => ApiError::forbidden(message.clone()),
             StoreError::Invalid(invalid) => ApiError::validation(invalid.to_string()),
-            StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message.clone()),
+            StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message.clone())
+            }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %error_chain(cause.as_ref()), "database unavailable");
                 ApiError::new(
@@ -153,7 +155,10 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         request_id,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
@@ -162,12 +167,28 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
 fn fallback_error(status: StatusCode) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, ErrorType::Validation, "this route does not accept this method")
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            ErrorType::Validation,
+            "this route does not accept this method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            ErrorType::PayloadTooLarge,
+            "the request body is too large",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            ErrorType::InternalServer,
+            "the request took too long",
+        ),
+        status if status.is_client_error() => {
+            ApiError::new(status, ErrorType::Validation, "the request is not valid")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, ErrorType::PayloadTooLarge, "the request body is too large"),
-        StatusCode::REQUEST_TIMEOUT => ApiError::new(status, ErrorType::InternalServer, "the request took too long"),
-        status if status.is_client_error() => ApiError::new(status, ErrorType::Validation, "the request is not valid"),
-        status => ApiError::new(status, ErrorType::InternalServer, "the server failed to handle the request"),
+        status => ApiError::new(
+            status,
+            ErrorType::InternalServer,
+            "the server failed to handle the request",
+        ),
     }
 }

@@ -22,19 +22,20 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("the Authorization: Bearer <key> header is missing"))?;
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("the Authorization: Bearer <key> header is missing")
+        })?;
         let token = value
             .to_str()
             .ok()
             .and_then(|text| text.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <key>`"))?;
-        let (_, hash) =
-            parse_presented(token).ok_or_else(|| ApiError::unauthorized("the key is not a switchboard key"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
+            })?;
+        let (_, hash) = parse_presented(token)
+            .ok_or_else(|| ApiError::unauthorized("the key is not a switchboard key"))?;
         let principal = state
             .store
             .authenticate(&hash)
@@ -51,10 +52,16 @@ impl Auth {
     /// The user this request acts as in conversations, from `userId` in the
     /// query or the body (a company key must give one; other credentials act
     /// as themselves).
-    pub fn actor(&self, query_user: Option<&str>, body_user: Option<&str>) -> Result<Actor, ApiError> {
+    pub fn actor(
+        &self,
+        query_user: Option<&str>,
+        body_user: Option<&str>,
+    ) -> Result<Actor, ApiError> {
         let user = match (query_user, body_user) {
             (Some(query), Some(body)) if query != body => {
-                return Err(ApiError::validation("userId differs between the query string and the body"));
+                return Err(ApiError::validation(
+                    "userId differs between the query string and the body",
+                ));
             }
             (query, body) => query.or(body),
         };
@@ -88,14 +95,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|err| {
-            if is_length_limit(&*err.into_inner()) {
-                ApiError::payload_too_large(limit)
-            } else {
-                ApiError::validation("the request body could not be read")
-            }
-        })?;
-        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes[..] };
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|err| {
+                if is_length_limit(&*err.into_inner()) {
+                    ApiError::payload_too_large(limit)
+                } else {
+                    ApiError::validation("the request body could not be read")
+                }
+            })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            &bytes[..]
+        };
         let mut value: Value = serde_json::from_slice(bytes)
             .map_err(|err| ApiError::validation(format!("the body is not valid JSON: {err}")))?;
         let object = value
@@ -141,7 +154,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))
-            .map_err(|rejection| ApiError::validation(format!("the query string is not valid: {}", rejection.body_text())))
+            .map_err(|rejection| {
+                ApiError::validation(format!(
+                    "the query string is not valid: {}",
+                    rejection.body_text()
+                ))
+            })
     }
 }
 
@@ -169,18 +187,23 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn page(&self) -> Result<switchboard_store::Page, ApiError> {
-        Ok(switchboard_domain::validation::page(self.limit, self.offset)?)
+        Ok(switchboard_domain::validation::page(
+            self.limit,
+            self.offset,
+        )?)
     }
 }
 
 /// A channel id from the path; one that cannot exist is simply not found.
 pub fn channel_id(text: &str) -> Result<ChannelId, ApiError> {
-    ChannelId::parse(text).ok_or_else(|| ApiError::not_found(format!("channel `{text}` was not found")))
+    ChannelId::parse(text)
+        .ok_or_else(|| ApiError::not_found(format!("channel `{text}` was not found")))
 }
 
 /// A message id from the path.
 pub fn message_id(text: &str) -> Result<MessageId, ApiError> {
-    MessageId::parse(text).ok_or_else(|| ApiError::not_found(format!("message `{text}` was not found")))
+    MessageId::parse(text)
+        .ok_or_else(|| ApiError::not_found(format!("message `{text}` was not found")))
 }
 
 /// A user id from the path.
@@ -190,5 +213,6 @@ pub fn user_id(text: &str) -> Result<UserId, ApiError> {
 
 /// A user id from a body field: malformed ones are a validation error naming the field.
 pub fn user_id_field(field: &str, text: &str) -> Result<UserId, ApiError> {
-    UserId::parse(text).ok_or_else(|| ApiError::validation(format!("{field}: `{text}` is not a user id")))
+    UserId::parse(text)
+        .ok_or_else(|| ApiError::validation(format!("{field}: `{text}` is not a user id")))
 }

@@ -5,10 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::resources::{
     Channel, ChannelAccess, ChannelMember, ChannelType, Element, Message, MessageAttachment, User,
 };
-use crate::Timestamp;
 
 /// Declares request/response structs with the derives every API body shares.
 macro_rules! bodies {

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::Timestamp;
 use crate::open_enum;
 use crate::resources::{Channel, ChannelMember, ExtraFields, Message, User};
-use crate::Timestamp;
 
 open_enum!(
     /// The `type` of an event.
@@ -130,6 +130,10 @@ pub struct PressedAction {
 
 /// An event's `data`, typed by the envelope's `type`.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per event and matched by value; boxing would only burden bot authors"
+)]
 pub enum EventPayload {
     ChannelCreated(ChannelEventData),
     ChannelUpdated(ChannelEventData),

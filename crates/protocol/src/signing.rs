@@ -72,7 +72,10 @@ impl WebhookSecret {
 
     /// The `v1,<base64>` Standard Webhooks signature of one delivery.
     pub fn sign_standard(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", BASE64.encode(self.standard_mac(id, timestamp, body)))
+        format!(
+            "v1,{}",
+            BASE64.encode(self.standard_mac(id, timestamp, body))
+        )
     }
 
     /// The hex body signature sent as `x-signature` and as the SQS `X-SIGNATURE` attribute.
@@ -147,7 +150,11 @@ pub fn verify_standard(
 }
 
 /// Checks an `x-signature` (or SQS `X-SIGNATURE`) hex body signature.
-pub fn verify_body(secret: &WebhookSecret, body: &[u8], signature_hex: &str) -> Result<(), SignatureError> {
+pub fn verify_body(
+    secret: &WebhookSecret,
+    body: &[u8],
+    signature_hex: &str,
+) -> Result<(), SignatureError> {
     let given = hex::decode(signature_hex.trim()).map_err(|_| SignatureError::Mismatch)?;
     let expected = hex::decode(secret.sign_body(body)).expect("we wrote hex");
     if bool::from(given.as_slice().ct_eq(&expected)) {
@@ -199,28 +206,72 @@ mod tests {
     #[test]
     fn signs_the_standard_webhooks_example() {
         let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
-        assert_eq!(secret.sign_standard(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY), SPEC_SIGNATURE);
+        assert_eq!(
+            secret.sign_standard(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY),
+            SPEC_SIGNATURE
+        );
     }
 
     #[test]
     fn verifies_the_standard_webhooks_example() {
         let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
         let ts = SPEC_TIMESTAMP.to_string();
-        verify_standard(&secret, SPEC_ID, &ts, SPEC_SIGNATURE, SPEC_BODY, SPEC_TIMESTAMP + 10, 300).unwrap();
+        verify_standard(
+            &secret,
+            SPEC_ID,
+            &ts,
+            SPEC_SIGNATURE,
+            SPEC_BODY,
+            SPEC_TIMESTAMP + 10,
+            300,
+        )
+        .unwrap();
         assert_eq!(
-            verify_standard(&secret, SPEC_ID, &ts, SPEC_SIGNATURE, br#"{"test": 2432232315}"#, SPEC_TIMESTAMP, 300),
+            verify_standard(
+                &secret,
+                SPEC_ID,
+                &ts,
+                SPEC_SIGNATURE,
+                br#"{"test": 2432232315}"#,
+                SPEC_TIMESTAMP,
+                300
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify_standard(&secret, "msg_other", &ts, SPEC_SIGNATURE, SPEC_BODY, SPEC_TIMESTAMP, 300),
+            verify_standard(
+                &secret,
+                "msg_other",
+                &ts,
+                SPEC_SIGNATURE,
+                SPEC_BODY,
+                SPEC_TIMESTAMP,
+                300
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify_standard(&secret, SPEC_ID, &ts, SPEC_SIGNATURE, SPEC_BODY, SPEC_TIMESTAMP + 301, 300),
+            verify_standard(
+                &secret,
+                SPEC_ID,
+                &ts,
+                SPEC_SIGNATURE,
+                SPEC_BODY,
+                SPEC_TIMESTAMP + 301,
+                300
+            ),
             Err(SignatureError::TimestampOutOfTolerance)
         );
         assert_eq!(
-            verify_standard(&secret, SPEC_ID, "soon", SPEC_SIGNATURE, SPEC_BODY, SPEC_TIMESTAMP, 300),
+            verify_standard(
+                &secret,
+                SPEC_ID,
+                "soon",
+                SPEC_SIGNATURE,
+                SPEC_BODY,
+                SPEC_TIMESTAMP,
+                300
+            ),
             Err(SignatureError::MalformedTimestamp)
         );
     }
@@ -248,16 +299,29 @@ mod tests {
         let signature = secret.sign_body(SPEC_BODY);
         assert_eq!(signature, BODY_SIGNATURE_OF_SPEC_EXAMPLE);
         verify_body(&secret, SPEC_BODY, &signature).unwrap();
-        assert_eq!(verify_body(&secret, b"{}", &signature), Err(SignatureError::Mismatch));
-        assert_eq!(verify_body(&secret, SPEC_BODY, "not hex"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_body(&secret, b"{}", &signature),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_body(&secret, SPEC_BODY, "not hex"),
+            Err(SignatureError::Mismatch)
+        );
     }
 
-    const BODY_SIGNATURE_OF_SPEC_EXAMPLE: &str = "80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c";
+    const BODY_SIGNATURE_OF_SPEC_EXAMPLE: &str =
+        "80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c";
 
     #[test]
     fn secrets_outside_24_to_64_bytes_or_not_base64_are_refused() {
-        assert_eq!(WebhookSecret::parse("whsec_c2hvcnQ="), Err(SignatureError::MalformedSecret));
-        assert_eq!(WebhookSecret::parse("whsec_not base64!"), Err(SignatureError::MalformedSecret));
+        assert_eq!(
+            WebhookSecret::parse("whsec_c2hvcnQ="),
+            Err(SignatureError::MalformedSecret)
+        );
+        assert_eq!(
+            WebhookSecret::parse("whsec_not base64!"),
+            Err(SignatureError::MalformedSecret)
+        );
         assert!(WebhookSecret::from_random_bytes(&[0u8; 65]).is_err());
         let bare = WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(bare.expose(), SPEC_SECRET);

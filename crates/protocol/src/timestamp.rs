@@ -22,8 +22,7 @@ impl Timestamp {
     pub fn from_unix_micros(unix_micros: i64) -> Self {
         let secs = unix_micros.div_euclid(1_000_000);
         let micros = unix_micros.rem_euclid(1_000_000);
-        let at = OffsetDateTime::from_unix_timestamp(secs)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let at = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let text = format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
             at.year(),
@@ -141,7 +140,10 @@ mod tests {
     fn writes_six_fraction_digits_in_utc() {
         let at = Timestamp::from_unix_micros(1_719_842_803_386_258);
         assert_eq!(at.as_str(), "2024-07-01T14:06:43.386258Z");
-        assert_eq!(Timestamp::from_unix_micros(0).as_str(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_unix_micros(0).as_str(),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]

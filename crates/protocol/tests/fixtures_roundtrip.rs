@@ -38,7 +38,11 @@ fn message_new_example_round_trips_with_nulls_kept() {
     let written = round_trip(&original);
     assert_eq!(written, original);
     for key in ["giphy", "quote", "forward", "event"] {
-        assert_eq!(written["data"]["message"][key], Value::Null, "{key} stays null");
+        assert_eq!(
+            written["data"]["message"][key],
+            Value::Null,
+            "{key} stays null"
+        );
     }
     let typed: MessageNewData = serde_json::from_value(original["data"].clone()).unwrap();
     assert_eq!(typed.message.text.as_deref(), Some("Hi"));
@@ -60,7 +64,10 @@ fn unknown_enum_values_and_unknown_fields_survive() {
 
     assert_eq!(round_trip(&original), original);
     let envelope: Envelope = serde_json::from_value(original.clone()).unwrap();
-    assert!(matches!(envelope.payload().unwrap(), EventPayload::Unknown(_)));
+    assert!(matches!(
+        envelope.payload().unwrap(),
+        EventPayload::Unknown(_)
+    ));
 
     let message: Message = serde_json::from_value(original["data"]["message"].clone()).unwrap();
     assert_eq!(message.message_type.as_str(), "poll");

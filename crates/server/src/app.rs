@@ -93,8 +93,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         let serve = tokio::spawn(async move { serve.await });
         let _ = stopped.wait_for(|stop| *stop).await;
         match tokio::time::timeout(grace, serve).await {
-            Ok(result) => result.context("the HTTP server panicked")?.context("the HTTP server failed")?,
-            Err(_) => tracing::warn!(?grace, "requests still running after the shutdown grace period"),
+            Ok(result) => result
+                .context("the HTTP server panicked")?
+                .context("the HTTP server failed")?,
+            Err(_) => tracing::warn!(
+                ?grace,
+                "requests still running after the shutdown grace period"
+            ),
         }
         janitor.abort();
         store.close().await;
@@ -119,7 +124,10 @@ async fn purge_periodically(store: Arc<dyn Store>, mut stop: watch::Receiver<boo
             _ = stop.wait_for(|stop| *stop) => return,
         }
         match store.purge_expired(switchboard_domain::now_micros()).await {
-            Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys and typing indicators"),
+            Ok(purged) => tracing::debug!(
+                purged,
+                "purged expired idempotency keys and typing indicators"
+            ),
             Err(err) => tracing::warn!(error = %err, "could not purge expired rows"),
         }
     }

@@ -22,7 +22,10 @@ pub async fn run(store: &dyn Store, config: &BootstrapConfig) -> anyhow::Result<
         return Ok(Bootstrap::AlreadyDone);
     }
     let (key, configured) = match &config.company_key {
-        Some(text) => (credentials::from_configured(CredentialKind::Company, text.expose_secret())?, true),
+        Some(text) => (
+            credentials::from_configured(CredentialKind::Company, text.expose_secret())?,
+            true,
+        ),
         None => (credentials::generate(CredentialKind::Company), false),
     };
     let (company, _) = create_company(store, &config.company_name, &key).await?;

@@ -99,7 +99,10 @@ pub enum LogFormat {
     Json,
 }
 
-fn redacted<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+fn redacted<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => serializer.serialize_some("[redacted]"),
         None => serializer.serialize_none(),
@@ -143,7 +146,11 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "the configuration file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "the configuration file {} does not exist",
+                    path.display()
+                );
                 figment = figment.merge(Toml::file_exact(path));
             }
             None => figment = figment.merge(Toml::file(DEFAULT_FILE)),
@@ -181,8 +188,9 @@ impl Config {
             );
         }
         if let Some(key) = &self.bootstrap.company_key {
-            credentials::from_configured(CredentialKind::Company, key.expose_secret())
-                .map_err(|err| anyhow::anyhow!("invalid configuration: bootstrap.company_key {err}"))?;
+            credentials::from_configured(CredentialKind::Company, key.expose_secret()).map_err(
+                |err| anyhow::anyhow!("invalid configuration: bootstrap.company_key {err}"),
+            )?;
         }
         anyhow::ensure!(
             !self.bootstrap.company_name.trim().is_empty(),
@@ -220,6 +228,10 @@ fn describe(err: figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail API returns its own error type"
+)]
 mod tests {
     use super::*;
     use figment::providers::Serialized;
@@ -236,7 +248,10 @@ mod tests {
     fn defaults_are_valid() {
         let config = with(&[]).unwrap();
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.sqlite_path(), PathBuf::from("./switchboard-data/switchboard.db"));
+        assert_eq!(
+            config.sqlite_path(),
+            PathBuf::from("./switchboard-data/switchboard.db")
+        );
     }
 
     #[test]
@@ -270,11 +285,20 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let err = with(&[("bootstrap.company_key", "wsk-v1-short")]).unwrap_err().to_string();
-        assert!(err.contains("bootstrap.company_key") && !err.contains("short"), "{err}");
-        let err = with(&[("database.url", "mysql://x")]).unwrap_err().to_string();
+        let err = with(&[("bootstrap.company_key", "wsk-v1-short")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bootstrap.company_key") && !err.contains("short"),
+            "{err}"
+        );
+        let err = with(&[("database.url", "mysql://x")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.url"), "{err}");
-        let err = with(&[("database.sqlite_durability", "sometimes")]).unwrap_err().to_string();
+        let err = with(&[("database.sqlite_durability", "sometimes")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.sqlite_durability"), "{err}");
     }
 }

@@ -4,7 +4,9 @@
 use switchboard_domain::credentials::{self, CredentialKind};
 use switchboard_domain::{Actor, CompanyId, UserId};
 use switchboard_protocol::ChannelAccess;
-use switchboard_store::{BotProfile, CredentialOwner, NewChannel, NewCredentialRecord, NewMessage, Store, UserProfile};
+use switchboard_store::{
+    BotProfile, CredentialOwner, NewChannel, NewCredentialRecord, NewMessage, Store, UserProfile,
+};
 
 /// The credentials and ids the demo prints.
 pub struct DemoData {
@@ -18,7 +20,11 @@ pub struct DemoData {
 }
 
 /// Fills the (fresh) company with Alice, Bob, an echo bot and a welcome channel.
-pub async fn prepare(store: &dyn Store, company: &CompanyId, company_key: String) -> anyhow::Result<DemoData> {
+pub async fn prepare(
+    store: &dyn Store,
+    company: &CompanyId,
+    company_key: String,
+) -> anyhow::Result<DemoData> {
     let person = |name: &str, email: &str| UserProfile {
         name: Some(name.to_owned()),
         email: Some(email.to_owned()),
@@ -26,8 +32,12 @@ pub async fn prepare(store: &dyn Store, company: &CompanyId, company_key: String
         time_zone: Some("Europe/London".to_owned()),
         ..UserProfile::default()
     };
-    let alice = store.create_user(company, person("Alice Johnson", "alice@example.com")).await?;
-    let bob = store.create_user(company, person("Bob Smith", "bob@example.com")).await?;
+    let alice = store
+        .create_user(company, person("Alice Johnson", "alice@example.com"))
+        .await?;
+    let bob = store
+        .create_user(company, person("Bob Smith", "bob@example.com"))
+        .await?;
     let bot = store
         .create_bot(
             company,
@@ -41,8 +51,20 @@ pub async fn prepare(store: &dyn Store, company: &CompanyId, company_key: String
         .await?;
     let alice_id = UserId::from_stored(alice.id.clone());
     let bot_id = UserId::from_stored(bot.id.clone());
-    let alice_token = issue(store, company, CredentialOwner::User(alice_id.clone()), CredentialKind::User).await?;
-    let bot_key = issue(store, company, CredentialOwner::Bot(bot_id.clone()), CredentialKind::Bot).await?;
+    let alice_token = issue(
+        store,
+        company,
+        CredentialOwner::User(alice_id.clone()),
+        CredentialKind::User,
+    )
+    .await?;
+    let bot_key = issue(
+        store,
+        company,
+        CredentialOwner::Bot(bot_id.clone()),
+        CredentialKind::Bot,
+    )
+    .await?;
     let actor = Actor {
         company: company.clone(),
         user: alice_id,
@@ -86,7 +108,12 @@ pub async fn prepare(store: &dyn Store, company: &CompanyId, company_key: String
     })
 }
 
-async fn issue(store: &dyn Store, company: &CompanyId, owner: CredentialOwner, kind: CredentialKind) -> anyhow::Result<String> {
+async fn issue(
+    store: &dyn Store,
+    company: &CompanyId,
+    owner: CredentialOwner,
+    kind: CredentialKind,
+) -> anyhow::Result<String> {
     let made = credentials::generate(kind);
     store
         .create_credential(

@@ -67,7 +67,9 @@ async fn main() -> anyhow::Result<()> {
                     None
                 }
                 None => {
-                    let dir = tempfile::Builder::new().prefix("switchboard-demo-").tempdir()?;
+                    let dir = tempfile::Builder::new()
+                        .prefix("switchboard-demo-")
+                        .tempdir()?;
                     config.data_dir = dir.path().to_owned();
                     Some(dir)
                 }

@@ -11,10 +11,16 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(&config.filter),
     }
     .map_err(|err| anyhow::anyhow!("invalid configuration: log.filter: {err}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     result.map_err(|err| anyhow::anyhow!("could not install the logger: {err}"))
 }

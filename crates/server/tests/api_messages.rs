@@ -50,21 +50,53 @@ async fn send_with_elements_quote_and_mentions_then_list_newest_first() {
     assert!(message.get("updatedAt").is_none(), "never edited");
 
     let third = server.say(&alice_token, &channel, "Thanks").await;
-    let listed = server.get(&messages_path(&channel), &alice_token).await.expect(200);
-    let ids: Vec<&str> = listed["messages"].as_array().unwrap().iter().map(|m| m["messageId"].as_str().unwrap()).collect();
-    assert_eq!(ids, [third.as_str(), message["messageId"].as_str().unwrap(), first.as_str()]);
-    let page = server.get(&format!("{}?limit=1&offset=2", messages_path(&channel)), &alice_token).await.expect(200);
+    let listed = server
+        .get(&messages_path(&channel), &alice_token)
+        .await
+        .expect(200);
+    let ids: Vec<&str> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            third.as_str(),
+            message["messageId"].as_str().unwrap(),
+            first.as_str()
+        ]
+    );
+    let page = server
+        .get(
+            &format!("{}?limit=1&offset=2", messages_path(&channel)),
+            &alice_token,
+        )
+        .await
+        .expect(200);
     assert_eq!(page["messages"][0]["messageId"], first.as_str());
-    let fetched = server.get(&format!("{}/{third}", messages_path(&channel)), &bot_key).await.expect(200);
+    let fetched = server
+        .get(&format!("{}/{third}", messages_path(&channel)), &bot_key)
+        .await
+        .expect(200);
     assert_eq!(fetched["message"]["text"], "Thanks");
 
     server
-        .post(&messages_path(&channel), &alice_token, json!({"text": "x", "quote": {"messageId": "msg_nope"}}))
+        .post(
+            &messages_path(&channel),
+            &alice_token,
+            json!({"text": "x", "quote": {"messageId": "msg_nope"}}),
+        )
         .await
         .expect_error(400, "ValidationException", "quote.messageId");
     let (outsider, _) = server.person("Outsider").await;
     server
-        .post(&messages_path(&channel), &alice_token, json!({"text": "x", "mentions": [outsider]}))
+        .post(
+            &messages_path(&channel),
+            &alice_token,
+            json!({"text": "x", "mentions": [outsider]}),
+        )
         .await
         .expect_error(400, "ValidationException", "mentions[0]");
     assert_eq!(server.message_count(&alice_token, &channel).await, 3);
@@ -79,28 +111,56 @@ async fn update_is_idempotent_author_only_and_patch_sets_and_unsets() {
     let id = server.say(&alice_token, &channel, "draft").await;
     let path = format!("{}/{id}", messages_path(&channel));
 
-    let first = server.put(&path, &alice_token, json!({"text": "final"})).await.expect(200);
+    let first = server
+        .put(&path, &alice_token, json!({"text": "final"}))
+        .await
+        .expect(200);
     assert_eq!(first["message"]["text"], "final");
     let updated_at = first["message"]["updatedAt"].clone();
     assert!(updated_at.is_string());
-    let second = server.put(&path, &alice_token, json!({"text": "final"})).await.expect(200);
-    assert_eq!(second["message"]["updatedAt"], updated_at, "the same update changes nothing");
+    let second = server
+        .put(&path, &alice_token, json!({"text": "final"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        second["message"]["updatedAt"], updated_at,
+        "the same update changes nothing"
+    );
 
-    server.put(&path, &bob_token, json!({"text": "mine now"})).await.expect_error(403, "ForbiddenException", "author");
-    server.patch(&path, &bob_token, json!({"set": {"text": "x"}})).await.expect_error(403, "ForbiddenException", "author");
+    server
+        .put(&path, &bob_token, json!({"text": "mine now"}))
+        .await
+        .expect_error(403, "ForbiddenException", "author");
+    server
+        .patch(&path, &bob_token, json!({"set": {"text": "x"}}))
+        .await
+        .expect_error(403, "ForbiddenException", "author");
 
     let buttons = json!([{"actions": [{"button": {"text": "Go"}}]}]);
-    let patched = server.patch(&path, &alice_token, json!({"set": {"elements": buttons}})).await.expect(200);
+    let patched = server
+        .patch(&path, &alice_token, json!({"set": {"elements": buttons}}))
+        .await
+        .expect(200);
     assert_eq!(patched["message"]["text"], "final");
     assert_eq!(patched["message"]["elements"], buttons);
-    let unset = server.patch(&path, &alice_token, json!({"unset": ["text"]})).await.expect(200);
+    let unset = server
+        .patch(&path, &alice_token, json!({"unset": ["text"]}))
+        .await
+        .expect(200);
     assert_eq!(unset["message"]["text"], Value::Null);
     server
         .patch(&path, &alice_token, json!({"unset": ["elements"]}))
         .await
-        .expect_error(400, "ValidationException", "must keep text, elements or attachments");
+        .expect_error(
+            400,
+            "ValidationException",
+            "must keep text, elements or attachments",
+        );
     let current = server.get(&path, &alice_token).await.expect(200);
-    assert_eq!(current["message"]["elements"], buttons, "a refused patch changes nothing");
+    assert_eq!(
+        current["message"]["elements"], buttons,
+        "a refused patch changes nothing"
+    );
 }
 
 #[tokio::test]
@@ -113,21 +173,43 @@ async fn delete_hides_the_message_and_follows_the_rules() {
     let by_bob = server.say(&bob_token, &channel, "member speaking").await;
 
     server
-        .delete(&format!("{}/{by_alice}", messages_path(&channel)), &bob_token)
+        .delete(
+            &format!("{}/{by_alice}", messages_path(&channel)),
+            &bob_token,
+        )
         .await
         .expect_error(403, "ForbiddenException", "delete");
-    server.delete(&format!("{}/{by_bob}", messages_path(&channel)), &bob_token).await.expect(200);
-    server.delete(&format!("{}/{by_bob}", messages_path(&channel)), &bob_token).await.expect(200);
+    server
+        .delete(&format!("{}/{by_bob}", messages_path(&channel)), &bob_token)
+        .await
+        .expect(200);
+    server
+        .delete(&format!("{}/{by_bob}", messages_path(&channel)), &bob_token)
+        .await
+        .expect(200);
     // The owner moderates: she may delete Bob's messages too.
     let another = server.say(&bob_token, &channel, "again").await;
-    server.delete(&format!("{}/{another}", messages_path(&channel)), &alice_token).await.expect(200);
+    server
+        .delete(
+            &format!("{}/{another}", messages_path(&channel)),
+            &alice_token,
+        )
+        .await
+        .expect(200);
 
     server
-        .get(&format!("{}/{by_bob}", messages_path(&channel)), &alice_token)
+        .get(
+            &format!("{}/{by_bob}", messages_path(&channel)),
+            &alice_token,
+        )
         .await
         .expect_error(404, "NotFoundException", &by_bob);
     server
-        .put(&format!("{}/{by_bob}", messages_path(&channel)), &bob_token, json!({"text": "revive"}))
+        .put(
+            &format!("{}/{by_bob}", messages_path(&channel)),
+            &bob_token,
+            json!({"text": "revive"}),
+        )
         .await
         .expect_error(404, "NotFoundException", "message");
     assert_eq!(server.message_count(&alice_token, &channel).await, 1);
@@ -142,22 +224,67 @@ async fn reactions_count_once_per_user_and_type() {
     let id = server.say(&alice_token, &channel, "vote").await;
     let reactions = format!("{}/{id}/reactions", messages_path(&channel));
 
-    server.post(&reactions, &alice_token, json!({"type": "like"})).await.expect(200);
-    server.post(&reactions, &alice_token, json!({"type": "like"})).await.expect(200);
-    let both = server.post(&reactions, &bob_token, json!({"type": "like"})).await.expect(200);
+    server
+        .post(&reactions, &alice_token, json!({"type": "like"}))
+        .await
+        .expect(200);
+    server
+        .post(&reactions, &alice_token, json!({"type": "like"}))
+        .await
+        .expect(200);
+    let both = server
+        .post(&reactions, &bob_token, json!({"type": "like"}))
+        .await
+        .expect(200);
     assert_eq!(both["message"]["reactionCounts"], json!({"like": 2}));
-    let hearts = server.post(&reactions, &bob_token, json!({"type": "❤️"})).await.expect(200);
-    assert_eq!(hearts["message"]["reactionCounts"], json!({"like": 2, "❤️": 1}));
-    assert_eq!(hearts["message"]["latestReactions"].as_array().unwrap().len(), 3);
+    let hearts = server
+        .post(&reactions, &bob_token, json!({"type": "❤️"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        hearts["message"]["reactionCounts"],
+        json!({"like": 2, "❤️": 1})
+    );
+    assert_eq!(
+        hearts["message"]["latestReactions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert_eq!(hearts["message"]["latestReactions"][0]["type"], "❤️");
-    assert_eq!(hearts["message"]["latestReactions"][0]["userId"], bob.as_str());
+    assert_eq!(
+        hearts["message"]["latestReactions"][0]["userId"],
+        bob.as_str()
+    );
 
-    let removed = server.delete(&format!("{reactions}/like"), &alice_token).await.expect(200);
-    assert_eq!(removed["message"]["reactionCounts"], json!({"like": 1, "❤️": 1}));
-    assert!(removed["message"]["latestReactions"].as_array().unwrap().iter().all(|r| r["userId"] != alice.as_str()));
-    server.delete(&format!("{reactions}/like"), &alice_token).await.expect(200);
-    server.post(&reactions, &alice_token, json!({"type": "two words"})).await.expect_error(400, "ValidationException", "type");
-    server.post(&reactions, &alice_token, json!({})).await.expect_error(400, "ValidationException", "type");
+    let removed = server
+        .delete(&format!("{reactions}/like"), &alice_token)
+        .await
+        .expect(200);
+    assert_eq!(
+        removed["message"]["reactionCounts"],
+        json!({"like": 1, "❤️": 1})
+    );
+    assert!(
+        removed["message"]["latestReactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["userId"] != alice.as_str())
+    );
+    server
+        .delete(&format!("{reactions}/like"), &alice_token)
+        .await
+        .expect(200);
+    server
+        .post(&reactions, &alice_token, json!({"type": "two words"}))
+        .await
+        .expect_error(400, "ValidationException", "type");
+    server
+        .post(&reactions, &alice_token, json!({}))
+        .await
+        .expect_error(400, "ValidationException", "type");
 }
 
 #[tokio::test]
@@ -177,11 +304,27 @@ async fn buttons_are_pressed_by_action_id() {
         )
         .await
         .expect(200);
-    let actions = format!("{}/{}/actions", messages_path(&channel), sent["message"]["messageId"].as_str().unwrap());
-    server.post(&actions, &alice_token, json!({"actionId": "approve"})).await.expect(200);
-    server.post(&actions, &alice_token, json!({"actionId": "reject"})).await.expect_error(400, "ValidationException", "reject");
-    server.post(&actions, &alice_token, json!({"actionId": "closed"})).await.expect_error(400, "ValidationException", "disabled");
-    server.post(&actions, &alice_token, json!({})).await.expect_error(400, "ValidationException", "actionId");
+    let actions = format!(
+        "{}/{}/actions",
+        messages_path(&channel),
+        sent["message"]["messageId"].as_str().unwrap()
+    );
+    server
+        .post(&actions, &alice_token, json!({"actionId": "approve"}))
+        .await
+        .expect(200);
+    server
+        .post(&actions, &alice_token, json!({"actionId": "reject"}))
+        .await
+        .expect_error(400, "ValidationException", "reject");
+    server
+        .post(&actions, &alice_token, json!({"actionId": "closed"}))
+        .await
+        .expect_error(400, "ValidationException", "disabled");
+    server
+        .post(&actions, &alice_token, json!({}))
+        .await
+        .expect_error(400, "ValidationException", "actionId");
 }
 
 #[tokio::test]
@@ -192,11 +335,26 @@ async fn typing_expires_stops_and_is_cleared_by_the_next_message() {
     let channel = server.channel(&alice_token, &[&bob]).await;
     let typing = format!("/v2/conversations/channels/{channel}/typing");
     let typers = |body: Value| -> Vec<String> {
-        body["typing"].as_array().unwrap().iter().map(|t| t["userId"].as_str().unwrap().to_owned()).collect()
+        body["typing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["userId"].as_str().unwrap().to_owned())
+            .collect()
     };
 
-    server.post(&format!("{typing}/start"), &alice_token, json!({})).await.expect(200);
-    server.post(&format!("{typing}/start"), &bob_token, json!({"ttlSeconds": 1})).await.expect(200);
+    server
+        .post(&format!("{typing}/start"), &alice_token, json!({}))
+        .await
+        .expect(200);
+    server
+        .post(
+            &format!("{typing}/start"),
+            &bob_token,
+            json!({"ttlSeconds": 1}),
+        )
+        .await
+        .expect(200);
     let mut both = typers(server.get(&typing, &alice_token).await.expect(200));
     both.sort();
     let mut expected = vec![alice.clone(), bob.clone()];
@@ -204,7 +362,10 @@ async fn typing_expires_stops_and_is_cleared_by_the_next_message() {
     assert_eq!(both, expected);
 
     server.say(&alice_token, &channel, "done typing").await;
-    assert_eq!(typers(server.get(&typing, &alice_token).await.expect(200)), [bob.clone()]);
+    assert_eq!(
+        typers(server.get(&typing, &alice_token).await.expect(200)),
+        vec![bob.clone()]
+    );
 
     // Bob's one-second indicator runs out on its own.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -213,15 +374,33 @@ async fn typing_expires_stops_and_is_cleared_by_the_next_message() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    server.post(&format!("{typing}/start"), &bob_token, json!({"ttlSeconds": 60})).await.expect(200);
-    server.post(&format!("{typing}/stop"), &bob_token, json!({})).await.expect(200);
+    server
+        .post(
+            &format!("{typing}/start"),
+            &bob_token,
+            json!({"ttlSeconds": 60}),
+        )
+        .await
+        .expect(200);
+    server
+        .post(&format!("{typing}/stop"), &bob_token, json!({}))
+        .await
+        .expect(200);
     assert!(typers(server.get(&typing, &alice_token).await.expect(200)).is_empty());
     server
-        .post(&format!("{typing}/start"), &bob_token, json!({"ttlSeconds": 0}))
+        .post(
+            &format!("{typing}/start"),
+            &bob_token,
+            json!({"ttlSeconds": 0}),
+        )
         .await
         .expect_error(400, "ValidationException", "ttlSeconds");
     server
-        .post(&format!("{typing}/start"), &bob_token, json!({"ttlSeconds": 121}))
+        .post(
+            &format!("{typing}/start"),
+            &bob_token,
+            json!({"ttlSeconds": 121}),
+        )
         .await
         .expect_error(400, "ValidationException", "ttlSeconds");
 }
@@ -242,8 +421,12 @@ async fn idempotency_key_returns_the_first_message_and_creates_nothing() {
         async move { support::reply(request.send().await.unwrap()).await }
     };
 
-    let first = send(alice_token.clone(), "order-1", "hello").await.expect(200);
-    let again = send(alice_token.clone(), "order-1", "hello").await.expect(200);
+    let first = send(alice_token.clone(), "order-1", "hello")
+        .await
+        .expect(200);
+    let again = send(alice_token.clone(), "order-1", "hello")
+        .await
+        .expect(200);
     assert_eq!(again["message"]["messageId"], first["message"]["messageId"]);
     assert_eq!(server.message_count(&alice_token, &channel).await, 1);
 
@@ -251,7 +434,9 @@ async fn idempotency_key_returns_the_first_message_and_creates_nothing() {
         .await
         .expect_error(409, "ConflictException", "Idempotency-Key");
     // The key belongs to its caller: Bob's "order-1" is his own message.
-    let bobs = send(bob_token.clone(), "order-1", "hello").await.expect(200);
+    let bobs = send(bob_token.clone(), "order-1", "hello")
+        .await
+        .expect(200);
     assert_ne!(bobs["message"]["messageId"], first["message"]["messageId"]);
     assert_eq!(server.message_count(&alice_token, &channel).await, 2);
 
@@ -260,14 +445,25 @@ async fn idempotency_key_returns_the_first_message_and_creates_nothing() {
     let replies = futures_join_all(racers).await;
     let ids: std::collections::HashSet<String> = replies
         .into_iter()
-        .map(|reply| reply.expect(200)["message"]["messageId"].as_str().unwrap().to_owned())
+        .map(|reply| {
+            reply.expect(200)["message"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(ids.len(), 1, "all concurrent sends answered the same message");
+    assert_eq!(
+        ids.len(),
+        1,
+        "all concurrent sends answered the same message"
+    );
     assert_eq!(server.message_count(&alice_token, &channel).await, 3);
 }
 
 /// Runs futures concurrently on the current task set.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {

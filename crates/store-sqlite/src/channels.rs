@@ -7,15 +7,15 @@ use sqlx::SqliteConnection;
 use switchboard_domain::{Actor, ChannelId, CompanyId, UnixMicros, UserId, now_micros, rules};
 use switchboard_protocol::{Channel, MemberRole};
 use switchboard_store::{
-    ChannelDetails, ChannelPatch, ChannelStore, DirectPeer, Invitee, Members, NewChannel, Page, StoreError,
-    StoreResult, Typing,
+    ChannelDetails, ChannelPatch, ChannelStore, DirectPeer, Invitee, Members, NewChannel, Page,
+    StoreError, StoreResult, Typing,
 };
 
+use crate::SqliteStore;
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{CHANNEL_COLUMNS, ChannelRow};
 use crate::users::find_or_create_person;
-use crate::SqliteStore;
 
 #[async_trait]
 impl ChannelStore for SqliteStore {
@@ -63,9 +63,17 @@ impl ChannelStore for SqliteStore {
         };
         resolve_members(&mut tx, &actor.company, std::slice::from_ref(&peer), &[])
             .await
-            .map_err(|_| StoreError::invalid(field, format!("user `{peer}` was not found in this company")))?;
+            .map_err(|_| {
+                StoreError::invalid(
+                    field,
+                    format!("user `{peer}` was not found in this company"),
+                )
+            })?;
         if peer == actor.user {
-            return Err(StoreError::invalid(field, "a direct channel needs another user than yourself"));
+            return Err(StoreError::invalid(
+                field,
+                "a direct channel needs another user than yourself",
+            ));
         }
         let mut pair = [actor.user.as_str(), peer.as_str()];
         pair.sort_unstable();
@@ -134,11 +142,18 @@ impl ChannelStore for SqliteStore {
         Ok(load::channel_details(&mut conn, row).await?)
     }
 
-    async fn update_channel(&self, actor: &Actor, channel: &ChannelId, patch: ChannelPatch) -> StoreResult<Channel> {
+    async fn update_channel(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        patch: ChannelPatch,
+    ) -> StoreResult<Channel> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
         if !rules::may_update_channel(&role) {
-            return Err(StoreError::Forbidden("you may not change this channel".into()));
+            return Err(StoreError::Forbidden(
+                "you may not change this channel".into(),
+            ));
         }
         let mut next = row.clone();
         apply(&mut next, patch);
@@ -191,13 +206,15 @@ impl ChannelStore for SqliteStore {
             ));
         }
         let now = now_micros();
-        sqlx::query("UPDATE channels SET deleted_at = ?, updated_at = ?, direct_key = NULL WHERE id = ?")
-            .bind(now)
-            .bind(now)
-            .bind(channel.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        sqlx::query(
+            "UPDATE channels SET deleted_at = ?, updated_at = ?, direct_key = NULL WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(channel.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
         sqlx::query("DELETE FROM typing WHERE channel_id = ?")
             .bind(channel.as_str())
             .execute(&mut *tx)
@@ -224,7 +241,10 @@ impl ChannelStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (row, _) = load::channel_as_member(&mut tx, actor, channel).await?;
         if row.is_direct() {
-            return Err(StoreError::invalid("members", "members cannot be added to a direct channel"));
+            return Err(StoreError::invalid(
+                "members",
+                "members cannot be added to a direct channel",
+            ));
         }
         let users = resolve_members(&mut tx, &actor.company, &members, &invitees).await?;
         let now = now_micros();
@@ -241,23 +261,32 @@ impl ChannelStore for SqliteStore {
         Ok(members)
     }
 
-    async fn remove_member(&self, actor: &Actor, channel: &ChannelId, member: &UserId) -> StoreResult<()> {
+    async fn remove_member(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        member: &UserId,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
         if row.is_direct() {
-            return Err(StoreError::invalid("userId", "members cannot be removed from a direct channel"));
+            return Err(StoreError::invalid(
+                "userId",
+                "members cannot be removed from a direct channel",
+            ));
         }
         if !rules::may_remove_member(&role, *member == actor.user) {
             return Err(StoreError::Forbidden(
                 "only the channel's owners and supervisors may remove other members".into(),
             ));
         }
-        let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?")
-            .bind(channel.as_str())
-            .bind(member.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        let removed =
+            sqlx::query("DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?")
+                .bind(channel.as_str())
+                .bind(member.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::from)?;
         if removed.rows_affected() == 0 {
             return Err(StoreError::not_found("member", member));
         }
@@ -273,7 +302,12 @@ impl ChannelStore for SqliteStore {
         Ok(())
     }
 
-    async fn start_typing(&self, actor: &Actor, channel: &ChannelId, expires_at: UnixMicros) -> StoreResult<()> {
+    async fn start_typing(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        expires_at: UnixMicros,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         load::channel_as_member(&mut tx, actor, channel).await?;
         sqlx::query(
@@ -298,7 +332,12 @@ impl ChannelStore for SqliteStore {
         Ok(())
     }
 
-    async fn list_typing(&self, actor: &Actor, channel: &ChannelId, now: UnixMicros) -> StoreResult<Vec<Typing>> {
+    async fn list_typing(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        now: UnixMicros,
+    ) -> StoreResult<Vec<Typing>> {
         let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
         load::channel_as_member(&mut conn, actor, channel).await?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -320,7 +359,11 @@ impl ChannelStore for SqliteStore {
 }
 
 /// Removes a user's typing indicator in a channel.
-pub(crate) async fn clear_typing(conn: &mut SqliteConnection, channel: &ChannelId, user: &UserId) -> Outcome<()> {
+pub(crate) async fn clear_typing(
+    conn: &mut SqliteConnection,
+    channel: &ChannelId,
+    user: &UserId,
+) -> Outcome<()> {
     sqlx::query("DELETE FROM typing WHERE channel_id = ? AND user_id = ?")
         .bind(channel.as_str())
         .bind(user.as_str())
@@ -330,7 +373,11 @@ pub(crate) async fn clear_typing(conn: &mut SqliteConnection, channel: &ChannelI
 }
 
 /// Marks activity in a channel (it moves to the top of its members' lists).
-pub(crate) async fn touch(conn: &mut SqliteConnection, channel: &ChannelId, now: UnixMicros) -> Outcome<()> {
+pub(crate) async fn touch(
+    conn: &mut SqliteConnection,
+    channel: &ChannelId,
+    now: UnixMicros,
+) -> Outcome<()> {
     sqlx::query("UPDATE channels SET last_activity_at = ? WHERE id = ?")
         .bind(now)
         .bind(channel.as_str())
@@ -358,7 +405,11 @@ async fn resolve_members(
     .await?
     .into_iter()
     .collect();
-    if let Some((index, missing)) = wanted.iter().enumerate().find(|(_, id)| !found.contains(**id)) {
+    if let Some((index, missing)) = wanted
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !found.contains(**id))
+    {
         return Err(StoreError::invalid(
             format!("members[{index}]"),
             format!("user `{missing}` was not found in this company"),
@@ -366,7 +417,11 @@ async fn resolve_members(
         .into());
     }
     let mut seen = HashSet::new();
-    let mut users: Vec<UserId> = ids.iter().filter(|id| seen.insert((*id).clone())).cloned().collect();
+    let mut users: Vec<UserId> = ids
+        .iter()
+        .filter(|id| seen.insert((*id).clone()))
+        .cloned()
+        .collect();
     for invitee in invitees {
         let user = UserId::from_stored(find_or_create_person(conn, company, invitee).await?.id);
         if seen.insert(user.clone()) {
@@ -433,7 +488,21 @@ fn apply(row: &mut ChannelRow, patch: ChannelPatch) {
 }
 
 fn same_settings(a: &ChannelRow, b: &ChannelRow) -> bool {
-    (&a.subject, &a.description, &a.access, &a.service, &a.service_title, a.broadcast, a.external)
-        == (&b.subject, &b.description, &b.access, &b.service, &b.service_title, b.broadcast, b.external)
+    (
+        &a.subject,
+        &a.description,
+        &a.access,
+        &a.service,
+        &a.service_title,
+        a.broadcast,
+        a.external,
+    ) == (
+        &b.subject,
+        &b.description,
+        &b.access,
+        &b.service,
+        &b.service_title,
+        b.broadcast,
+        b.external,
+    )
 }
-

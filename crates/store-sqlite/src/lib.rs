@@ -24,7 +24,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use switchboard_domain::UnixMicros;
 use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
 
@@ -85,7 +87,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database and applies migrations.
     pub async fn open(options: &SqliteOptions) -> StoreResult<Self> {
-        if let Some(dir) = options.path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if let Some(dir) = options
+            .path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
         }
         let connect = SqliteConnectOptions::from_str("sqlite://")
@@ -108,7 +114,10 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(Failure::from)?;
-        MIGRATOR.run(&writer).await.map_err(|err| StoreError::Backend(Box::new(err)))?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|err| StoreError::Backend(Box::new(err)))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -128,7 +137,10 @@ impl SqliteStore {
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(Failure::from)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(Failure::from)?;
         Ok(())
     }
 

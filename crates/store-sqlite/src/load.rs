@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::SqliteConnection;
 use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{
-    Element, MemberRole, Message, MessageAttachment, MessageQuote, MessageType, Reaction, Timestamp, User,
+    Element, MemberRole, Message, MessageAttachment, MessageQuote, MessageType, Reaction,
+    Timestamp, User,
 };
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
@@ -20,12 +21,13 @@ const LATEST_REACTIONS: usize = 10;
 
 /// Fails with "user not found" unless the actor is a live user of its company.
 pub(crate) async fn ensure_actor(conn: &mut SqliteConnection, actor: &Actor) -> Outcome<()> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM users WHERE id = ? AND company_id = ? AND deleted_at IS NULL")
-            .bind(actor.user.as_str())
-            .bind(actor.company.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM users WHERE id = ? AND company_id = ? AND deleted_at IS NULL",
+    )
+    .bind(actor.user.as_str())
+    .bind(actor.company.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
     match found {
         Some(_) => Ok(()),
         None => Err(StoreError::not_found("user", &actor.user).into()),
@@ -65,16 +67,23 @@ struct ChannelRowWithRole {
 }
 
 /// The users with these ids, by id.
-pub(crate) async fn users_by_id(conn: &mut SqliteConnection, ids: &[&str]) -> Outcome<HashMap<String, User>> {
+pub(crate) async fn users_by_id(
+    conn: &mut SqliteConnection,
+    ids: &[&str],
+) -> Outcome<HashMap<String, User>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))");
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))");
     let rows = sqlx::query_as::<_, UserRow>(&sql)
         .bind(serde_json::to_string(ids)?)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.into_iter().map(|row| (row.id.clone(), row.into_user())).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.id.clone(), row.into_user()))
+        .collect())
 }
 
 /// One user by id, or "not found".
@@ -103,7 +112,10 @@ pub(crate) async fn members(conn: &mut SqliteConnection, channel: &str) -> Outco
 }
 
 /// A channel row with its members and users.
-pub(crate) async fn channel_details(conn: &mut SqliteConnection, channel: ChannelRow) -> Outcome<ChannelDetails> {
+pub(crate) async fn channel_details(
+    conn: &mut SqliteConnection,
+    channel: ChannelRow,
+) -> Outcome<ChannelDetails> {
     let Members { members, users } = members(conn, &channel.id).await?;
     Ok(ChannelDetails {
         channel: channel.into_channel(),
@@ -115,7 +127,10 @@ pub(crate) async fn channel_details(conn: &mut SqliteConnection, channel: Channe
 /// A channel row by id (live or deleted), for reading back after a change.
 pub(crate) async fn channel_row(conn: &mut SqliteConnection, id: &str) -> Outcome<ChannelRow> {
     let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.id = ?");
-    Ok(sqlx::query_as::<_, ChannelRow>(&sql).bind(id).fetch_one(&mut *conn).await?)
+    Ok(sqlx::query_as::<_, ChannelRow>(&sql)
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// A message row of the channel, deleted ones included.
@@ -147,7 +162,10 @@ pub(crate) async fn live_message_row(
 }
 
 /// Whole messages for these rows, in the same order.
-pub(crate) async fn messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>) -> Outcome<Vec<Message>> {
+pub(crate) async fn messages(
+    conn: &mut SqliteConnection,
+    rows: Vec<MessageRow>,
+) -> Outcome<Vec<Message>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -188,11 +206,14 @@ pub(crate) async fn messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>)
             let all_reactions = reactions.remove(&row.id).unwrap_or_default();
             let mut reaction_counts = BTreeMap::new();
             for reaction in &all_reactions {
-                *reaction_counts.entry(reaction.reaction_type.clone()).or_insert(0u64) += 1;
+                *reaction_counts
+                    .entry(reaction.reaction_type.clone())
+                    .or_insert(0u64) += 1;
             }
             let elements: Vec<Element> = serde_json::from_str(&row.elements)?;
             let attachments: Vec<MessageAttachment> = serde_json::from_str(&row.attachments)?;
-            let quote: Option<MessageQuote> = row.quote.as_deref().map(serde_json::from_str).transpose()?;
+            let quote: Option<MessageQuote> =
+                row.quote.as_deref().map(serde_json::from_str).transpose()?;
             Ok(Message {
                 message_id: row.id,
                 channel_id: row.channel_id,
@@ -200,7 +221,10 @@ pub(crate) async fn messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>)
                 text: row.text,
                 elements: Some(elements),
                 attachments,
-                mentions: mentioned.iter().filter_map(|id| users.get(id).cloned()).collect(),
+                mentions: mentioned
+                    .iter()
+                    .filter_map(|id| users.get(id).cloned())
+                    .collect(),
                 giphy: None,
                 latest_reactions: all_reactions.into_iter().take(LATEST_REACTIONS).collect(),
                 reaction_counts,

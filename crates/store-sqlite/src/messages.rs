@@ -7,13 +7,15 @@ use sqlx::SqliteConnection;
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
 use switchboard_domain::{Actor, ChannelId, MessageId, UserId, now_micros, rules};
 use switchboard_protocol::{Element, Message, MessageAttachment, MessageQuote, Timestamp};
-use switchboard_store::{IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult};
+use switchboard_store::{
+    IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
+};
 
+use crate::SqliteStore;
 use crate::channels::{clear_typing, touch};
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{MESSAGE_COLUMNS, MessageRow};
-use crate::SqliteStore;
 
 #[async_trait]
 impl MessageStore for SqliteStore {
@@ -80,7 +82,12 @@ impl MessageStore for SqliteStore {
         Ok(message)
     }
 
-    async fn list_messages(&self, actor: &Actor, channel: &ChannelId, page: Page) -> StoreResult<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        page: Page,
+    ) -> StoreResult<Vec<Message>> {
         let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
         load::channel_as_member(&mut conn, actor, channel).await?;
         let sql = format!(
@@ -97,7 +104,12 @@ impl MessageStore for SqliteStore {
         Ok(load::messages(&mut conn, rows).await?)
     }
 
-    async fn get_message(&self, actor: &Actor, channel: &ChannelId, message: &MessageId) -> StoreResult<Message> {
+    async fn get_message(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+    ) -> StoreResult<Message> {
         let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
         load::channel_as_member(&mut conn, actor, channel).await?;
         let row = load::live_message_row(&mut conn, channel, message).await?;
@@ -115,7 +127,9 @@ impl MessageStore for SqliteStore {
         load::channel_as_member(&mut tx, actor, channel).await?;
         let row = load::live_message_row(&mut tx, channel, message).await?;
         if !rules::may_edit_message(row.user_id == actor.user.as_str()) {
-            return Err(StoreError::Forbidden("only the author of a message may change it".into()));
+            return Err(StoreError::Forbidden(
+                "only the author of a message may change it".into(),
+            ));
         }
         let text = patch.text.unwrap_or_else(|| row.text.clone());
         let elements: Vec<Element> = match patch.elements {
@@ -134,8 +148,14 @@ impl MessageStore for SqliteStore {
             None => serde_json::from_str(&row.mentions).map_err(Failure::from)?,
         };
         let silent = patch.silent.unwrap_or(row.silent);
-        if text.as_deref().is_none_or(|text| text.trim().is_empty()) && elements.is_empty() && attachments.is_empty() {
-            return Err(StoreError::invalid("text", "a message must keep text, elements or attachments"));
+        if text.as_deref().is_none_or(|text| text.trim().is_empty())
+            && elements.is_empty()
+            && attachments.is_empty()
+        {
+            return Err(StoreError::invalid(
+                "text",
+                "a message must keep text, elements or attachments",
+            ));
         }
         let elements_json = serde_json::to_string(&elements).map_err(Failure::from)?;
         let attachments_json = serde_json::to_string(&attachments).map_err(Failure::from)?;
@@ -167,7 +187,12 @@ impl MessageStore for SqliteStore {
         Ok(updated)
     }
 
-    async fn delete_message(&self, actor: &Actor, channel: &ChannelId, message: &MessageId) -> StoreResult<()> {
+    async fn delete_message(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (_, role) = load::channel_as_member(&mut tx, actor, channel).await?;
         let row = load::message_row(&mut tx, channel, message).await?;
@@ -176,7 +201,8 @@ impl MessageStore for SqliteStore {
         }
         if !rules::may_delete_message(&role, row.user_id == actor.user.as_str()) {
             return Err(StoreError::Forbidden(
-                "only the author, the channel's owners and its supervisors may delete a message".into(),
+                "only the author, the channel's owners and its supervisors may delete a message"
+                    .into(),
             ));
         }
         let now = now_micros();
@@ -227,13 +253,15 @@ impl MessageStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         load::channel_as_member(&mut tx, actor, channel).await?;
         let row = load::live_message_row(&mut tx, channel, message).await?;
-        sqlx::query("DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND reaction_type = ?")
-            .bind(message.as_str())
-            .bind(actor.user.as_str())
-            .bind(reaction)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        sqlx::query(
+            "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND reaction_type = ?",
+        )
+        .bind(message.as_str())
+        .bind(actor.user.as_str())
+        .bind(reaction)
+        .execute(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
         let updated = load::message(&mut tx, row).await?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(updated)
@@ -261,10 +289,16 @@ impl MessageStore for SqliteStore {
                     .is_some_and(|action| action.id == action_id)
             })
             .ok_or_else(|| {
-                StoreError::invalid("actionId", format!("the message has no button with action id `{action_id}`"))
+                StoreError::invalid(
+                    "actionId",
+                    format!("the message has no button with action id `{action_id}`"),
+                )
             })?;
         if button.disabled == Some(true) {
-            return Err(StoreError::invalid("actionId", format!("the button `{action_id}` is disabled")));
+            return Err(StoreError::invalid(
+                "actionId",
+                format!("the button `{action_id}` is disabled"),
+            ));
         }
         tx.commit().await.map_err(Failure::from)?;
         Ok(())
@@ -307,11 +341,20 @@ async fn remembered_send(
         .into());
     }
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
-    Ok(Some(sqlx::query_as::<_, MessageRow>(&sql).bind(message_id).fetch_one(&mut *conn).await?))
+    Ok(Some(
+        sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(message_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    ))
 }
 
 /// Fails unless every mentioned user is a member of the channel.
-async fn ensure_members(conn: &mut SqliteConnection, channel: &ChannelId, users: &[UserId]) -> Outcome<()> {
+async fn ensure_members(
+    conn: &mut SqliteConnection,
+    channel: &ChannelId,
+    users: &[UserId],
+) -> Outcome<()> {
     if users.is_empty() {
         return Ok(());
     }
@@ -325,7 +368,11 @@ async fn ensure_members(conn: &mut SqliteConnection, channel: &ChannelId, users:
     .await?
     .into_iter()
     .collect();
-    match wanted.iter().enumerate().find(|(_, id)| !members.contains(**id)) {
+    match wanted
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !members.contains(**id))
+    {
         Some((index, id)) => Err(StoreError::invalid(
             format!("mentions[{index}]"),
             format!("user `{id}` is not a member of this channel"),
@@ -349,10 +396,19 @@ fn resolve_attachments(ids: &[String]) -> Outcome<Vec<MessageAttachment>> {
 }
 
 /// A snapshot of a live message of the channel, for a quote.
-async fn quote_of(conn: &mut SqliteConnection, channel: &ChannelId, quoted: &MessageId) -> Outcome<MessageQuote> {
+async fn quote_of(
+    conn: &mut SqliteConnection,
+    channel: &ChannelId,
+    quoted: &MessageId,
+) -> Outcome<MessageQuote> {
     let row = load::live_message_row(conn, channel, quoted)
         .await
-        .map_err(|_| StoreError::invalid("quote.messageId", format!("message `{quoted}` was not found in this channel")))?;
+        .map_err(|_| {
+            StoreError::invalid(
+                "quote.messageId",
+                format!("message `{quoted}` was not found in this channel"),
+            )
+        })?;
     let attachments: Vec<MessageAttachment> = serde_json::from_str(&row.attachments)?;
     Ok(MessageQuote {
         message_id: row.id,

@@ -6,7 +6,8 @@ use switchboard_domain::credentials::{CredentialHash, CredentialKind};
 use switchboard_domain::{CompanyId, CredentialId, Principal, PrincipalKind, UserId, now_micros};
 use switchboard_protocol::Timestamp;
 use switchboard_store::{
-    Company, CredentialInfo, CredentialOwner, NewCredentialRecord, StoreError, StoreResult, TenancyStore,
+    Company, CredentialInfo, CredentialOwner, NewCredentialRecord, StoreError, StoreResult,
+    TenancyStore,
 };
 
 use crate::SqliteStore;
@@ -22,7 +23,11 @@ impl TenancyStore for SqliteStore {
         Ok(count as u64)
     }
 
-    async fn create_company(&self, name: &str, first_key: NewCredentialRecord) -> StoreResult<(Company, CredentialInfo)> {
+    async fn create_company(
+        &self,
+        name: &str,
+        first_key: NewCredentialRecord,
+    ) -> StoreResult<(Company, CredentialInfo)> {
         let mut tx = self.writer.begin().await.map_err(crate::Failure::from)?;
         let id = CompanyId::generate();
         let now = now_micros();
@@ -44,11 +49,12 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company> {
-        let row: Option<(String, i64)> = sqlx::query_as("SELECT name, created_at FROM companies WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(crate::Failure::from)?;
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT name, created_at FROM companies WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(crate::Failure::from)?;
         let (name, created_at) = row.ok_or_else(|| StoreError::not_found("company", id))?;
         Ok(Company {
             id: id.clone(),
@@ -73,8 +79,12 @@ impl TenancyStore for SqliteStore {
         };
         let kind = match (CredentialKind::from_stored(&kind), user) {
             (Some(CredentialKind::Company), None) => PrincipalKind::Company { read_only },
-            (Some(CredentialKind::Bot), Some(user)) => PrincipalKind::Bot(UserId::from_stored(user)),
-            (Some(CredentialKind::User), Some(user)) => PrincipalKind::User(UserId::from_stored(user)),
+            (Some(CredentialKind::Bot), Some(user)) => {
+                PrincipalKind::Bot(UserId::from_stored(user))
+            }
+            (Some(CredentialKind::User), Some(user)) => {
+                PrincipalKind::User(UserId::from_stored(user))
+            }
             _ => return Ok(None),
         };
         Ok(Some(Principal {
@@ -84,7 +94,11 @@ impl TenancyStore for SqliteStore {
         }))
     }
 
-    async fn create_credential(&self, company: &CompanyId, record: NewCredentialRecord) -> StoreResult<CredentialInfo> {
+    async fn create_credential(
+        &self,
+        company: &CompanyId,
+        record: NewCredentialRecord,
+    ) -> StoreResult<CredentialInfo> {
         let mut tx = self.writer.begin().await.map_err(crate::Failure::from)?;
         if let CredentialOwner::Bot(user) | CredentialOwner::User(user) = &record.owner {
             let wants_bot = matches!(record.owner, CredentialOwner::Bot(_));
@@ -95,7 +109,11 @@ impl TenancyStore for SqliteStore {
         Ok(info)
     }
 
-    async fn list_credentials(&self, company: &CompanyId, owner: &CredentialOwner) -> StoreResult<Vec<CredentialInfo>> {
+    async fn list_credentials(
+        &self,
+        company: &CompanyId,
+        owner: &CredentialOwner,
+    ) -> StoreResult<Vec<CredentialInfo>> {
         let rows: Vec<(String, Option<String>, bool, String, i64)> = sqlx::query_as(
             "SELECT id, name, read_only, last_four, created_at FROM credentials \
              WHERE company_id = ? AND kind = ? AND user_id IS ? AND revoked_at IS NULL ORDER BY created_at, id",
@@ -108,18 +126,25 @@ impl TenancyStore for SqliteStore {
         .map_err(crate::Failure::from)?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, read_only, last_four, created_at)| CredentialInfo {
-                id: CredentialId::from_stored(id),
-                owner: owner.clone(),
-                name,
-                read_only,
-                last_four,
-                created_at: Timestamp::from_unix_micros(created_at),
-            })
+            .map(
+                |(id, name, read_only, last_four, created_at)| CredentialInfo {
+                    id: CredentialId::from_stored(id),
+                    owner: owner.clone(),
+                    name,
+                    read_only,
+                    last_four,
+                    created_at: Timestamp::from_unix_micros(created_at),
+                },
+            )
             .collect())
     }
 
-    async fn revoke_credential(&self, company: &CompanyId, owner: &CredentialOwner, id: &CredentialId) -> StoreResult<()> {
+    async fn revoke_credential(
+        &self,
+        company: &CompanyId,
+        owner: &CredentialOwner,
+        id: &CredentialId,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(crate::Failure::from)?;
         let found: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT revoked_at FROM credentials WHERE id = ? AND company_id = ? AND kind = ? AND user_id IS ?",
@@ -171,13 +196,19 @@ fn owner_user(owner: &CredentialOwner) -> Option<&str> {
 }
 
 /// Fails unless `user` is a live bot (`wants_bot`) or person of the company.
-async fn ensure_owner(conn: &mut SqliteConnection, company: &CompanyId, user: &UserId, wants_bot: bool) -> Outcome<()> {
-    let found: Option<bool> =
-        sqlx::query_scalar("SELECT is_bot FROM users WHERE id = ? AND company_id = ? AND deleted_at IS NULL")
-            .bind(user.as_str())
-            .bind(company.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+async fn ensure_owner(
+    conn: &mut SqliteConnection,
+    company: &CompanyId,
+    user: &UserId,
+    wants_bot: bool,
+) -> Outcome<()> {
+    let found: Option<bool> = sqlx::query_scalar(
+        "SELECT is_bot FROM users WHERE id = ? AND company_id = ? AND deleted_at IS NULL",
+    )
+    .bind(user.as_str())
+    .bind(company.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
     match found {
         Some(is_bot) if is_bot == wants_bot => Ok(()),
         _ => Err(StoreError::not_found(if wants_bot { "bot" } else { "user" }, user).into()),

@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use switchboard_domain::{CompanyId, UserId, now_micros};
 use switchboard_protocol::User;
-use switchboard_store::{BotProfile, Invitee, Page, StoreError, StoreResult, UserPatch, UserProfile, UserStore};
+use switchboard_store::{
+    BotProfile, Invitee, Page, StoreError, StoreResult, UserPatch, UserProfile, UserStore,
+};
 
+use crate::SqliteStore;
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{USER_COLUMNS, UserRow};
-use crate::SqliteStore;
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -25,7 +27,12 @@ impl UserStore for SqliteStore {
         Ok(live_user(&mut conn, company, id, None).await?)
     }
 
-    async fn list_users(&self, company: &CompanyId, email: Option<&str>, page: Page) -> StoreResult<Vec<User>> {
+    async fn list_users(
+        &self,
+        company: &CompanyId,
+        email: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Vec<User>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users WHERE company_id = ? AND deleted_at IS NULL \
              AND (? IS NULL OR email = ?) ORDER BY created_at, id LIMIT ? OFFSET ?"
@@ -42,7 +49,12 @@ impl UserStore for SqliteStore {
         Ok(rows.into_iter().map(UserRow::into_user).collect())
     }
 
-    async fn update_user(&self, company: &CompanyId, id: &UserId, patch: UserPatch) -> StoreResult<User> {
+    async fn update_user(
+        &self,
+        company: &CompanyId,
+        id: &UserId,
+        patch: UserPatch,
+    ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let current = live_user(&mut tx, company, id, Some(false)).await?;
         let mut profile = profile_of(&current);
@@ -109,7 +121,12 @@ impl UserStore for SqliteStore {
         Ok(live_user(&mut conn, company, id, Some(true)).await?)
     }
 
-    async fn replace_bot(&self, company: &CompanyId, id: &UserId, profile: BotProfile) -> StoreResult<User> {
+    async fn replace_bot(
+        &self,
+        company: &CompanyId,
+        id: &UserId,
+        profile: BotProfile,
+    ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         live_user(&mut tx, company, id, Some(true)).await?;
         sqlx::query("UPDATE users SET name = ?, picture = ?, locale = ?, time_zone = ?, updated_at = ? WHERE id = ?")
@@ -138,12 +155,14 @@ impl UserStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
-        sqlx::query("UPDATE credentials SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        sqlx::query(
+            "UPDATE credentials SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
         sqlx::query(
             "UPDATE channels SET member_count = member_count - 1 \
              WHERE id IN (SELECT channel_id FROM channel_members WHERE user_id = ?)",
@@ -186,7 +205,8 @@ pub(crate) async fn live_user(
         .fetch_optional(&mut *conn)
         .await?;
     let what = if bot == Some(true) { "bot" } else { "user" };
-    row.map(UserRow::into_user).ok_or_else(|| StoreError::not_found(what, id).into())
+    row.map(UserRow::into_user)
+        .ok_or_else(|| StoreError::not_found(what, id).into())
 }
 
 /// Finds a live person by email, then phone; creates one when neither matches.
@@ -221,17 +241,23 @@ pub(crate) async fn find_or_create_person(
     insert_person(conn, company, &profile).await
 }
 
-async fn insert_person(conn: &mut SqliteConnection, company: &CompanyId, profile: &UserProfile) -> Outcome<User> {
+async fn insert_person(
+    conn: &mut SqliteConnection,
+    company: &CompanyId,
+    profile: &UserProfile,
+) -> Outcome<User> {
     ensure_contact_free(conn, company, profile, None).await?;
     let id = UserId::generate();
     let now = now_micros();
-    sqlx::query("INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES (?, ?, 0, ?, ?)")
-        .bind(id.as_str())
-        .bind(company.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES (?, ?, 0, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(company.as_str())
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     write_profile(conn, &id, profile).await?;
     load::user(conn, id.as_str()).await
 }
@@ -255,7 +281,10 @@ async fn ensure_contact_free(
             .fetch_optional(&mut *conn)
             .await?;
         if let Some(other) = taken {
-            return Err(StoreError::Conflict(format!("{field} `{value}` already belongs to user `{other}`")).into());
+            return Err(StoreError::Conflict(format!(
+                "{field} `{value}` already belongs to user `{other}`"
+            ))
+            .into());
         }
     }
     Ok(())
@@ -339,4 +368,3 @@ fn clear(profile: &mut UserProfile, wire_name: &str) {
     };
     *field = None;
 }
-

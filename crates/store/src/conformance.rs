@@ -1,1 +1,467 @@
-//! placeholder
+//! The conformance suite every backend must pass, at the store level.
+//!
+//! Each check takes a fresh, empty store. A backend runs them all with
+//! [`conformance_tests!`](crate::conformance_tests), given a future that makes
+//! `(guard, store)`: the guard (a temporary directory, a database to drop) is
+//! dropped after the check.
+//!
+//! ```ignore
+//! switchboard_store::conformance_tests!(fresh_store());
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use switchboard_domain::credentials::{self, CredentialKind};
+use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
+use switchboard_domain::{Actor, ChannelId, CompanyId, PrincipalKind, UserId, now_micros};
+use switchboard_protocol::{ChannelAccess, MemberRole};
+
+use crate::*;
+
+/// Generates one `#[tokio::test]` per check, each on a store made by `$fresh`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:expr) => {
+        $crate::conformance_tests!(@each $fresh;
+            credentials_authenticate_and_revoke,
+            companies_are_isolated,
+            failed_writes_leave_nothing_behind,
+            idempotency_keys_expire_after_the_window,
+            concurrent_direct_channels_are_one,
+            typing_indicators_expire_and_are_purged,
+            members_and_counts_stay_consistent,
+        );
+    };
+    (@each $fresh:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (guard, store) = $fresh.await;
+                $crate::conformance::$check(std::sync::Arc::new(store)).await;
+                drop(guard);
+            }
+        )+
+    };
+}
+
+async fn company(store: &dyn Store, name: &str) -> (CompanyId, String) {
+    let key = credentials::generate(CredentialKind::Company);
+    let record = NewCredentialRecord {
+        owner: CredentialOwner::Company,
+        hash: key.hash.clone(),
+        last_four: key.last_four.clone(),
+        name: None,
+        read_only: false,
+    };
+    let (company, _) = store.create_company(name, record).await.expect("company");
+    (company.id, key.reveal().to_owned())
+}
+
+async fn person(store: &dyn Store, company: &CompanyId, email: &str) -> Actor {
+    let user = store
+        .create_user(
+            company,
+            UserProfile {
+                email: Some(email.to_owned()),
+                ..UserProfile::default()
+            },
+        )
+        .await
+        .expect("person");
+    Actor {
+        company: company.clone(),
+        user: UserId::from_stored(user.id),
+    }
+}
+
+fn text(text: &str) -> NewMessage {
+    NewMessage {
+        text: Some(text.to_owned()),
+        elements: Vec::new(),
+        attachments: Vec::new(),
+        quote: None,
+        mentions: Vec::new(),
+        silent: false,
+    }
+}
+
+async fn group(store: &dyn Store, owner: &Actor, members: Vec<UserId>) -> ChannelId {
+    let details = store
+        .create_channel(
+            owner,
+            NewChannel {
+                subject: None,
+                description: None,
+                access: ChannelAccess::Private,
+                members,
+                invitees: Vec::new(),
+            },
+        )
+        .await
+        .expect("channel");
+    ChannelId::from_stored(details.channel.channel_id)
+}
+
+fn page() -> Page {
+    Page {
+        limit: 100,
+        offset: 0,
+    }
+}
+
+pub async fn credentials_authenticate_and_revoke(store: Arc<dyn Store>) {
+    let (company, key) = company(store.as_ref(), "A").await;
+    let (_, hash) = credentials::parse_presented(&key).unwrap();
+    let principal = store.authenticate(&hash).await.unwrap().expect("known key");
+    assert_eq!(principal.company, company);
+    assert_eq!(principal.kind, PrincipalKind::Company { read_only: false });
+
+    let bot = store
+        .create_bot(
+            &company,
+            BotProfile {
+                name: "b".into(),
+                picture: None,
+                locale: None,
+                time_zone: None,
+            },
+        )
+        .await
+        .unwrap();
+    let bot_id = UserId::from_stored(bot.id);
+    let bot_key = credentials::generate(CredentialKind::Bot);
+    let info = store
+        .create_credential(
+            &company,
+            NewCredentialRecord {
+                owner: CredentialOwner::Bot(bot_id.clone()),
+                hash: bot_key.hash.clone(),
+                last_four: bot_key.last_four.clone(),
+                name: None,
+                read_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    let principal = store.authenticate(&bot_key.hash).await.unwrap().unwrap();
+    assert_eq!(principal.kind, PrincipalKind::Bot(bot_id.clone()));
+    // A bot key cannot be made for a person, nor a user token for a bot.
+    let person = person(store.as_ref(), &company, "p@example.com").await;
+    let wrong = store
+        .create_credential(
+            &company,
+            NewCredentialRecord {
+                owner: CredentialOwner::Bot(person.user.clone()),
+                hash: credentials::generate(CredentialKind::Bot).hash,
+                last_four: "xxxx".into(),
+                name: None,
+                read_only: false,
+            },
+        )
+        .await;
+    assert!(
+        matches!(wrong, Err(StoreError::NotFound { .. })),
+        "{wrong:?}"
+    );
+
+    store
+        .revoke_credential(&company, &CredentialOwner::Bot(bot_id.clone()), &info.id)
+        .await
+        .unwrap();
+    store
+        .revoke_credential(&company, &CredentialOwner::Bot(bot_id), &info.id)
+        .await
+        .unwrap();
+    assert!(store.authenticate(&bot_key.hash).await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate(&credentials::generate(CredentialKind::User).hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn companies_are_isolated(store: Arc<dyn Store>) {
+    let (a, _) = company(store.as_ref(), "A").await;
+    let (b, _) = company(store.as_ref(), "B").await;
+    let alice = person(store.as_ref(), &a, "alice@example.com").await;
+    let channel = group(store.as_ref(), &alice, vec![]).await;
+    // The same email is a different person in another company.
+    let other = person(store.as_ref(), &b, "alice@example.com").await;
+    assert_ne!(other.user, alice.user);
+
+    let intruder = Actor {
+        company: b.clone(),
+        user: alice.user.clone(),
+    };
+    assert!(matches!(
+        store.get_channel(&intruder, &channel).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_channel(&other, &channel).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_user(&b, &alice.user).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store
+            .list_users(&b, None, page())
+            .await
+            .unwrap()
+            .iter()
+            .all(|user| user.id != alice.user.as_str())
+    );
+    let foreign_member = store
+        .add_members(
+            &alice,
+            &channel,
+            vec![other.user.clone()],
+            Vec::new(),
+            false,
+        )
+        .await;
+    assert!(
+        matches!(foreign_member, Err(StoreError::Invalid(_))),
+        "{foreign_member:?}"
+    );
+}
+
+pub async fn failed_writes_leave_nothing_behind(store: Arc<dyn Store>) {
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let stranger = person(store.as_ref(), &company, "stranger@example.com").await;
+    let channel = group(store.as_ref(), &alice, vec![]).await;
+    let record = IdempotencyRecord {
+        key: "k".into(),
+        request_fingerprint: vec![1],
+    };
+
+    let mut bad = text("mentions a stranger");
+    bad.mentions = vec![stranger.user.clone()];
+    let failed = store
+        .send_message(&alice, &channel, bad, Some(record.clone()))
+        .await;
+    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert!(
+        store
+            .list_messages(&alice, &channel, page())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // No idempotency record survived the failed send: the key is still free.
+    let sent = store
+        .send_message(&alice, &channel, text("ok"), Some(record))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_messages(&alice, &channel, page()).await.unwrap()[0].message_id,
+        sent.message_id
+    );
+
+    let taken = store
+        .create_user(
+            &company,
+            UserProfile {
+                email: Some("alice@example.com".into()),
+                ..UserProfile::default()
+            },
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(
+        store
+            .list_users(&company, Some("alice@example.com"), page())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn idempotency_keys_expire_after_the_window(store: Arc<dyn Store>) {
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let channel = group(store.as_ref(), &alice, vec![]).await;
+    let record = IdempotencyRecord {
+        key: "daily".into(),
+        request_fingerprint: vec![7],
+    };
+    let first = store
+        .send_message(&alice, &channel, text("a"), Some(record.clone()))
+        .await
+        .unwrap();
+    let repeat = store
+        .send_message(&alice, &channel, text("a"), Some(record.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.message_id, repeat.message_id);
+    let reused = store
+        .send_message(
+            &alice,
+            &channel,
+            text("b"),
+            Some(IdempotencyRecord {
+                key: "daily".into(),
+                request_fingerprint: vec![8],
+            }),
+        )
+        .await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+
+    let purged = store
+        .purge_expired(now_micros() + IDEMPOTENCY_WINDOW_MICROS + 1_000_000)
+        .await
+        .unwrap();
+    assert!(purged >= 1);
+    let after = store
+        .send_message(&alice, &channel, text("a"), Some(record))
+        .await
+        .unwrap();
+    assert_ne!(
+        after.message_id, first.message_id,
+        "an expired key sends anew"
+    );
+    assert_eq!(
+        store
+            .list_messages(&alice, &channel, page())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn concurrent_direct_channels_are_one(store: Arc<dyn Store>) {
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let bob = person(store.as_ref(), &company, "bob@example.com").await;
+    let mut tasks = Vec::new();
+    for index in 0..12 {
+        let store = store.clone();
+        let (me, peer) = if index % 2 == 0 {
+            (alice.clone(), bob.user.clone())
+        } else {
+            (bob.clone(), alice.user.clone())
+        };
+        tasks.push(async move { store.direct_channel(&me, DirectPeer::User(peer)).await });
+    }
+    let mut ids = HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap().channel.channel_id);
+    }
+    assert_eq!(ids.len(), 1);
+    let listed = store.list_channels(&alice, page()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].member_count, 2);
+}
+
+pub async fn typing_indicators_expire_and_are_purged(store: Arc<dyn Store>) {
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let channel = group(store.as_ref(), &alice, vec![]).await;
+    let now = now_micros();
+    store
+        .start_typing(&alice, &channel, now + 5_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_typing(&alice, &channel, now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_typing(&alice, &channel, now + 6_000_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.purge_expired(now + 6_000_000).await.unwrap(), 1);
+    store
+        .start_typing(&alice, &channel, now + 5_000_000)
+        .await
+        .unwrap();
+    store
+        .send_message(&alice, &channel, text("done"), None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .list_typing(&alice, &channel, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a message clears typing"
+    );
+}
+
+pub async fn members_and_counts_stay_consistent(store: Arc<dyn Store>) {
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let bob = person(store.as_ref(), &company, "bob@example.com").await;
+    let channel = group(
+        store.as_ref(),
+        &alice,
+        vec![bob.user.clone(), bob.user.clone()],
+    )
+    .await;
+    let details = store.get_channel(&alice, &channel).await.unwrap();
+    assert_eq!(details.channel.member_count, 2);
+    assert_eq!(details.members.len(), 2);
+    assert_eq!(
+        details
+            .members
+            .iter()
+            .find(|m| m.id == alice.user.as_str())
+            .unwrap()
+            .role,
+        MemberRole::Owner
+    );
+    let invited = Invitee {
+        email: Some("carol@example.com".into()),
+        phone: None,
+        name: None,
+    };
+    let members = store
+        .add_members(
+            &bob,
+            &channel,
+            vec![alice.user.clone()],
+            vec![invited.clone()],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(members.members.len(), 3);
+    let again = store
+        .add_members(&bob, &channel, vec![], vec![invited], false)
+        .await
+        .unwrap();
+    assert_eq!(again.members.len(), 3);
+    store
+        .remove_member(&bob, &channel, &bob.user)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_channel(&bob, &channel).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .get_channel(&alice, &channel)
+            .await
+            .unwrap()
+            .channel
+            .member_count,
+        2
+    );
+}

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use switchboard_domain::credentials::CredentialHash;
-use switchboard_domain::{Actor, ChannelId, CompanyId, CredentialId, MessageId, Principal, UnixMicros, UserId};
+use switchboard_domain::{
+    Actor, ChannelId, CompanyId, CredentialId, MessageId, Principal, UnixMicros, UserId,
+};
 use switchboard_protocol::{Channel, Message, User};
 
 use crate::error::StoreResult;
@@ -16,7 +18,11 @@ pub trait TenancyStore: Send + Sync {
     async fn company_count(&self) -> StoreResult<u64>;
 
     /// Creates a company with its first company key.
-    async fn create_company(&self, name: &str, first_key: NewCredentialRecord) -> StoreResult<(Company, CredentialInfo)>;
+    async fn create_company(
+        &self,
+        name: &str,
+        first_key: NewCredentialRecord,
+    ) -> StoreResult<(Company, CredentialInfo)>;
 
     /// The company with this id.
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company>;
@@ -27,13 +33,26 @@ pub trait TenancyStore: Send + Sync {
 
     /// Stores a new credential. The owner must exist in the company: a bot for
     /// bot keys, a person for user tokens.
-    async fn create_credential(&self, company: &CompanyId, record: NewCredentialRecord) -> StoreResult<CredentialInfo>;
+    async fn create_credential(
+        &self,
+        company: &CompanyId,
+        record: NewCredentialRecord,
+    ) -> StoreResult<CredentialInfo>;
 
     /// The live credentials of an owner.
-    async fn list_credentials(&self, company: &CompanyId, owner: &CredentialOwner) -> StoreResult<Vec<CredentialInfo>>;
+    async fn list_credentials(
+        &self,
+        company: &CompanyId,
+        owner: &CredentialOwner,
+    ) -> StoreResult<Vec<CredentialInfo>>;
 
     /// Revokes a credential of this owner; revoking twice is not an error.
-    async fn revoke_credential(&self, company: &CompanyId, owner: &CredentialOwner, id: &CredentialId) -> StoreResult<()>;
+    async fn revoke_credential(
+        &self,
+        company: &CompanyId,
+        owner: &CredentialOwner,
+        id: &CredentialId,
+    ) -> StoreResult<()>;
 }
 
 /// People and bots.
@@ -47,10 +66,20 @@ pub trait UserStore: Send + Sync {
 
     /// People and bots of the company, optionally only the one with this
     /// normalised email, by creation.
-    async fn list_users(&self, company: &CompanyId, email: Option<&str>, page: Page) -> StoreResult<Vec<User>>;
+    async fn list_users(
+        &self,
+        company: &CompanyId,
+        email: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Vec<User>>;
 
     /// Changes a person's profile.
-    async fn update_user(&self, company: &CompanyId, id: &UserId, patch: UserPatch) -> StoreResult<User>;
+    async fn update_user(
+        &self,
+        company: &CompanyId,
+        id: &UserId,
+        patch: UserPatch,
+    ) -> StoreResult<User>;
 
     /// Finds each invitee by email (then phone) or creates them, in order.
     async fn invite(&self, company: &CompanyId, invitees: Vec<Invitee>) -> StoreResult<Vec<User>>;
@@ -65,7 +94,12 @@ pub trait UserStore: Send + Sync {
     async fn get_bot(&self, company: &CompanyId, id: &UserId) -> StoreResult<User>;
 
     /// Replaces a bot's profile.
-    async fn replace_bot(&self, company: &CompanyId, id: &UserId, profile: BotProfile) -> StoreResult<User>;
+    async fn replace_bot(
+        &self,
+        company: &CompanyId,
+        id: &UserId,
+        profile: BotProfile,
+    ) -> StoreResult<User>;
 
     /// Deletes a bot, revokes its keys and removes it from its channels.
     async fn delete_bot(&self, company: &CompanyId, id: &UserId) -> StoreResult<()>;
@@ -75,7 +109,11 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait ChannelStore: Send + Sync {
     /// Creates a group channel with the actor as owner.
-    async fn create_channel(&self, actor: &Actor, channel: NewChannel) -> StoreResult<ChannelDetails>;
+    async fn create_channel(
+        &self,
+        actor: &Actor,
+        channel: NewChannel,
+    ) -> StoreResult<ChannelDetails>;
 
     /// The direct channel of the actor and the peer, created on first use.
     async fn direct_channel(&self, actor: &Actor, peer: DirectPeer) -> StoreResult<ChannelDetails>;
@@ -87,7 +125,12 @@ pub trait ChannelStore: Send + Sync {
     async fn get_channel(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<ChannelDetails>;
 
     /// Changes a channel's settings.
-    async fn update_channel(&self, actor: &Actor, channel: &ChannelId, patch: ChannelPatch) -> StoreResult<Channel>;
+    async fn update_channel(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        patch: ChannelPatch,
+    ) -> StoreResult<Channel>;
 
     /// Deletes a channel (moderators only); deleting it again is not an error.
     async fn delete_channel(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<()>;
@@ -106,16 +149,31 @@ pub trait ChannelStore: Send + Sync {
     ) -> StoreResult<Members>;
 
     /// Removes a member (the actor themself, or anyone for moderators).
-    async fn remove_member(&self, actor: &Actor, channel: &ChannelId, member: &UserId) -> StoreResult<()>;
+    async fn remove_member(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        member: &UserId,
+    ) -> StoreResult<()>;
 
     /// Shows the actor as typing until `expires_at` (or their next message).
-    async fn start_typing(&self, actor: &Actor, channel: &ChannelId, expires_at: UnixMicros) -> StoreResult<()>;
+    async fn start_typing(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        expires_at: UnixMicros,
+    ) -> StoreResult<()>;
 
     /// Stops the actor's typing indicator.
     async fn stop_typing(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<()>;
 
     /// Who is typing in the channel at `now`.
-    async fn list_typing(&self, actor: &Actor, channel: &ChannelId, now: UnixMicros) -> StoreResult<Vec<Typing>>;
+    async fn list_typing(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        now: UnixMicros,
+    ) -> StoreResult<Vec<Typing>>;
 }
 
 /// Messages, reactions and buttons.
@@ -132,10 +190,20 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Message>;
 
     /// Messages of a channel, newest first.
-    async fn list_messages(&self, actor: &Actor, channel: &ChannelId, page: Page) -> StoreResult<Vec<Message>>;
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        page: Page,
+    ) -> StoreResult<Vec<Message>>;
 
     /// One message.
-    async fn get_message(&self, actor: &Actor, channel: &ChannelId, message: &MessageId) -> StoreResult<Message>;
+    async fn get_message(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+    ) -> StoreResult<Message>;
 
     /// Changes a message's content (author only). A change to the same content
     /// changes nothing, `updatedAt` included.
@@ -148,11 +216,21 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Message>;
 
     /// Deletes a message (author or moderators); again is not an error.
-    async fn delete_message(&self, actor: &Actor, channel: &ChannelId, message: &MessageId) -> StoreResult<()>;
+    async fn delete_message(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+    ) -> StoreResult<()>;
 
     /// Adds the actor's reaction; adding it again changes nothing.
-    async fn add_reaction(&self, actor: &Actor, channel: &ChannelId, message: &MessageId, reaction: &str)
-    -> StoreResult<Message>;
+    async fn add_reaction(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+        reaction: &str,
+    ) -> StoreResult<Message>;
 
     /// Removes the actor's reaction; removing an absent one changes nothing.
     async fn remove_reaction(
@@ -164,8 +242,13 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Message>;
 
     /// Records that the actor pressed the button whose handler is `{action: {id}}`.
-    async fn press_button(&self, actor: &Actor, channel: &ChannelId, message: &MessageId, action_id: &str)
-    -> StoreResult<()>;
+    async fn press_button(
+        &self,
+        actor: &Actor,
+        channel: &ChannelId,
+        message: &MessageId,
+        action_id: &str,
+    ) -> StoreResult<()>;
 }
 
 /// Housekeeping and health.
@@ -182,4 +265,7 @@ pub trait MaintenanceStore: Send + Sync {
 /// Everything a backend provides.
 pub trait Store: TenancyStore + UserStore + ChannelStore + MessageStore + MaintenanceStore {}
 
-impl<T> Store for T where T: TenancyStore + UserStore + ChannelStore + MessageStore + MaintenanceStore {}
+impl<T> Store for T where
+    T: TenancyStore + UserStore + ChannelStore + MessageStore + MaintenanceStore
+{
+}

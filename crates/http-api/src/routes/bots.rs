@@ -14,7 +14,10 @@ use crate::extract::{ApiJson, Auth, user_id};
 /// The company's bots (company key).
 #[utoipa::path(get, path = "/v2/users/bots", tag = tags::BOTS,
     responses((status = 200, body = BotListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
-pub async fn list_bots(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<BotListResponse>> {
+pub async fn list_bots(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<BotListResponse>> {
     let bots = app.store.list_bots(auth.company_key()?).await?;
     Ok(Json(BotListResponse { bots }))
 }
@@ -28,7 +31,10 @@ pub async fn create_bot(
     request: ApiJson<BotRequest>,
 ) -> ApiResult<Json<BotResponse>> {
     let company = auth.company_key()?;
-    let bot = app.store.create_bot(company, bot_profile(request.body)?).await?;
+    let bot = app
+        .store
+        .create_bot(company, bot_profile(request.body)?)
+        .await?;
     Ok(Json(BotResponse { bot }))
 }
 
@@ -40,7 +46,10 @@ pub async fn get_bot(
     auth: Auth,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<BotResponse>> {
-    let bot = app.store.get_bot(auth.company_key()?, &bot_id(&bot)?).await?;
+    let bot = app
+        .store
+        .get_bot(auth.company_key()?, &bot_id(&bot)?)
+        .await?;
     Ok(Json(BotResponse { bot }))
 }
 
@@ -55,7 +64,10 @@ pub async fn replace_bot(
     request: ApiJson<BotRequest>,
 ) -> ApiResult<Json<BotResponse>> {
     let company = auth.company_key()?;
-    let bot = app.store.replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?).await?;
+    let bot = app
+        .store
+        .replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?)
+        .await?;
     Ok(Json(BotResponse { bot }))
 }
 
@@ -67,7 +79,9 @@ pub async fn delete_bot(
     auth: Auth,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<OkResponse>> {
-    app.store.delete_bot(auth.company_key()?, &bot_id(&bot)?).await?;
+    app.store
+        .delete_bot(auth.company_key()?, &bot_id(&bot)?)
+        .await?;
     Ok(ok())
 }
 

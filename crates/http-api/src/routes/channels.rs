@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use switchboard_domain::limits::{MAX_DESCRIPTION_CHARS, MAX_MEMBERS_PER_REQUEST, MAX_SUBJECT_CHARS};
+use switchboard_domain::limits::{
+    MAX_DESCRIPTION_CHARS, MAX_MEMBERS_PER_REQUEST, MAX_SUBJECT_CHARS,
+};
 use switchboard_domain::validation;
 use switchboard_protocol::api::*;
 use switchboard_protocol::{ChannelAccess, ChannelType};
@@ -54,7 +56,11 @@ pub async fn create_channel(
         .enumerate()
         .map(|(index, id)| user_id_field(&format!("members[{index}]"), id))
         .collect::<Result<Vec<_>, _>>()?;
-    let to_invite = invitees("membersToInvite", &body.members_to_invite.unwrap_or_default(), MAX_MEMBERS_PER_REQUEST)?;
+    let to_invite = invitees(
+        "membersToInvite",
+        &body.members_to_invite.unwrap_or_default(),
+        MAX_MEMBERS_PER_REQUEST,
+    )?;
     let details = match body.channel_type.unwrap_or(ChannelType::Group) {
         ChannelType::Group => {
             let new = NewChannel {
@@ -101,7 +107,11 @@ pub async fn direct_channel(
     let peer = match (&request.body.member_id, &request.body.member_to_invite) {
         (Some(member), None) => DirectPeer::User(user_id_field("memberId", member)?),
         (None, Some(to_invite)) => DirectPeer::Invite(invitee("memberToInvite", to_invite)?),
-        _ => return Err(ApiError::validation("body: give exactly one of `memberId` and `memberToInvite`")),
+        _ => {
+            return Err(ApiError::validation(
+                "body: give exactly one of `memberId` and `memberToInvite`",
+            ));
+        }
     };
     let details = app.store.direct_channel(&actor, peer).await?;
     Ok(Json(ChannelResponse {
@@ -120,7 +130,10 @@ pub async fn get_channel(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<ChannelDetailsResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let details = app.store.get_channel(&actor, &channel_id(&channel)?).await?;
+    let details = app
+        .store
+        .get_channel(&actor, &channel_id(&channel)?)
+        .await?;
     Ok(Json(details_response(details)))
 }
 
@@ -148,7 +161,10 @@ pub async fn update_channel(
         broadcast: Some(body.broadcast.unwrap_or(false)),
         external: Some(body.external.unwrap_or(false)),
     };
-    let channel = app.store.update_channel(&actor, &channel_id(&channel)?, patch).await?;
+    let channel = app
+        .store
+        .update_channel(&actor, &channel_id(&channel)?, patch)
+        .await?;
     Ok(Json(ChannelResponse { channel }))
 }
 
@@ -184,18 +200,32 @@ pub async fn patch_channel(
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect();
-    validation::unset_fields("unset", &unset, &["subject", "description", "service", "serviceTitle"], &set_names)?;
+    validation::unset_fields(
+        "unset",
+        &unset,
+        &["subject", "description", "service", "serviceTitle"],
+        &set_names,
+    )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name).then_some(None);
     let patch = ChannelPatch {
         subject: set.subject.map(Some).or_else(|| cleared("subject")),
         description: set.description.map(Some).or_else(|| cleared("description")),
-        access: set.access.map(|access| access_of(Some(access))).transpose()?,
+        access: set
+            .access
+            .map(|access| access_of(Some(access)))
+            .transpose()?,
         service: set.service.map(Some).or_else(|| cleared("service")),
-        service_title: set.service_title.map(Some).or_else(|| cleared("serviceTitle")),
+        service_title: set
+            .service_title
+            .map(Some)
+            .or_else(|| cleared("serviceTitle")),
         broadcast: set.broadcast,
         external: set.external,
     };
-    let channel = app.store.update_channel(&actor, &channel_id(&channel)?, patch).await?;
+    let channel = app
+        .store
+        .update_channel(&actor, &channel_id(&channel)?, patch)
+        .await?;
     Ok(Json(ChannelResponse { channel }))
 }
 
@@ -210,7 +240,9 @@ pub async fn delete_channel(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store.delete_channel(&actor, &channel_id(&channel)?).await?;
+    app.store
+        .delete_channel(&actor, &channel_id(&channel)?)
+        .await?;
     Ok(ok())
 }
 
@@ -232,9 +264,25 @@ fn access_of(access: Option<ChannelAccess>) -> Result<ChannelAccess, ApiError> {
 }
 
 fn check_settings(prefix: &str, body: &UpdateChannelRequest) -> Result<(), ApiError> {
-    optional_text(&format!("{prefix}subject"), &body.subject, MAX_SUBJECT_CHARS)?;
-    optional_text(&format!("{prefix}description"), &body.description, MAX_DESCRIPTION_CHARS)?;
-    optional_text(&format!("{prefix}service"), &body.service, MAX_SUBJECT_CHARS)?;
-    optional_text(&format!("{prefix}serviceTitle"), &body.service_title, MAX_SUBJECT_CHARS)?;
+    optional_text(
+        &format!("{prefix}subject"),
+        &body.subject,
+        MAX_SUBJECT_CHARS,
+    )?;
+    optional_text(
+        &format!("{prefix}description"),
+        &body.description,
+        MAX_DESCRIPTION_CHARS,
+    )?;
+    optional_text(
+        &format!("{prefix}service"),
+        &body.service,
+        MAX_SUBJECT_CHARS,
+    )?;
+    optional_text(
+        &format!("{prefix}serviceTitle"),
+        &body.service_title,
+        MAX_SUBJECT_CHARS,
+    )?;
     Ok(())
 }

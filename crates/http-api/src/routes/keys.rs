@@ -17,7 +17,10 @@ use crate::extract::{ApiJson, Auth, user_id};
 /// The company's live company keys, without their secrets.
 #[utoipa::path(get, path = "/v2/company/keys", tag = tags::KEYS,
     responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
-pub async fn list_company_keys(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<KeyListResponse>> {
+pub async fn list_company_keys(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<KeyListResponse>> {
     list(&app, auth.company_key()?, &CredentialOwner::Company).await
 }
 
@@ -34,7 +37,14 @@ pub async fn create_company_key(
         validation::short_field("name", name)?;
     }
     let read_only = request.body.read_only.unwrap_or(false);
-    let (info, key) = create(&app, company, CredentialOwner::Company, request.body.name.clone(), read_only).await?;
+    let (info, key) = create(
+        &app,
+        company,
+        CredentialOwner::Company,
+        request.body.name.clone(),
+        read_only,
+    )
+    .await?;
     Ok(Json(CreatedKeyResponse {
         key_id: info.id.into_string(),
         key,
@@ -76,7 +86,14 @@ pub async fn create_bot_key(
     Path(bot): Path<String>,
 ) -> ApiResult<Json<CreatedKeyResponse>> {
     let company = auth.company_key()?;
-    let (info, key) = create(&app, company, CredentialOwner::Bot(bot_id(&bot)?), None, false).await?;
+    let (info, key) = create(
+        &app,
+        company,
+        CredentialOwner::Bot(bot_id(&bot)?),
+        None,
+        false,
+    )
+    .await?;
     Ok(Json(CreatedKeyResponse {
         key_id: info.id.into_string(),
         key,
@@ -93,7 +110,13 @@ pub async fn revoke_bot_key(
     auth: Auth,
     Path((bot, key)): Path<(String, String)>,
 ) -> ApiResult<Json<OkResponse>> {
-    revoke(&app, auth.company_key()?, &CredentialOwner::Bot(bot_id(&bot)?), &key).await
+    revoke(
+        &app,
+        auth.company_key()?,
+        &CredentialOwner::Bot(bot_id(&bot)?),
+        &key,
+    )
+    .await
 }
 
 /// Creates a user token; it acts as the person (the web console uses one).
@@ -106,7 +129,14 @@ pub async fn create_user_token(
 ) -> ApiResult<Json<CreatedTokenResponse>> {
     let company = auth.company_key()?;
     let user = user_id(&user)?;
-    let (info, token) = create(&app, company, CredentialOwner::User(user.clone()), None, false).await?;
+    let (info, token) = create(
+        &app,
+        company,
+        CredentialOwner::User(user.clone()),
+        None,
+        false,
+    )
+    .await?;
     Ok(Json(CreatedTokenResponse {
         token_id: info.id.into_string(),
         token,
@@ -138,7 +168,13 @@ pub async fn revoke_user_token(
     auth: Auth,
     Path((user, token)): Path<(String, String)>,
 ) -> ApiResult<Json<OkResponse>> {
-    revoke(&app, auth.company_key()?, &CredentialOwner::User(user_id(&user)?), &token).await
+    revoke(
+        &app,
+        auth.company_key()?,
+        &CredentialOwner::User(user_id(&user)?),
+        &token,
+    )
+    .await
 }
 
 async fn create(
@@ -160,7 +196,11 @@ async fn create(
     Ok((info, made.reveal().to_owned()))
 }
 
-async fn list(app: &AppState, company: &CompanyId, owner: &CredentialOwner) -> ApiResult<Json<KeyListResponse>> {
+async fn list(
+    app: &AppState,
+    company: &CompanyId,
+    owner: &CredentialOwner,
+) -> ApiResult<Json<KeyListResponse>> {
     let keys = app.store.list_credentials(company, owner).await?;
     Ok(Json(KeyListResponse {
         keys: keys
@@ -176,9 +216,14 @@ async fn list(app: &AppState, company: &CompanyId, owner: &CredentialOwner) -> A
     }))
 }
 
-async fn revoke(app: &AppState, company: &CompanyId, owner: &CredentialOwner, key: &str) -> ApiResult<Json<OkResponse>> {
-    let id = CredentialId::parse(key).ok_or_else(|| ApiError::not_found(format!("key `{key}` was not found")))?;
+async fn revoke(
+    app: &AppState,
+    company: &CompanyId,
+    owner: &CredentialOwner,
+    key: &str,
+) -> ApiResult<Json<OkResponse>> {
+    let id = CredentialId::parse(key)
+        .ok_or_else(|| ApiError::not_found(format!("key `{key}` was not found")))?;
     app.store.revoke_credential(company, owner, &id).await?;
     Ok(ok())
 }
-

@@ -21,7 +21,10 @@ pub async fn list_members(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MembersResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let members = app.store.list_members(&actor, &channel_id(&channel)?).await?;
+    let members = app
+        .store
+        .list_members(&actor, &channel_id(&channel)?)
+        .await?;
     Ok(Json(MembersResponse {
         members: members.members,
         users: members.users,
@@ -45,7 +48,9 @@ pub async fn add_members(
     let ids = body.members.unwrap_or_default();
     let to_invite = body.members_to_invite.unwrap_or_default();
     if ids.is_empty() && to_invite.is_empty() {
-        return Err(ApiError::validation("members: give at least one of `members` and `membersToInvite`"));
+        return Err(ApiError::validation(
+            "members: give at least one of `members` and `membersToInvite`",
+        ));
     }
     if ids.len() > MAX_MEMBERS_PER_REQUEST {
         return Err(ApiError::validation(format!(
@@ -61,7 +66,13 @@ pub async fn add_members(
     let to_invite = invitees("membersToInvite", &to_invite, MAX_MEMBERS_PER_REQUEST)?;
     let members = app
         .store
-        .add_members(&actor, &channel_id(&channel)?, members, to_invite, body.silent.unwrap_or(false))
+        .add_members(
+            &actor,
+            &channel_id(&channel)?,
+            members,
+            to_invite,
+            body.silent.unwrap_or(false),
+        )
         .await?;
     Ok(Json(MembersResponse {
         members: members.members,
@@ -80,6 +91,8 @@ pub async fn remove_member(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store.remove_member(&actor, &channel_id(&channel)?, &user_id(&member)?).await?;
+    app.store
+        .remove_member(&actor, &channel_id(&channel)?, &user_id(&member)?)
+        .await?;
     Ok(ok())
 }

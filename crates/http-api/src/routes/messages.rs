@@ -13,7 +13,9 @@ use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, message_id, user_id_field};
+use crate::extract::{
+    ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, message_id, user_id_field,
+};
 
 /// The header that makes a send safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -29,7 +31,10 @@ pub async fn list_messages(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<MessageListResponse>> {
     let actor = auth.actor(params.user_id.as_deref(), None)?;
-    let messages = app.store.list_messages(&actor, &channel_id(&channel)?, params.page()?).await?;
+    let messages = app
+        .store
+        .list_messages(&actor, &channel_id(&channel)?, params.page()?)
+        .await?;
     Ok(Json(MessageListResponse { messages }))
 }
 
@@ -55,9 +60,9 @@ pub async fn send_message(
     let idempotency = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value
-                .to_str()
-                .map_err(|_| ApiError::validation("Idempotency-Key: must be visible ASCII characters"))?;
+            let key = value.to_str().map_err(|_| {
+                ApiError::validation("Idempotency-Key: must be visible ASCII characters")
+            })?;
             validation::idempotency_key("Idempotency-Key", key)?;
             Some(IdempotencyRecord {
                 key: key.to_owned(),
@@ -74,14 +79,19 @@ pub async fn send_message(
     let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
     let mentions = mention_ids(body.mentions.as_deref().unwrap_or_default())?;
     if is_blank(&text) && elements.is_empty() && attachments.is_empty() {
-        return Err(ApiError::validation("text: a message needs text, elements or attachments"));
+        return Err(ApiError::validation(
+            "text: a message needs text, elements or attachments",
+        ));
     }
     let quote = body
         .quote
         .as_ref()
         .map(|quote| {
             switchboard_domain::MessageId::parse(&quote.message_id).ok_or_else(|| {
-                ApiError::validation(format!("quote.messageId: `{}` is not a message id", quote.message_id))
+                ApiError::validation(format!(
+                    "quote.messageId: `{}` is not a message id",
+                    quote.message_id
+                ))
             })
         })
         .transpose()?;
@@ -93,7 +103,10 @@ pub async fn send_message(
         mentions,
         silent: body.silent.unwrap_or(false),
     };
-    let message = app.store.send_message(&actor, &channel, new, idempotency).await?;
+    let message = app
+        .store
+        .send_message(&actor, &channel, new, idempotency)
+        .await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -108,7 +121,10 @@ pub async fn get_message(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let message = app.store.get_message(&actor, &channel_id(&channel)?, &message_id(&message)?).await?;
+    let message = app
+        .store
+        .get_message(&actor, &channel_id(&channel)?, &message_id(&message)?)
+        .await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -131,13 +147,20 @@ pub async fn update_message(
     let patch = MessagePatch {
         text: Some(body.text),
         elements: Some(body.elements.unwrap_or_default()),
-        attachments: Some(attachment_ids(body.attachments.as_deref().unwrap_or_default())?),
+        attachments: Some(attachment_ids(
+            body.attachments.as_deref().unwrap_or_default(),
+        )?),
         mentions: Some(mention_ids(body.mentions.as_deref().unwrap_or_default())?),
         silent: None,
     };
     let message = app
         .store
-        .update_message(&actor, &channel_id(&channel)?, &message_id(&message)?, patch)
+        .update_message(
+            &actor,
+            &channel_id(&channel)?,
+            &message_id(&message)?,
+            patch,
+        )
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -173,10 +196,18 @@ pub async fn patch_message(
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect();
-    validation::unset_fields("unset", &unset, &["text", "elements", "attachments", "mentions"], &set_names)?;
+    validation::unset_fields(
+        "unset",
+        &unset,
+        &["text", "elements", "attachments", "mentions"],
+        &set_names,
+    )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
     let patch = MessagePatch {
-        text: set.text.map(Some).or_else(|| cleared("text").then_some(None)),
+        text: set
+            .text
+            .map(Some)
+            .or_else(|| cleared("text").then_some(None)),
         elements: set.elements.or_else(|| cleared("elements").then(Vec::new)),
         attachments: match set.attachments {
             Some(list) => Some(attachment_ids(&list)?),
@@ -190,7 +221,12 @@ pub async fn patch_message(
     };
     let message = app
         .store
-        .update_message(&actor, &channel_id(&channel)?, &message_id(&message)?, patch)
+        .update_message(
+            &actor,
+            &channel_id(&channel)?,
+            &message_id(&message)?,
+            patch,
+        )
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -206,7 +242,9 @@ pub async fn delete_message(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store.delete_message(&actor, &channel_id(&channel)?, &message_id(&message)?).await?;
+    app.store
+        .delete_message(&actor, &channel_id(&channel)?, &message_id(&message)?)
+        .await?;
     Ok(ok())
 }
 
@@ -226,7 +264,12 @@ pub async fn add_reaction(
     validation::reaction_type("type", &request.body.reaction_type)?;
     let message = app
         .store
-        .add_reaction(&actor, &channel_id(&channel)?, &message_id(&message)?, &request.body.reaction_type)
+        .add_reaction(
+            &actor,
+            &channel_id(&channel)?,
+            &message_id(&message)?,
+            &request.body.reaction_type,
+        )
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -246,7 +289,12 @@ pub async fn remove_reaction(
     validation::reaction_type("type", &reaction)?;
     let message = app
         .store
-        .remove_reaction(&actor, &channel_id(&channel)?, &message_id(&message)?, &reaction)
+        .remove_reaction(
+            &actor,
+            &channel_id(&channel)?,
+            &message_id(&message)?,
+            &reaction,
+        )
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -269,7 +317,12 @@ pub async fn press_button(
         return Err(ApiError::validation("actionId: must not be empty"));
     }
     app.store
-        .press_button(&actor, &channel_id(&channel)?, &message_id(&message)?, &request.body.action_id)
+        .press_button(
+            &actor,
+            &channel_id(&channel)?,
+            &message_id(&message)?,
+            &request.body.action_id,
+        )
         .await?;
     Ok(ok())
 }
@@ -282,7 +335,10 @@ fn check_content(prefix: &str, body: &UpdateMessageRequest) -> Result<(), ApiErr
     if let Some(text) = &body.text {
         validation::message_text(&format!("{prefix}text"), text)?;
     }
-    validation::elements(&format!("{prefix}elements"), body.elements.as_deref().unwrap_or_default())?;
+    validation::elements(
+        &format!("{prefix}elements"),
+        body.elements.as_deref().unwrap_or_default(),
+    )?;
     Ok(())
 }
 
@@ -293,7 +349,10 @@ fn attachment_ids(list: &[AttachmentRef]) -> Result<Vec<String>, ApiError> {
             list.len()
         )));
     }
-    Ok(list.iter().map(|attachment| attachment.id.clone()).collect())
+    Ok(list
+        .iter()
+        .map(|attachment| attachment.id.clone())
+        .collect())
 }
 
 fn mention_ids(list: &[String]) -> Result<Vec<UserId>, ApiError> {
@@ -324,4 +383,3 @@ fn fingerprint(actor: &Actor, channel: &str, body: &SendMessageRequest) -> Vec<u
     hash.update(serde_json::to_vec(body).unwrap_or_default());
     hash.finalize().to_vec()
 }
-

@@ -35,7 +35,9 @@ pub(crate) fn invitee(field: &str, invitee: &UserToInvite) -> Result<Invitee, Ap
         .map(|phone| validation::phone(&format!("{field}.phone"), phone))
         .transpose()?;
     if email.is_none() && phone.is_none() {
-        return Err(ApiError::validation(format!("{field}: needs an email or a phone")));
+        return Err(ApiError::validation(format!(
+            "{field}: needs an email or a phone"
+        )));
     }
     if let Some(name) = &invitee.name {
         validation::short_field(&format!("{field}.name"), name)?;
@@ -48,7 +50,11 @@ pub(crate) fn invitee(field: &str, invitee: &UserToInvite) -> Result<Invitee, Ap
 }
 
 /// Checks a list of invitees at `field`.
-pub(crate) fn invitees(field: &str, list: &[UserToInvite], max: usize) -> Result<Vec<Invitee>, ApiError> {
+pub(crate) fn invitees(
+    field: &str,
+    list: &[UserToInvite],
+    max: usize,
+) -> Result<Vec<Invitee>, ApiError> {
     if list.len() > max {
         return Err(ApiError::validation(format!(
             "{field}: has {} entries; the limit is {max}",
@@ -62,7 +68,11 @@ pub(crate) fn invitees(field: &str, list: &[UserToInvite], max: usize) -> Result
 }
 
 /// Checks an optional text field against a limit.
-pub(crate) fn optional_text(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+pub(crate) fn optional_text(
+    field: &str,
+    value: &Option<String>,
+    max: usize,
+) -> Result<(), ApiError> {
     if let Some(value) = value {
         validation::text(field, value, max)?;
     }

@@ -29,7 +29,9 @@ pub async fn start_typing(
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
     let ttl = validation::typing_ttl("ttlSeconds", request.body.ttl_seconds)?;
     let expires_at = now_micros() + Duration::from_secs(u64::from(ttl)).as_micros() as i64;
-    app.store.start_typing(&actor, &channel_id(&channel)?, expires_at).await?;
+    app.store
+        .start_typing(&actor, &channel_id(&channel)?, expires_at)
+        .await?;
     Ok(ok())
 }
 
@@ -45,7 +47,9 @@ pub async fn stop_typing(
     request: ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    app.store.stop_typing(&actor, &channel_id(&channel)?).await?;
+    app.store
+        .stop_typing(&actor, &channel_id(&channel)?)
+        .await?;
     Ok(ok())
 }
 
@@ -60,7 +64,10 @@ pub async fn list_typing(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<TypingResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let typing = app.store.list_typing(&actor, &channel_id(&channel)?, now_micros()).await?;
+    let typing = app
+        .store
+        .list_typing(&actor, &channel_id(&channel)?, now_micros())
+        .await?;
     Ok(Json(TypingResponse {
         typing: typing
             .into_iter()

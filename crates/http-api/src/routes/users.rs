@@ -25,7 +25,9 @@ pub async fn create_user(
     let company = auth.company_key()?;
     let profile = profile("", &request.body)?;
     if profile.name.is_none() && profile.email.is_none() && profile.phone.is_none() {
-        return Err(ApiError::validation("body: a person needs at least a name, an email or a phone"));
+        return Err(ApiError::validation(
+            "body: a person needs at least a name, an email or a phone",
+        ));
     }
     let user = app.store.create_user(company, profile).await?;
     Ok(Json(UserResponse { user }))
@@ -52,9 +54,16 @@ pub async fn list_users(
     auth: Auth,
     ApiQuery(query): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<UsersResponse>> {
-    let email = query.email.as_deref().map(|email| validation::email("email", email)).transpose()?;
+    let email = query
+        .email
+        .as_deref()
+        .map(|email| validation::email("email", email))
+        .transpose()?;
     let page = validation::page(query.limit, query.offset)?;
-    let users = app.store.list_users(auth.company(), email.as_deref(), page).await?;
+    let users = app
+        .store
+        .list_users(auth.company(), email.as_deref(), page)
+        .await?;
     Ok(Json(UsersResponse { users }))
 }
 
@@ -122,8 +131,16 @@ fn profile(prefix: &str, fields: &UserFields) -> Result<UserProfile, ApiError> {
     };
     Ok(UserProfile {
         name: short("name", &fields.name)?,
-        email: fields.email.as_deref().map(|email| validation::email(&field("email"), email)).transpose()?,
-        phone: fields.phone.as_deref().map(|phone| validation::phone(&field("phone"), phone)).transpose()?,
+        email: fields
+            .email
+            .as_deref()
+            .map(|email| validation::email(&field("email"), email))
+            .transpose()?,
+        phone: fields
+            .phone
+            .as_deref()
+            .map(|phone| validation::phone(&field("phone"), phone))
+            .transpose()?,
         picture: match &fields.picture {
             Some(url) => {
                 validation::url(&field("picture"), url)?;

@@ -32,7 +32,12 @@ impl Reply {
     /// Fails the test unless the status is `expected`; returns the body.
     #[track_caller]
     pub fn expect(self, expected: u16) -> Value {
-        assert_eq!(self.status.as_u16(), expected, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 
@@ -40,12 +45,22 @@ impl Reply {
     /// type, and the message mentions `needle`.
     #[track_caller]
     pub fn expect_error(self, status: u16, error_type: &str, needle: &str) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         assert_eq!(self.body["type"], error_type, "body: {}", self.body);
         let message = self.body["message"].as_str().unwrap_or_default();
-        assert!(message.contains(needle), "message `{message}` does not mention `{needle}`");
         assert!(
-            self.body["requestId"].as_str().is_some_and(|id| !id.is_empty()),
+            message.contains(needle),
+            "message `{message}` does not mention `{needle}`"
+        );
+        assert!(
+            self.body["requestId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
             "requestId missing: {}",
             self.body
         );
@@ -61,7 +76,9 @@ impl TestServer {
     /// Starts a server; `adjust` may change the test configuration first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temporary directory");
-        let company_key = credentials::generate(CredentialKind::Company).reveal().to_owned();
+        let company_key = credentials::generate(CredentialKind::Company)
+            .reveal()
+            .to_owned();
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.data_dir = data_dir.path().to_owned();
@@ -125,12 +142,20 @@ impl TestServer {
     pub async fn person(&self, name: &str) -> (String, String) {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
         let user = self
-            .post("/v2/users", &self.company_key, json!({"name": name, "email": email}))
+            .post(
+                "/v2/users",
+                &self.company_key,
+                json!({"name": name, "email": email}),
+            )
             .await
             .expect(200);
         let id = user["user"]["id"].as_str().unwrap().to_owned();
         let token = self
-            .post(&format!("/v2/users/{id}/tokens"), &self.company_key, json!({}))
+            .post(
+                &format!("/v2/users/{id}/tokens"),
+                &self.company_key,
+                json!({}),
+            )
             .await
             .expect(200);
         (id, token["token"].as_str().unwrap().to_owned())
@@ -144,7 +169,11 @@ impl TestServer {
             .expect(200);
         let id = bot["bot"]["id"].as_str().unwrap().to_owned();
         let key = self
-            .post(&format!("/v2/users/bots/{id}/keys"), &self.company_key, json!({}))
+            .post(
+                &format!("/v2/users/bots/{id}/keys"),
+                &self.company_key,
+                json!({}),
+            )
             .await
             .expect(200);
         (id, key["key"].as_str().unwrap().to_owned())
@@ -153,7 +182,11 @@ impl TestServer {
     /// A group channel created by the token's user with these other members.
     pub async fn channel(&self, token: &str, members: &[&str]) -> String {
         let created = self
-            .post("/v2/conversations/channels", token, json!({"subject": "Test", "members": members}))
+            .post(
+                "/v2/conversations/channels",
+                token,
+                json!({"subject": "Test", "members": members}),
+            )
             .await
             .expect(200);
         created["channel"]["channelId"].as_str().unwrap().to_owned()
@@ -162,7 +195,11 @@ impl TestServer {
     /// Sends a text message and returns its id.
     pub async fn say(&self, token: &str, channel: &str, text: &str) -> String {
         let sent = self
-            .post(&format!("/v2/conversations/channels/{channel}/messages"), token, json!({"text": text}))
+            .post(
+                &format!("/v2/conversations/channels/{channel}/messages"),
+                token,
+                json!({"text": text}),
+            )
             .await
             .expect(200);
         sent["message"]["messageId"].as_str().unwrap().to_owned()
@@ -171,7 +208,10 @@ impl TestServer {
     /// How many messages the channel lists for this token's user.
     pub async fn message_count(&self, token: &str, channel: &str) -> usize {
         let listed = self
-            .get(&format!("/v2/conversations/channels/{channel}/messages?limit=100"), token)
+            .get(
+                &format!("/v2/conversations/channels/{channel}/messages?limit=100"),
+                token,
+            )
             .await
             .expect(200);
         listed["messages"].as_array().unwrap().len()
@@ -193,5 +233,9 @@ pub async fn reply(response: reqwest::Response) -> Reply {
     let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, body, headers }
+    Reply {
+        status,
+        body,
+        headers,
+    }
 }

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error_type: ErrorType,
     pub message: String,
+    /// Seconds to wait before retrying, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,20 @@ impl ApiError {
             status,
             error_type,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 `TooManyRequestsException`, retry after `wait`.
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorType::TooManyRequests,
+                format!("too many requests with this key for this operation; retry in {} s", seconds.max(1)),
+            )
         }
     }
 
@@ -149,6 +165,7 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         None => fallback_error(status),
     };
     let (mut parts, _) = response.into_parts();
+    let retry_after = error.retry_after;
     let body = ErrorBody {
         error_type: error.error_type,
         message: error.message,
@@ -160,6 +177,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(seconds) = retry_after {
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 

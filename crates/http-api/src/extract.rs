@@ -1,7 +1,7 @@
 //! Extractors: who is calling ([`Auth`]), JSON bodies with field-naming errors
 //! and a size limit ([`ApiJson`]), query strings ([`ApiQuery`]), and typed ids.
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use serde::Deserialize;
@@ -44,6 +44,11 @@ impl FromRequestParts<AppState> for Auth {
         if !principal.may_write() && !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(ApiError::forbidden("this company key is read-only"));
         }
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+        state
+            .rate_limits
+            .check(principal.credential.as_str(), parts.method.as_str(), route)
+            .map_err(ApiError::too_many_requests)?;
         Ok(Auth(principal))
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::*;
 
 /// What every handler shares.
@@ -40,6 +42,17 @@ use crate::routes::*;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: ApiLimits,
+    pub rate_limits: Arc<RateLimits>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, limits: ApiLimits) -> Self {
+        AppState {
+            store,
+            rate_limits: Arc::new(RateLimits::new(limits.rate_limit)),
+            limits,
+        }
+    }
 }
 
 /// Limits of the HTTP layer.
@@ -49,6 +62,8 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Requests per credential and operation.
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Default for ApiLimits {
@@ -56,6 +71,7 @@ impl Default for ApiLimits {
         ApiLimits {
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(30),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use switchboard_http_api::rate_limit::{RateLimitSettings, RateLimits};
 use switchboard_http_api::{ApiLimits, AppState};
 use switchboard_store::Store;
 use switchboard_store_sqlite::{Durability, SqliteOptions, SqliteStore};
@@ -74,17 +75,22 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("could not listen on {} (http.listen)", config.http.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState {
-        store: shared.clone(),
-        limits: ApiLimits {
+    let state = AppState::new(
+        shared.clone(),
+        ApiLimits {
             max_body_bytes: config.http.max_body_bytes,
             request_timeout: config.http.request_timeout,
+            rate_limit: RateLimitSettings {
+                per_second: config.http.rate_limit_per_second,
+                burst: config.http.rate_limit_burst,
+            },
         },
-    };
+    );
+    let rate_limits = state.rate_limits.clone();
     let app = switchboard_http_api::router(state);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.http.shutdown_grace;
-    let janitor = tokio::spawn(purge_periodically(shared.clone(), stop.subscribe()));
+    let janitor = tokio::spawn(purge_periodically(shared.clone(), rate_limits, stop.subscribe()));
     let task = tokio::spawn(async move {
         let mut graceful = stopped.clone();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -116,13 +122,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn purge_periodically(store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+/// Forgets what has expired: idempotency keys, typing indicators, idle rate-limit buckets.
+async fn purge_periodically(store: Arc<dyn Store>, rate_limits: Arc<RateLimits>, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
+        rate_limits.forget_idle();
         match store.purge_expired(switchboard_domain::now_micros()).await {
             Ok(purged) => tracing::debug!(
                 purged,

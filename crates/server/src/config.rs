@@ -46,6 +46,12 @@ pub struct HttpConfig {
     /// How long shutdown waits for requests in flight (`10s`).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Requests per second allowed per credential and operation, on average
+    /// (0 turns rate limiting off).
+    pub rate_limit_per_second: u32,
+    /// Requests a credential may make at once to one operation before the
+    /// average applies.
+    pub rate_limit_burst: u32,
 }
 
 /// `database.*`
@@ -117,6 +123,8 @@ impl Default for Config {
                 max_body_bytes: 256 * 1024,
                 request_timeout: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(10),
+                rate_limit_per_second: 100,
+                rate_limit_burst: 200,
             },
             data_dir: PathBuf::from("./switchboard-data"),
             database: DatabaseConfig {
@@ -176,6 +184,10 @@ impl Config {
         anyhow::ensure!(
             !self.http.request_timeout.is_zero(),
             "invalid configuration: http.request_timeout must be more than 0"
+        );
+        anyhow::ensure!(
+            self.http.rate_limit_per_second == 0 || self.http.rate_limit_burst >= 1,
+            "invalid configuration: http.rate_limit_burst must be at least 1"
         );
         anyhow::ensure!(
             self.database.read_connections >= 1,

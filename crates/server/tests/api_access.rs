@@ -450,3 +450,27 @@ async fn read_only_company_keys_only_read_and_company_keys_rotate() {
         .expect_error(401, "UnauthorizedException", "revoked");
     server.get("/v2/users", &second_key).await.expect(200);
 }
+
+#[tokio::test]
+async fn requests_over_the_rate_limit_answer_429_per_key_and_operation() {
+    let server = TestServer::start_with(|config| {
+        config.http.rate_limit_per_second = 1;
+        config.http.rate_limit_burst = 3;
+    })
+    .await;
+    let (_, alice_token) = server.person("Alice").await;
+    let (_, bob_token) = server.person("Bob").await;
+    for _ in 0..3 {
+        server.get(CHANNELS, &alice_token).await.expect(200);
+    }
+    let limited = server.get(CHANNELS, &alice_token).await;
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    limited.expect_error(429, "TooManyRequestsException", "retry in");
+    // Another operation of the same key, and another key, have their own buckets.
+    server.post(CHANNELS, &alice_token, json!({})).await.expect(200);
+    server.get(CHANNELS, &bob_token).await.expect(200);
+    // The bucket refills at the configured rate.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.get(CHANNELS, &alice_token).await.expect(200);
+}

@@ -46,7 +46,10 @@ impl ApiError {
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorType::TooManyRequests,
-                format!("too many requests with this key for this operation; retry in {} s", seconds.max(1)),
+                format!(
+                    "too many requests with this key for this operation; retry in {} s",
+                    seconds.max(1)
+                ),
             )
         }
     }
@@ -178,7 +181,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     if let Some(seconds) = retry_after {
-        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -44,7 +44,11 @@ impl FromRequestParts<AppState> for Auth {
         if !principal.may_write() && !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(ApiError::forbidden("this company key is read-only"));
         }
-        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or_default();
         state
             .rate_limits
             .check(principal.credential.as_str(), parts.method.as_str(), route)

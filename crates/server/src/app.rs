@@ -90,7 +90,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let app = switchboard_http_api::router(state);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.http.shutdown_grace;
-    let janitor = tokio::spawn(purge_periodically(shared.clone(), rate_limits, stop.subscribe()));
+    let janitor = tokio::spawn(purge_periodically(
+        shared.clone(),
+        rate_limits,
+        stop.subscribe(),
+    ));
     let task = tokio::spawn(async move {
         let mut graceful = stopped.clone();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -123,7 +127,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
 }
 
 /// Forgets what has expired: idempotency keys, typing indicators, idle rate-limit buckets.
-async fn purge_periodically(store: Arc<dyn Store>, rate_limits: Arc<RateLimits>, mut stop: watch::Receiver<bool>) {
+async fn purge_periodically(
+    store: Arc<dyn Store>,
+    rate_limits: Arc<RateLimits>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tokio::select! {

@@ -464,11 +464,18 @@ async fn requests_over_the_rate_limit_answer_429_per_key_and_operation() {
         server.get(CHANNELS, &alice_token).await.expect(200);
     }
     let limited = server.get(CHANNELS, &alice_token).await;
-    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
     limited.expect_error(429, "TooManyRequestsException", "retry in");
     // Another operation of the same key, and another key, have their own buckets.
-    server.post(CHANNELS, &alice_token, json!({})).await.expect(200);
+    server
+        .post(CHANNELS, &alice_token, json!({}))
+        .await
+        .expect(200);
     server.get(CHANNELS, &bob_token).await.expect(200);
     // The bucket refills at the configured rate.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

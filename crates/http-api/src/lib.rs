@@ -25,10 +25,12 @@ use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
 use switchboard_store::Store;
 use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -173,7 +175,8 @@ pub fn router(state: AppState) -> Router {
                             .and_then(|value| value.to_str().ok())
                             .unwrap_or_default();
                         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-                    }),
+                    })
+                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(axum::middleware::from_fn(error::render_errors))

@@ -5,12 +5,11 @@ use axum::extract::{Path, State};
 use switchboard_domain::limits::{
     MAX_DESCRIPTION_CHARS, MAX_MEMBERS_PER_REQUEST, MAX_SUBJECT_CHARS,
 };
-use switchboard_domain::validation;
 use switchboard_protocol::api::*;
 use switchboard_protocol::{ChannelAccess, ChannelType};
 use switchboard_store::{ChannelDetails, ChannelPatch, DirectPeer, NewChannel};
 
-use super::{invitee, invitees, ok, optional_text, tags};
+use super::{check_unset, invitee, invitees, ok, optional_text, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, user_id_field};
@@ -191,20 +190,15 @@ pub async fn patch_channel(
         external: None,
     });
     check_settings("set.", &set)?;
-    let set_names: Vec<&str> = [
-        ("subject", set.subject.is_some()),
-        ("description", set.description.is_some()),
-        ("service", set.service.is_some()),
-        ("serviceTitle", set.service_title.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect();
-    validation::unset_fields(
-        "unset",
+    check_unset(
         &unset,
         &["subject", "description", "service", "serviceTitle"],
-        &set_names,
+        &[
+            ("subject", set.subject.is_some()),
+            ("description", set.description.is_some()),
+            ("service", set.service.is_some()),
+            ("serviceTitle", set.service_title.is_some()),
+        ],
     )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name).then_some(None);
     let patch = ChannelPatch {

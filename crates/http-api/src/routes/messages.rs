@@ -10,7 +10,7 @@ use switchboard_domain::{Actor, UserId, validation};
 use switchboard_protocol::api::*;
 use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
 
-use super::{ok, tags};
+use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
@@ -187,20 +187,15 @@ pub async fn patch_message(
         mentions: None,
     });
     check_content("set.", &set)?;
-    let set_names: Vec<&str> = [
-        ("text", set.text.is_some()),
-        ("elements", set.elements.is_some()),
-        ("attachments", set.attachments.is_some()),
-        ("mentions", set.mentions.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect();
-    validation::unset_fields(
-        "unset",
+    check_unset(
         &unset,
         &["text", "elements", "attachments", "mentions"],
-        &set_names,
+        &[
+            ("text", set.text.is_some()),
+            ("elements", set.elements.is_some()),
+            ("attachments", set.attachments.is_some()),
+            ("mentions", set.mentions.is_some()),
+        ],
     )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
     let patch = MessagePatch {

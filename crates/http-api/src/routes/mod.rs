@@ -67,6 +67,23 @@ pub(crate) fn invitees(
         .collect()
 }
 
+/// Checks a PATCH body's `unset` list: each name is one of `allowed`, and none
+/// is also given in `set` (`set_fields` pairs each settable name with whether
+/// `set` holds it).
+pub(crate) fn check_unset(
+    unset: &[String],
+    allowed: &[&str],
+    set_fields: &[(&str, bool)],
+) -> Result<(), ApiError> {
+    let set_names: Vec<&str> = set_fields
+        .iter()
+        .filter_map(|(name, present)| present.then_some(*name))
+        .collect();
+    Ok(validation::unset_fields(
+        "unset", unset, allowed, &set_names,
+    )?)
+}
+
 /// Checks an optional text field against a limit.
 pub(crate) fn optional_text(
     field: &str,

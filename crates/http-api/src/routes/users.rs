@@ -9,7 +9,7 @@ use switchboard_protocol::api::*;
 use switchboard_store::{USER_PROFILE_FIELDS, UserPatch, UserProfile};
 use utoipa::IntoParams;
 
-use super::{invitees, tags};
+use super::{check_unset, invitees, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Auth, user_id};
@@ -95,8 +95,7 @@ pub async fn patch_user(
         Some(fields) => profile("set.", &fields)?,
         None => UserProfile::default(),
     };
-    let set_names = set_field_names(&set);
-    validation::unset_fields("unset", &unset, USER_PROFILE_FIELDS, &set_names)?;
+    check_unset(&unset, USER_PROFILE_FIELDS, &set_fields(&set))?;
     let user = app
         .store
         .update_user(company, &user_id(&user)?, UserPatch { set, unset })
@@ -158,7 +157,7 @@ fn profile(prefix: &str, fields: &UserFields) -> Result<UserProfile, ApiError> {
     })
 }
 
-fn set_field_names(profile: &UserProfile) -> Vec<&'static str> {
+fn set_fields(profile: &UserProfile) -> [(&'static str, bool); 11] {
     [
         ("name", profile.name.is_some()),
         ("email", profile.email.is_some()),
@@ -172,7 +171,4 @@ fn set_field_names(profile: &UserProfile) -> Vec<&'static str> {
         ("pbxSerial", profile.pbx_serial.is_some()),
         ("pbxUserId", profile.pbx_user_id.is_some()),
     ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect()
 }

@@ -80,6 +80,14 @@ typed_id!(
     /// A company key, bot key or user token (not its secret).
     CredentialId, "key"
 );
+typed_id!(
+    /// An event: the same id in every delivery, retry and replay of it.
+    EventId, "evt"
+);
+typed_id!(
+    /// A bot's integration: where its events are delivered.
+    IntegrationId, "int"
+);
 
 fn is_plausible_id(text: &str) -> bool {
     !text.is_empty()

@@ -10,10 +10,11 @@ pub mod credentials;
 pub mod ids;
 pub mod limits;
 pub mod rules;
+pub mod secret_box;
 pub mod validation;
 
 pub use actor::{Actor, Principal, PrincipalKind};
-pub use ids::{ChannelId, CompanyId, CredentialId, MessageId, UserId};
+pub use ids::{ChannelId, CompanyId, CredentialId, EventId, IntegrationId, MessageId, UserId};
 pub use validation::ValidationError;
 
 /// Microseconds since the Unix epoch: how switchboard stores every instant.

@@ -14,10 +14,12 @@
 //! itself with the [`conformance`] suite.
 
 pub mod conformance;
+mod delivery;
 mod error;
 mod model;
 mod traits;
 
+pub use delivery::*;
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use traits::*;

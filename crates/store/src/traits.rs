@@ -8,6 +8,7 @@ use switchboard_domain::{
 };
 use switchboard_protocol::{Channel, Message, User};
 
+use crate::delivery::{DeliveryStore, IntegrationStore};
 use crate::error::StoreResult;
 use crate::model::*;
 
@@ -263,9 +264,12 @@ pub trait MaintenanceStore: Send + Sync {
 }
 
 /// Everything a backend provides.
-pub trait Store: TenancyStore + UserStore + ChannelStore + MessageStore + MaintenanceStore {}
+pub trait Store:
+    TenancyStore + UserStore + ChannelStore + MessageStore + IntegrationStore + DeliveryStore + MaintenanceStore
+{
+}
 
 impl<T> Store for T where
-    T: TenancyStore + UserStore + ChannelStore + MessageStore + MaintenanceStore
+    T: TenancyStore + UserStore + ChannelStore + MessageStore + IntegrationStore + DeliveryStore + MaintenanceStore
 {
 }

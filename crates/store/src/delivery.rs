@@ -1,0 +1,319 @@
+//! Integrations (where a bot's events go) and the delivery outbox.
+//!
+//! Every chat change that bots should hear of stores one event and one
+//! delivery per subscribed integration **in the transaction of the change**.
+//! Deliveries of one integration and one channel form a *lane*; only a lane's
+//! head (lowest `channelSeq` still pending) may be sent, which keeps channel
+//! order. Workers [`claim`](DeliveryStore::claim) heads with a lease, send
+//! without any transaction open, then [`finish`](DeliveryStore::finish) with
+//! the outcome. A lease that runs out (the worker died) makes the head
+//! claimable again: that is the crash recovery.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_domain::{CompanyId, EventId, IntegrationId, UnixMicros, UserId};
+use switchboard_protocol::EventType;
+
+use crate::error::StoreResult;
+
+/// Whether an integration receives deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrationState {
+    /// Deliveries are sent.
+    Active,
+    /// Deliveries are kept and sent after a resume.
+    Paused,
+    /// Turned off by the server (410 Gone, or failing for too long); deliveries
+    /// already queued are kept and sent after a resume; no new ones are queued.
+    Disabled,
+}
+
+impl IntegrationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationState::Active => "active",
+            IntegrationState::Paused => "paused",
+            IntegrationState::Disabled => "disabled",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Self {
+        match text {
+            "active" => IntegrationState::Active,
+            "paused" => IntegrationState::Paused,
+            _ => IntegrationState::Disabled,
+        }
+    }
+}
+
+/// Delivery settings an integration may override; `None` means the server's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// Request timeout in milliseconds.
+    pub timeout_ms: Option<u32>,
+    /// Delays between attempts in milliseconds.
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Most deliveries of this integration in flight at once.
+    pub max_in_flight: Option<u32>,
+}
+
+/// A new webhook integration. The secret arrives sealed.
+#[derive(Clone, Debug)]
+pub struct NewIntegration {
+    pub bot: UserId,
+    pub url: String,
+    /// `None`: every event type.
+    pub event_types: Option<Vec<EventType>>,
+    pub sealed_secret: String,
+    pub settings: DeliverySettings,
+}
+
+/// An integration as stored, without its secrets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub company: CompanyId,
+    pub bot: UserId,
+    pub url: String,
+    pub event_types: Option<Vec<EventType>>,
+    pub settings: DeliverySettings,
+    pub state: IntegrationState,
+    pub disabled_reason: Option<String>,
+    /// Until when the previous secret still signs, during a rotation.
+    pub previous_secret_until: Option<UnixMicros>,
+    pub failing_since: Option<UnixMicros>,
+    pub last_success_at: Option<UnixMicros>,
+    pub created_at: UnixMicros,
+    pub updated_at: UnixMicros,
+}
+
+/// A change to an integration; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntegrationPatch {
+    pub url: Option<String>,
+    pub event_types: Option<Option<Vec<EventType>>>,
+    pub timeout_ms: Option<Option<u32>>,
+    pub retry_schedule_ms: Option<Option<Vec<u64>>>,
+    pub max_in_flight: Option<Option<u32>>,
+}
+
+/// The state of a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up on (dead-lettered); replay sends it again.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Self {
+        match text {
+            "delivered" => DeliveryState::Delivered,
+            "dead" => DeliveryState::Dead,
+            _ => DeliveryState::Pending,
+        }
+    }
+}
+
+/// One attempt to deliver, as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempted_at: UnixMicros,
+    pub duration_us: i64,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    /// `delivered`, `failed`, `throttled`, `gone`, `refused`…
+    pub outcome: String,
+    pub error: Option<String>,
+    /// The start of the receiver's answer, capped.
+    pub response_snippet: Option<String>,
+}
+
+/// A delivery in the log, with its attempts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub channel_id: Option<String>,
+    pub channel_seq: i64,
+    pub state: DeliveryState,
+    pub created_at: UnixMicros,
+    pub finished_at: Option<UnixMicros>,
+    pub last_error: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Which events to deliver again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplaySelection {
+    /// Events that were delivered to the integration (or dead-lettered) in this range.
+    Range { since: UnixMicros, until: UnixMicros },
+    /// These events, each of which must have been meant for the integration.
+    Events(Vec<EventId>),
+}
+
+/// What a worker needs to send one delivery.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    pub delivery_id: i64,
+    pub lease_until: UnixMicros,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub company: CompanyId,
+    pub channel_id: Option<String>,
+    pub channel_seq: i64,
+    /// When the event happened.
+    pub event_time: UnixMicros,
+    /// The JSON of the envelope's `data`.
+    pub data: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub integration: ClaimedIntegration,
+}
+
+/// The integration a claimed delivery goes to.
+#[derive(Clone, Debug)]
+pub struct ClaimedIntegration {
+    pub id: IntegrationId,
+    pub bot: UserId,
+    pub url: String,
+    pub sealed_secret: String,
+    /// The previous secret, while a rotation lets it still sign.
+    pub sealed_previous_secret: Option<String>,
+    pub settings: DeliverySettings,
+    pub failing_since: Option<UnixMicros>,
+}
+
+/// What happened to a claimed delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The receiver took it.
+    Delivered,
+    /// Try again at this time (the lane waits until then).
+    Retry { at: UnixMicros },
+    /// Give up: the delivery is dead-lettered and its lane moves on.
+    DeadLetter { reason: String },
+    /// Turn the integration off; the delivery stays pending for a resume.
+    Disable { reason: String },
+}
+
+/// Counts of the outbox for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Pending deliveries whose lane is due now.
+    pub due: u64,
+    /// Pending deliveries waiting for a retry time or behind their lane's head.
+    pub waiting: u64,
+    /// Pending deliveries of paused or disabled integrations.
+    pub held: u64,
+    /// Dead-lettered deliveries.
+    pub dead: u64,
+    /// Integrations turned off by the server.
+    pub disabled_integrations: u64,
+}
+
+/// Integrations of bots: the API's view.
+#[async_trait]
+pub trait IntegrationStore: Send + Sync {
+    /// Creates a webhook integration for a bot of the company.
+    async fn create_integration(&self, company: &CompanyId, new: NewIntegration) -> StoreResult<Integration>;
+
+    /// A bot's integrations, by creation.
+    async fn list_integrations(&self, company: &CompanyId, bot: &UserId) -> StoreResult<Vec<Integration>>;
+
+    /// One integration of the bot.
+    async fn get_integration(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<Integration>;
+
+    /// Changes an integration's target, filter or settings.
+    async fn update_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration>;
+
+    /// Deletes an integration; its pending deliveries are dead-lettered.
+    async fn delete_integration(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<()>;
+
+    /// Pauses (`Paused`) or resumes (`Active`, also re-enabling a disabled one).
+    async fn set_integration_state(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        state: IntegrationState,
+    ) -> StoreResult<Integration>;
+
+    /// Replaces the secret; the previous one keeps signing until `previous_until`.
+    async fn rotate_secret(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        sealed_secret: String,
+        previous_until: UnixMicros,
+    ) -> StoreResult<Integration>;
+
+    /// Queues an `integration:test` event for this integration alone.
+    async fn send_test_event(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<EventId>;
+
+    /// The delivery log, newest first: deliveries with `id < before` (a cursor),
+    /// optionally in one state.
+    async fn list_deliveries(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        state: Option<DeliveryState>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+
+    /// Queues the selected events for delivery again, with their ids. Returns how many.
+    async fn replay(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        selection: ReplaySelection,
+    ) -> StoreResult<u64>;
+}
+
+/// The outbox: the delivery workers' view.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Leases up to `limit` lane heads that are due, keeping each integration
+    /// under its in-flight limit (`default_max_in_flight` when it sets none).
+    async fn claim(
+        &self,
+        now: UnixMicros,
+        limit: u32,
+        lease_micros: i64,
+        default_max_in_flight: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// Logs the attempt and applies the verdict. A delivery whose lease was
+    /// lost (claimed again by another worker) is left alone.
+    async fn finish(&self, claimed: &ClaimedDelivery, attempt: Attempt, verdict: Verdict) -> StoreResult<()>;
+
+    /// When the next lane becomes due, if any is waiting.
+    async fn next_due(&self) -> StoreResult<Option<UnixMicros>>;
+
+    /// Counts for metrics.
+    async fn outbox_stats(&self, now: UnixMicros) -> StoreResult<OutboxStats>;
+
+    /// Notified after every commit that queued deliveries, so workers wake at once.
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+}

@@ -46,7 +46,9 @@ impl SecretBox {
 
     /// A box with a key given as base64 text.
     pub fn from_base64(key: &str) -> Result<Self, SecretBoxError> {
-        let bytes = BASE64.decode(key.trim()).map_err(|_| SecretBoxError::MalformedKey)?;
+        let bytes = BASE64
+            .decode(key.trim())
+            .map_err(|_| SecretBoxError::MalformedKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretBoxError::MalformedKey)?;
         Ok(SecretBox::new(&key))
     }
@@ -86,7 +88,6 @@ impl SecretBox {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,8 +100,15 @@ mod tests {
         let sealed = secret_box.seal("whsec_abc");
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("whsec_abc"));
-        assert_ne!(sealed, secret_box.seal("whsec_abc"), "a fresh nonce every time");
-        assert_eq!(secret_box.open(&sealed).unwrap().expose_secret(), "whsec_abc");
+        assert_ne!(
+            sealed,
+            secret_box.seal("whsec_abc"),
+            "a fresh nonce every time"
+        );
+        assert_eq!(
+            secret_box.open(&sealed).unwrap().expose_secret(),
+            "whsec_abc"
+        );
         let other = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
         assert!(other.open(&sealed).is_err());
         let mut damaged = sealed.clone();

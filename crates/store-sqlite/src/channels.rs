@@ -5,13 +5,15 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use switchboard_domain::{Actor, ChannelId, CompanyId, UnixMicros, UserId, now_micros, rules};
-use switchboard_protocol::{Channel, MemberRole};
+use switchboard_protocol::events::{ChannelDeletedData, ChannelEventData};
+use switchboard_protocol::{Channel, EventType, MemberRole};
 use switchboard_store::{
     ChannelDetails, ChannelPatch, ChannelStore, DirectPeer, Invitee, Members, NewChannel, Page,
     StoreError, StoreResult, Typing,
 };
 
 use crate::SqliteStore;
+use crate::events::{self, Recipients};
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{CHANNEL_COLUMNS, ChannelRow};
@@ -47,7 +49,17 @@ impl ChannelStore for SqliteStore {
         refresh_member_count(&mut tx, &id).await?;
         let row = load::channel_row(&mut tx, id.as_str()).await?;
         let details = load::channel_details(&mut tx, row).await?;
+        let queued = announce_channel(
+            &mut tx,
+            &actor.company,
+            &id,
+            EventType::ChannelCreated,
+            &details,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(details)
     }
 
@@ -86,6 +98,7 @@ impl ChannelStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(Failure::from)?;
+        let mut created_at = None;
         let id = match existing {
             Some(id) => ChannelId::from_stored(id),
             None => {
@@ -108,12 +121,26 @@ impl ChannelStore for SqliteStore {
                 insert_member(&mut tx, &id, &actor.user, &MemberRole::Owner, now).await?;
                 insert_member(&mut tx, &id, &peer, &MemberRole::Owner, now).await?;
                 refresh_member_count(&mut tx, &id).await?;
+                created_at = Some(now);
                 id
             }
         };
         let row = load::channel_row(&mut tx, id.as_str()).await?;
         let details = load::channel_details(&mut tx, row).await?;
+        let mut queued = false;
+        if let Some(now) = created_at {
+            queued = announce_channel(
+                &mut tx,
+                &actor.company,
+                &id,
+                EventType::ChannelCreated,
+                &details,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(details)
     }
 
@@ -157,7 +184,8 @@ impl ChannelStore for SqliteStore {
         }
         let mut next = row.clone();
         apply(&mut next, patch);
-        if !same_settings(&row, &next) {
+        let changed = !same_settings(&row, &next);
+        if changed {
             sqlx::query(
                 "UPDATE channels SET subject = ?, description = ?, access = ?, service = ?, service_title = ?, \
                  broadcast = ?, external = ?, updated_at = ? WHERE id = ?",
@@ -176,7 +204,21 @@ impl ChannelStore for SqliteStore {
             .map_err(Failure::from)?;
         }
         let updated = load::channel_row(&mut tx, channel.as_str()).await?;
+        let mut queued = false;
+        if changed {
+            let details = load::channel_details(&mut tx, updated.clone()).await?;
+            queued = announce_channel(
+                &mut tx,
+                &actor.company,
+                channel,
+                EventType::ChannelUpdated,
+                &details,
+                now_micros(),
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(updated.into_channel())
     }
 
@@ -220,7 +262,34 @@ impl ChannelStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
+        let event = EventType::ChannelDeleted;
+        let targets = events::targets(
+            &mut tx,
+            actor.company.as_str(),
+            channel.as_str(),
+            &event,
+            Recipients::BotMembers,
+        )
+        .await?;
+        if !targets.is_empty() {
+            let data = ChannelDeletedData {
+                channel: load::channel_row(&mut tx, channel.as_str())
+                    .await?
+                    .into_channel(),
+            };
+            events::record(
+                &mut tx,
+                actor.company.as_str(),
+                Some(channel.as_str()),
+                &event,
+                &data,
+                &targets,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(!targets.is_empty());
         Ok(())
     }
 
@@ -248,16 +317,58 @@ impl ChannelStore for SqliteStore {
         }
         let users = resolve_members(&mut tx, &actor.company, &members, &invitees).await?;
         let now = now_micros();
-        let mut added = false;
+        let mut added = Vec::new();
         for user in &users {
-            added |= insert_member(&mut tx, channel, user, &MemberRole::Member, now).await?;
+            if insert_member(&mut tx, channel, user, &MemberRole::Member, now).await? {
+                added.push(user.as_str());
+            }
         }
-        if added {
+        let mut queued = false;
+        if !added.is_empty() {
             refresh_member_count(&mut tx, channel).await?;
             touch(&mut tx, channel, now).await?;
+            let event = EventType::MemberAdded;
+            let targets = events::targets(
+                &mut tx,
+                actor.company.as_str(),
+                channel.as_str(),
+                &event,
+                Recipients::BotMembers,
+            )
+            .await?;
+            if !targets.is_empty() {
+                let all = load::members(&mut tx, channel.as_str()).await?;
+                let data = ChannelEventData {
+                    channel: load::channel_row(&mut tx, channel.as_str())
+                        .await?
+                        .into_channel(),
+                    members: all
+                        .members
+                        .into_iter()
+                        .filter(|m| added.contains(&m.id.as_str()))
+                        .collect(),
+                    users: all
+                        .users
+                        .into_iter()
+                        .filter(|u| added.contains(&u.id.as_str()))
+                        .collect(),
+                };
+                events::record(
+                    &mut tx,
+                    actor.company.as_str(),
+                    Some(channel.as_str()),
+                    &event,
+                    &data,
+                    &targets,
+                    now,
+                )
+                .await?;
+                queued = true;
+            }
         }
         let members = load::members(&mut tx, channel.as_str()).await?;
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(members)
     }
 
@@ -280,16 +391,22 @@ impl ChannelStore for SqliteStore {
                 "only the channel's owners and supervisors may remove other members".into(),
             ));
         }
-        let removed =
-            sqlx::query("DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?")
-                .bind(channel.as_str())
-                .bind(member.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-        if removed.rows_affected() == 0 {
+        let before = load::members(&mut tx, channel.as_str()).await?;
+        let Some(removed_member) = before.members.into_iter().find(|m| m.id == member.as_str())
+        else {
             return Err(StoreError::not_found("member", member));
-        }
+        };
+        let removed_user = before
+            .users
+            .into_iter()
+            .filter(|u| u.id == member.as_str())
+            .collect();
+        sqlx::query("DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?")
+            .bind(channel.as_str())
+            .bind(member.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
         sqlx::query("DELETE FROM typing WHERE channel_id = ? AND user_id = ?")
             .bind(channel.as_str())
             .bind(member.as_str())
@@ -297,8 +414,39 @@ impl ChannelStore for SqliteStore {
             .await
             .map_err(Failure::from)?;
         refresh_member_count(&mut tx, channel).await?;
-        touch(&mut tx, channel, now_micros()).await?;
+        let now = now_micros();
+        touch(&mut tx, channel, now).await?;
+        let event = EventType::MemberRemoved;
+        let gone = [member.as_str()];
+        let targets = events::targets(
+            &mut tx,
+            actor.company.as_str(),
+            channel.as_str(),
+            &event,
+            Recipients::BotMembersAnd(&gone),
+        )
+        .await?;
+        if !targets.is_empty() {
+            let data = ChannelEventData {
+                channel: load::channel_row(&mut tx, channel.as_str())
+                    .await?
+                    .into_channel(),
+                members: vec![removed_member],
+                users: removed_user,
+            };
+            events::record(
+                &mut tx,
+                actor.company.as_str(),
+                Some(channel.as_str()),
+                &event,
+                &data,
+                &targets,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(!targets.is_empty());
         Ok(())
     }
 
@@ -356,6 +504,45 @@ impl ChannelStore for SqliteStore {
             })
             .collect())
     }
+}
+
+/// Queues a `{channel, members, users}` event for the channel's bot members;
+/// `true` when some integration will receive it.
+async fn announce_channel(
+    conn: &mut SqliteConnection,
+    company: &CompanyId,
+    channel: &ChannelId,
+    event: EventType,
+    details: &ChannelDetails,
+    now: UnixMicros,
+) -> Outcome<bool> {
+    let targets = events::targets(
+        conn,
+        company.as_str(),
+        channel.as_str(),
+        &event,
+        Recipients::BotMembers,
+    )
+    .await?;
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    let data = ChannelEventData {
+        channel: details.channel.clone(),
+        members: details.members.clone(),
+        users: details.users.clone(),
+    };
+    events::record(
+        conn,
+        company.as_str(),
+        Some(channel.as_str()),
+        &event,
+        &data,
+        &targets,
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Removes a user's typing indicator in a channel.

@@ -12,15 +12,19 @@
 //!   this build does not know is refused.
 
 mod channels;
+mod events;
 mod failure;
+mod integrations;
 mod load;
 mod messages;
+mod outbox;
 mod rows;
 mod tenancy;
 mod users;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +33,7 @@ use sqlx::sqlite::{
 };
 use switchboard_domain::UnixMicros;
 use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
+use tokio::sync::Notify;
 
 pub(crate) use failure::Failure;
 
@@ -82,6 +87,8 @@ impl SqliteOptions {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Woken after every commit that queued deliveries.
+    outbox: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -124,7 +131,18 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(Failure::from)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            outbox: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Wakes the delivery workers after a commit that queued deliveries.
+    pub(crate) fn wake_workers_if(&self, queued: bool) {
+        if queued {
+            self.outbox.notify_one();
+        }
     }
 
     /// Closes every connection, checkpointing the WAL.

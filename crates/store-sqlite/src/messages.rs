@@ -3,16 +3,24 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use sqlx::SqliteConnection;
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
 use switchboard_domain::{Actor, ChannelId, MessageId, UserId, now_micros, rules};
-use switchboard_protocol::{Element, Message, MessageAttachment, MessageQuote, Timestamp};
+use switchboard_protocol::events::{
+    EventReaction, MessageActionData, MessageChangedData, MessageNewData, PressedAction,
+    ReactionEventData,
+};
+use switchboard_protocol::{
+    Channel, Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
+};
 use switchboard_store::{
     IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
 };
 
 use crate::SqliteStore;
 use crate::channels::{clear_typing, touch};
+use crate::events::{self, Recipients};
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{MESSAGE_COLUMNS, MessageRow};
@@ -78,7 +86,38 @@ impl MessageStore for SqliteStore {
         }
         let row = load::message_row(&mut tx, channel, &id).await?;
         let message = load::message(&mut tx, row).await?;
+        let event = EventType::MessageNew;
+        let company = actor.company.as_str();
+        let targets = events::targets(
+            &mut tx,
+            company,
+            channel.as_str(),
+            &event,
+            Recipients::BotMembers,
+        )
+        .await?;
+        if !targets.is_empty() {
+            let channel_row = load::channel_row(&mut tx, channel.as_str()).await?;
+            let details = load::channel_details(&mut tx, channel_row).await?;
+            let data = MessageNewData {
+                channel: details.channel,
+                members: details.members,
+                users: details.users,
+                message: message.clone(),
+            };
+            events::record(
+                &mut tx,
+                company,
+                Some(channel.as_str()),
+                &event,
+                &data,
+                &targets,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(!targets.is_empty());
         Ok(message)
     }
 
@@ -183,7 +222,23 @@ impl MessageStore for SqliteStore {
         }
         let row = load::live_message_row(&mut tx, channel, message).await?;
         let updated = load::message(&mut tx, row).await?;
+        let mut queued = false;
+        if !unchanged {
+            queued = announce(
+                &mut tx,
+                actor,
+                channel,
+                EventType::MessageUpdated,
+                Recipients::BotMembers,
+                |channel| MessageChangedData {
+                    channel,
+                    message: updated.clone(),
+                },
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(updated)
     }
 
@@ -206,6 +261,7 @@ impl MessageStore for SqliteStore {
             ));
         }
         let now = now_micros();
+        let deleted = load::message(&mut tx, row).await?;
         sqlx::query("UPDATE messages SET deleted_at = ?, updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(now)
@@ -213,7 +269,20 @@ impl MessageStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
+        let queued = announce(
+            &mut tx,
+            actor,
+            channel,
+            EventType::MessageDeleted,
+            Recipients::BotMembers,
+            |channel| MessageChangedData {
+                channel,
+                message: deleted,
+            },
+        )
+        .await?;
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(())
     }
 
@@ -227,19 +296,38 @@ impl MessageStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         load::channel_as_member(&mut tx, actor, channel).await?;
         let row = load::live_message_row(&mut tx, channel, message).await?;
-        sqlx::query(
+        let now = now_micros();
+        let inserted = sqlx::query(
             "INSERT INTO reactions (message_id, user_id, reaction_type, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT DO NOTHING",
         )
         .bind(message.as_str())
         .bind(actor.user.as_str())
         .bind(reaction)
-        .bind(now_micros())
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
         let updated = load::message(&mut tx, row).await?;
+        let mut queued = false;
+        if inserted.rows_affected() == 1 {
+            let reacted = reaction_of(actor, reaction, now);
+            queued = announce(
+                &mut tx,
+                actor,
+                channel,
+                EventType::ReactionNew,
+                Recipients::BotMembers,
+                |channel| ReactionEventData {
+                    channel,
+                    message: updated.clone(),
+                    reaction: reacted,
+                },
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(updated)
     }
 
@@ -253,17 +341,36 @@ impl MessageStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         load::channel_as_member(&mut tx, actor, channel).await?;
         let row = load::live_message_row(&mut tx, channel, message).await?;
-        sqlx::query(
-            "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND reaction_type = ?",
+        let removed: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND reaction_type = ? \
+             RETURNING created_at",
         )
         .bind(message.as_str())
         .bind(actor.user.as_str())
         .bind(reaction)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(Failure::from)?;
         let updated = load::message(&mut tx, row).await?;
+        let mut queued = false;
+        if let Some(created_at) = removed {
+            let reacted = reaction_of(actor, reaction, created_at);
+            queued = announce(
+                &mut tx,
+                actor,
+                channel,
+                EventType::ReactionDeleted,
+                Recipients::BotMembers,
+                |channel| ReactionEventData {
+                    channel,
+                    message: updated.clone(),
+                    reaction: reacted,
+                },
+            )
+            .await?;
+        }
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(updated)
     }
 
@@ -300,8 +407,70 @@ impl MessageStore for SqliteStore {
                 format!("the button `{action_id}` is disabled"),
             ));
         }
+        let author = row.user_id.clone();
+        let pressed = load::message(&mut tx, row).await?;
+        let presser = load::user(&mut tx, actor.user.as_str()).await?;
+        let action = PressedAction {
+            id: action_id.to_owned(),
+        };
+        let queued = announce(
+            &mut tx,
+            actor,
+            channel,
+            EventType::MessageAction,
+            Recipients::MemberBot(&author),
+            |channel| MessageActionData {
+                channel,
+                message: pressed,
+                user: presser,
+                action,
+            },
+        )
+        .await?;
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(())
+    }
+}
+
+/// Queues an event about the channel for `recipients`, with data built from
+/// the channel as it is now; `true` when some integration will receive it.
+async fn announce<D: Serialize>(
+    conn: &mut SqliteConnection,
+    actor: &Actor,
+    channel: &ChannelId,
+    event: EventType,
+    recipients: Recipients<'_>,
+    build: impl FnOnce(Channel) -> D,
+) -> Outcome<bool> {
+    let company = actor.company.as_str();
+    let targets = events::targets(conn, company, channel.as_str(), &event, recipients).await?;
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    let data = build(
+        load::channel_row(conn, channel.as_str())
+            .await?
+            .into_channel(),
+    );
+    events::record(
+        conn,
+        company,
+        Some(channel.as_str()),
+        &event,
+        &data,
+        &targets,
+        now_micros(),
+    )
+    .await?;
+    Ok(true)
+}
+
+fn reaction_of(actor: &Actor, reaction: &str, created_at: i64) -> EventReaction {
+    EventReaction {
+        reaction_type: reaction.to_owned(),
+        user_id: actor.user.as_str().to_owned(),
+        created_at: Timestamp::from_unix_micros(created_at),
     }
 }
 

@@ -3,12 +3,14 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use switchboard_domain::{CompanyId, UserId, now_micros};
-use switchboard_protocol::User;
+use switchboard_protocol::events::ChannelEventData;
+use switchboard_protocol::{ChannelMember, EventType, MemberRole, Timestamp, User};
 use switchboard_store::{
     BotProfile, Invitee, Page, StoreError, StoreResult, UserPatch, UserProfile, UserStore,
 };
 
 use crate::SqliteStore;
+use crate::events::{self, Recipients};
 use crate::failure::{Failure, Outcome};
 use crate::load;
 use crate::rows::{USER_COLUMNS, UserRow};
@@ -148,13 +150,16 @@ impl UserStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         live_user(&mut tx, company, id, Some(true)).await?;
         let now = now_micros();
-        sqlx::query("UPDATE users SET deleted_at = ?, updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        let integrations: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM integrations WHERE bot_id = ? AND deleted_at IS NULL",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        for integration in &integrations {
+            crate::integrations::retire(&mut tx, integration, now).await?;
+        }
         sqlx::query(
             "UPDATE credentials SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
         )
@@ -163,14 +168,16 @@ impl UserStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
-        sqlx::query(
-            "UPDATE channels SET member_count = member_count - 1 \
-             WHERE id IN (SELECT channel_id FROM channel_members WHERE user_id = ?)",
+        // The bot leaves its channels; the other bots there hear of it.
+        let memberships: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT m.channel_id, m.role, m.joined_at FROM channel_members m \
+             JOIN channels c ON c.id = m.channel_id WHERE m.user_id = ? AND c.deleted_at IS NULL",
         )
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(Failure::from)?;
+        let user = load::user(&mut tx, id.as_str()).await?;
         sqlx::query("DELETE FROM channel_members WHERE user_id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -181,7 +188,59 @@ impl UserStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
+        let mut queued = false;
+        for (channel, role, joined_at) in memberships {
+            sqlx::query(
+                "UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = ?) \
+                 WHERE id = ?",
+            )
+            .bind(&channel)
+            .bind(&channel)
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            let event = EventType::MemberRemoved;
+            let targets = events::targets(
+                &mut tx,
+                company.as_str(),
+                &channel,
+                &event,
+                Recipients::BotMembers,
+            )
+            .await?;
+            if !targets.is_empty() {
+                let data = ChannelEventData {
+                    channel: load::channel_row(&mut tx, &channel).await?.into_channel(),
+                    members: vec![ChannelMember {
+                        id: id.as_str().to_owned(),
+                        created_at: Timestamp::from_unix_micros(joined_at),
+                        role: MemberRole::from(role.as_str()),
+                        extra: Default::default(),
+                    }],
+                    users: vec![user.clone()],
+                };
+                events::record(
+                    &mut tx,
+                    company.as_str(),
+                    Some(&channel),
+                    &event,
+                    &data,
+                    &targets,
+                    now,
+                )
+                .await?;
+                queued = true;
+            }
+        }
+        sqlx::query("UPDATE users SET deleted_at = ?, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
+        self.wake_workers_if(queued);
         Ok(())
     }
 }

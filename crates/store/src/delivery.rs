@@ -158,7 +158,10 @@ pub struct DeliveryRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplaySelection {
     /// Events that were delivered to the integration (or dead-lettered) in this range.
-    Range { since: UnixMicros, until: UnixMicros },
+    Range {
+        since: UnixMicros,
+        until: UnixMicros,
+    },
     /// These events, each of which must have been meant for the integration.
     Events(Vec<EventId>),
 }
@@ -227,13 +230,26 @@ pub struct OutboxStats {
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
     /// Creates a webhook integration for a bot of the company.
-    async fn create_integration(&self, company: &CompanyId, new: NewIntegration) -> StoreResult<Integration>;
+    async fn create_integration(
+        &self,
+        company: &CompanyId,
+        new: NewIntegration,
+    ) -> StoreResult<Integration>;
 
     /// A bot's integrations, by creation.
-    async fn list_integrations(&self, company: &CompanyId, bot: &UserId) -> StoreResult<Vec<Integration>>;
+    async fn list_integrations(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+    ) -> StoreResult<Vec<Integration>>;
 
     /// One integration of the bot.
-    async fn get_integration(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<Integration>;
+    async fn get_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<Integration>;
 
     /// Changes an integration's target, filter or settings.
     async fn update_integration(
@@ -245,7 +261,12 @@ pub trait IntegrationStore: Send + Sync {
     ) -> StoreResult<Integration>;
 
     /// Deletes an integration; its pending deliveries are dead-lettered.
-    async fn delete_integration(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<()>;
+    async fn delete_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<()>;
 
     /// Pauses (`Paused`) or resumes (`Active`, also re-enabling a disabled one).
     async fn set_integration_state(
@@ -267,7 +288,12 @@ pub trait IntegrationStore: Send + Sync {
     ) -> StoreResult<Integration>;
 
     /// Queues an `integration:test` event for this integration alone.
-    async fn send_test_event(&self, company: &CompanyId, bot: &UserId, id: &IntegrationId) -> StoreResult<EventId>;
+    async fn send_test_event(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<EventId>;
 
     /// The delivery log, newest first: deliveries with `id < before` (a cursor),
     /// optionally in one state.
@@ -306,7 +332,12 @@ pub trait DeliveryStore: Send + Sync {
 
     /// Logs the attempt and applies the verdict. A delivery whose lease was
     /// lost (claimed again by another worker) is left alone.
-    async fn finish(&self, claimed: &ClaimedDelivery, attempt: Attempt, verdict: Verdict) -> StoreResult<()>;
+    async fn finish(
+        &self,
+        claimed: &ClaimedDelivery,
+        attempt: Attempt,
+        verdict: Verdict,
+    ) -> StoreResult<()>;
 
     /// When the next lane becomes due, if any is waiting.
     async fn next_due(&self) -> StoreResult<Option<UnixMicros>>;

@@ -265,11 +265,23 @@ pub trait MaintenanceStore: Send + Sync {
 
 /// Everything a backend provides.
 pub trait Store:
-    TenancyStore + UserStore + ChannelStore + MessageStore + IntegrationStore + DeliveryStore + MaintenanceStore
+    TenancyStore
+    + UserStore
+    + ChannelStore
+    + MessageStore
+    + IntegrationStore
+    + DeliveryStore
+    + MaintenanceStore
 {
 }
 
 impl<T> Store for T where
-    T: TenancyStore + UserStore + ChannelStore + MessageStore + IntegrationStore + DeliveryStore + MaintenanceStore
+    T: TenancyStore
+        + UserStore
+        + ChannelStore
+        + MessageStore
+        + IntegrationStore
+        + DeliveryStore
+        + MaintenanceStore
 {
 }

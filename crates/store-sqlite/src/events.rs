@@ -1,0 +1,157 @@
+//! Events and their deliveries, written inside the transaction of the change
+//! that causes them.
+//!
+//! A change first asks for its [`targets`] (the integrations that should hear
+//! of it). Only when there are some does it build the event's data and
+//! [`record`] it: one `events` row with the channel's next `channelSeq`, one
+//! `deliveries` row per target, and the target's lane if it had none.
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+use switchboard_domain::EventId;
+use switchboard_protocol::EventType;
+
+use crate::failure::Outcome;
+
+/// Who hears of an event, besides the event-type filter of each integration.
+pub(crate) enum Recipients<'a> {
+    /// The integrations of the channel's bot members.
+    BotMembers,
+    /// The bot members and these users (who just left the channel).
+    BotMembersAnd(&'a [&'a str]),
+    /// The integrations of this bot, if it is a member.
+    MemberBot(&'a str),
+}
+
+/// The live, enabled integrations that should receive `event_type` from `channel`.
+pub(crate) async fn targets(
+    conn: &mut SqliteConnection,
+    company: &str,
+    channel: &str,
+    event_type: &EventType,
+    recipients: Recipients<'_>,
+) -> Outcome<Vec<String>> {
+    let rows: Vec<(String, Option<String>)> = match recipients {
+        Recipients::BotMembers | Recipients::BotMembersAnd(_) => {
+            let extra = match recipients {
+                Recipients::BotMembersAnd(users) => serde_json::to_string(users)?,
+                _ => "[]".to_owned(),
+            };
+            sqlx::query_as(
+                "SELECT id, event_types FROM integrations \
+                 WHERE company_id = ? AND deleted_at IS NULL AND state != 'disabled' \
+                 AND (bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = ?) \
+                      OR bot_id IN (SELECT value FROM json_each(?))) \
+                 ORDER BY id",
+            )
+            .bind(company)
+            .bind(channel)
+            .bind(extra)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Recipients::MemberBot(bot) => {
+            sqlx::query_as(
+                "SELECT id, event_types FROM integrations \
+                 WHERE company_id = ? AND deleted_at IS NULL AND state != 'disabled' AND bot_id = ? \
+                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = ?) ORDER BY id",
+            )
+            .bind(company)
+            .bind(bot)
+            .bind(channel)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let mut wanted = Vec::with_capacity(rows.len());
+    for (id, filter) in rows {
+        if subscribes(filter.as_deref(), event_type)? {
+            wanted.push(id);
+        }
+    }
+    Ok(wanted)
+}
+
+/// Whether an integration's stored type filter lets `event_type` through.
+fn subscribes(filter: Option<&str>, event_type: &EventType) -> Outcome<bool> {
+    let Some(filter) = filter else {
+        return Ok(true);
+    };
+    let types: Vec<String> = serde_json::from_str(filter)?;
+    Ok(types.iter().any(|wanted| wanted == event_type.as_str()))
+}
+
+/// Stores the event and one delivery per target. Channel events take the
+/// channel's next `channelSeq`.
+pub(crate) async fn record(
+    conn: &mut SqliteConnection,
+    company: &str,
+    channel: Option<&str>,
+    event_type: &EventType,
+    data: &impl Serialize,
+    targets: &[String],
+    now: i64,
+) -> Outcome<EventId> {
+    let id = EventId::generate();
+    let seq: i64 =
+        match channel {
+            Some(channel) => sqlx::query_scalar(
+                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq",
+            )
+            .bind(channel)
+            .fetch_one(&mut *conn)
+            .await?,
+            None => 0,
+        };
+    sqlx::query(
+        "INSERT INTO events (id, company_id, channel_id, channel_seq, event_type, data, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(company)
+    .bind(channel)
+    .bind(channel.map(|_| seq))
+    .bind(event_type.as_str())
+    .bind(serde_json::to_string(data)?)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let lane = channel.unwrap_or(id.as_str());
+    for integration in targets {
+        enqueue(conn, id.as_str(), integration, lane, seq, now).await?;
+    }
+    Ok(id)
+}
+
+/// Queues one delivery of a stored event, opening its lane when it has none.
+pub(crate) async fn enqueue(
+    conn: &mut SqliteConnection,
+    event: &str,
+    integration: &str,
+    lane: &str,
+    seq: i64,
+    now: i64,
+) -> Outcome<()> {
+    let delivery: i64 = sqlx::query_scalar(
+        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
+         VALUES (?, ?, ?, ?, 'pending', ?) RETURNING id",
+    )
+    .bind(event)
+    .bind(integration)
+    .bind(lane)
+    .bind(seq)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (integration_id, lane) DO NOTHING",
+    )
+    .bind(integration)
+    .bind(lane)
+    .bind(delivery)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

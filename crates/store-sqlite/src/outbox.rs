@@ -1,0 +1,369 @@
+//! The delivery workers' side of the outbox: claim lane heads with a lease,
+//! finish them with a verdict.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
+use switchboard_protocol::EventType;
+use switchboard_store::{
+    Attempt, ClaimedDelivery, ClaimedIntegration, DeliveryStore, OutboxStats, StoreResult, Verdict,
+};
+
+use crate::SqliteStore;
+use crate::failure::{Failure, Outcome};
+use crate::integrations::settings;
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    delivery_id: i64,
+    event_id: String,
+    channel_seq: i64,
+    attempts: i64,
+    event_type: String,
+    company_id: String,
+    channel_id: Option<String>,
+    data: String,
+    event_time: i64,
+    integration_id: String,
+    bot_id: String,
+    url: Option<String>,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_until: Option<i64>,
+    timeout_ms: Option<i64>,
+    retry_schedule: Option<String>,
+    max_in_flight: Option<i64>,
+    failing_since: Option<i64>,
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn claim(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_micros: i64,
+        default_max_in_flight: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(Failure::from)?;
+        let due: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
+             JOIN integrations i ON i.id = l.integration_id \
+             WHERE l.due_at <= ? AND (l.lease_until IS NULL OR l.lease_until < ?) \
+               AND i.state = 'active' AND i.deleted_at IS NULL \
+             ORDER BY l.due_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit) * 4)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut in_flight: HashMap<String, i64> = sqlx::query_as(
+            "SELECT integration_id, COUNT(*) FROM delivery_lanes WHERE lease_until >= ? GROUP BY integration_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failure::from)?
+        .into_iter()
+        .collect();
+        let lease_until = now + lease_micros;
+        let mut heads = Vec::new();
+        for (integration, lane, head, max) in due {
+            if heads.len() as u32 >= limit {
+                break;
+            }
+            let cap = max.unwrap_or(i64::from(default_max_in_flight)).max(1);
+            let busy = in_flight.entry(integration.clone()).or_insert(0);
+            if *busy >= cap {
+                continue;
+            }
+            *busy += 1;
+            sqlx::query(
+                "UPDATE delivery_lanes SET lease_until = ? WHERE integration_id = ? AND lane = ?",
+            )
+            .bind(lease_until)
+            .bind(&integration)
+            .bind(&lane)
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            heads.push(head);
+        }
+        let rows = sqlx::query_as::<_, ClaimRow>(
+            "SELECT d.id AS delivery_id, d.event_id, d.channel_seq, d.attempts, e.event_type, e.company_id, \
+             e.channel_id, e.data, e.created_at AS event_time, i.id AS integration_id, i.bot_id, i.url, i.secret, \
+             i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
+             i.failing_since FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN integrations i ON i.id = d.integration_id \
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id",
+        )
+        .bind(serde_json::to_string(&heads).map_err(Failure::from)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        tx.commit().await.map_err(Failure::from)?;
+        rows.into_iter()
+            .map(|row| {
+                let previous = match (row.previous_secret, row.previous_secret_until) {
+                    (Some(secret), Some(until)) if until > now => Some(secret),
+                    _ => None,
+                };
+                Ok(ClaimedDelivery {
+                    delivery_id: row.delivery_id,
+                    lease_until,
+                    event_id: EventId::from_stored(row.event_id),
+                    event_type: EventType::from(row.event_type.as_str()),
+                    company: CompanyId::from_stored(row.company_id),
+                    channel_id: row.channel_id,
+                    channel_seq: row.channel_seq,
+                    event_time: row.event_time,
+                    data: row.data,
+                    attempts: row.attempts as u32,
+                    integration: ClaimedIntegration {
+                        id: IntegrationId::from_stored(row.integration_id),
+                        bot: UserId::from_stored(row.bot_id),
+                        url: row.url.unwrap_or_default(),
+                        sealed_secret: row.secret,
+                        sealed_previous_secret: previous,
+                        settings: settings(
+                            row.timeout_ms,
+                            row.retry_schedule.as_deref(),
+                            row.max_in_flight,
+                        )?,
+                        failing_since: row.failing_since,
+                    },
+                })
+            })
+            .collect::<Outcome<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    async fn finish(
+        &self,
+        claimed: &ClaimedDelivery,
+        attempt: Attempt,
+        verdict: Verdict,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(Failure::from)?;
+        let integration = claimed.integration.id.as_str();
+        let lane = claimed
+            .channel_id
+            .as_deref()
+            .unwrap_or(claimed.event_id.as_str());
+        let lease: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT lease_until FROM delivery_lanes WHERE integration_id = ? AND lane = ?",
+        )
+        .bind(integration)
+        .bind(lane)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        if lease != Some(Some(claimed.lease_until)) {
+            tracing::info!(
+                delivery = claimed.delivery_id,
+                "lease lost before the outcome was recorded"
+            );
+            return Ok(());
+        }
+        let now = attempt.attempted_at + attempt.duration_us;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, error, \
+             response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(claimed.delivery_id)
+        .bind(attempt.attempted_at)
+        .bind(attempt.duration_us)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(&attempt.outcome)
+        .bind(&attempt.error)
+        .bind(&attempt.response_snippet)
+        .execute(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        match &verdict {
+            Verdict::Delivered => {
+                set_delivery(&mut tx, claimed.delivery_id, "delivered", Some(now), None).await?;
+                sqlx::query("UPDATE integrations SET last_success_at = ?, failing_since = NULL WHERE id = ?")
+                    .bind(now)
+                    .bind(integration)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Failure::from)?;
+                advance_lane(&mut tx, integration, lane, now).await?;
+            }
+            Verdict::Retry { at } => {
+                set_delivery(
+                    &mut tx,
+                    claimed.delivery_id,
+                    "pending",
+                    None,
+                    attempt.error.as_deref(),
+                )
+                .await?;
+                mark_failing(&mut tx, integration, now).await?;
+                sqlx::query(
+                    "UPDATE delivery_lanes SET due_at = ?, lease_until = NULL WHERE integration_id = ? AND lane = ?",
+                )
+                .bind(at)
+                .bind(integration)
+                .bind(lane)
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::from)?;
+            }
+            Verdict::DeadLetter { reason } => {
+                set_delivery(
+                    &mut tx,
+                    claimed.delivery_id,
+                    "dead",
+                    Some(now),
+                    Some(reason),
+                )
+                .await?;
+                mark_failing(&mut tx, integration, now).await?;
+                advance_lane(&mut tx, integration, lane, now).await?;
+            }
+            Verdict::Disable { reason } => {
+                set_delivery(&mut tx, claimed.delivery_id, "pending", None, Some(reason)).await?;
+                sqlx::query(
+                    "UPDATE integrations SET state = 'disabled', disabled_reason = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(reason)
+                .bind(now)
+                .bind(integration)
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::from)?;
+                sqlx::query(
+                    "UPDATE delivery_lanes SET due_at = ?, lease_until = NULL WHERE integration_id = ? AND lane = ?",
+                )
+                .bind(now)
+                .bind(integration)
+                .bind(lane)
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::from)?;
+            }
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<i64>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(COALESCE(l.lease_until, l.due_at)) FROM delivery_lanes l \
+             JOIN integrations i ON i.id = l.integration_id WHERE i.state = 'active' AND i.deleted_at IS NULL",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(Failure::from)?;
+        Ok(next)
+    }
+
+    async fn outbox_stats(&self, now: i64) -> StoreResult<OutboxStats> {
+        let (due, waiting, held, dead, disabled): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+               (SELECT COUNT(*) FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
+                 WHERE i.state = 'active' AND l.due_at <= ?), \
+               (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+                 WHERE d.state = 'pending' AND i.state = 'active'), \
+               (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+                 WHERE d.state = 'pending' AND i.state != 'active'), \
+               (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'), \
+               (SELECT COUNT(*) FROM integrations WHERE state = 'disabled' AND deleted_at IS NULL)",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(Failure::from)?;
+        Ok(OutboxStats {
+            due: due as u64,
+            waiting: (waiting - due).max(0) as u64,
+            held: held as u64,
+            dead: dead as u64,
+            disabled_integrations: disabled as u64,
+        })
+    }
+
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
+    }
+}
+
+async fn set_delivery(
+    conn: &mut SqliteConnection,
+    id: i64,
+    state: &str,
+    finished_at: Option<i64>,
+    error: Option<&str>,
+) -> Outcome<()> {
+    sqlx::query(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, finished_at = ?, last_error = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(finished_at)
+    .bind(error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn mark_failing(conn: &mut SqliteConnection, integration: &str, now: i64) -> Outcome<()> {
+    sqlx::query("UPDATE integrations SET failing_since = COALESCE(failing_since, ?) WHERE id = ?")
+        .bind(now)
+        .bind(integration)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Points the lane at its next pending delivery (due at once), or closes it.
+async fn advance_lane(
+    conn: &mut SqliteConnection,
+    integration: &str,
+    lane: &str,
+    now: i64,
+) -> Outcome<()> {
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM deliveries WHERE integration_id = ? AND lane = ? AND state = 'pending' \
+         ORDER BY channel_seq, id LIMIT 1",
+    )
+    .bind(integration)
+    .bind(lane)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match next {
+        Some(head) => {
+            sqlx::query(
+                "UPDATE delivery_lanes SET head_id = ?, due_at = ?, lease_until = NULL \
+                 WHERE integration_id = ? AND lane = ?",
+            )
+            .bind(head)
+            .bind(now)
+            .bind(integration)
+            .bind(lane)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM delivery_lanes WHERE integration_id = ? AND lane = ?")
+                .bind(integration)
+                .bind(lane)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -73,6 +73,14 @@ pub struct NewCredential {
     pub last_four: String,
 }
 
+/// A new webhook signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn new_webhook_secret() -> switchboard_protocol::signing::WebhookSecret {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    switchboard_protocol::signing::WebhookSecret::from_random_bytes(&bytes)
+        .expect("32 bytes is a valid length")
+}
+
 /// Makes a new random credential of the given kind.
 pub fn generate(kind: CredentialKind) -> NewCredential {
     let random: String = rand::rngs::OsRng

@@ -23,6 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
+use switchboard_domain::secret_box::SecretBox;
 use switchboard_store::Store;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
@@ -45,14 +46,17 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: ApiLimits,
     pub rate_limits: Arc<RateLimits>,
+    /// Seals integration secrets before they are stored.
+    pub secrets: SecretBox,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, limits: ApiLimits) -> Self {
+    pub fn new(store: Arc<dyn Store>, limits: ApiLimits, secrets: SecretBox) -> Self {
         AppState {
             store,
             rate_limits: Arc::new(RateLimits::new(limits.rate_limit)),
             limits,
+            secrets,
         }
     }
 }
@@ -94,6 +98,7 @@ impl Default for ApiLimits {
         (name = "users", description = "People of the company"),
         (name = "bots", description = "Bots of the company"),
         (name = "keys", description = "Company keys, bot keys, user tokens"),
+        (name = "integrations", description = "Where bots' events are delivered, the delivery log, replay"),
         (name = "operations", description = "Health and the API description"),
     )
 )]
@@ -150,6 +155,21 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke_bot_key))
         .routes(routes!(keys::create_user_token, keys::list_user_tokens))
         .routes(routes!(keys::revoke_user_token))
+        .routes(routes!(
+            integrations::list_integrations,
+            integrations::create_integration
+        ))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::update_integration,
+            integrations::delete_integration
+        ))
+        .routes(routes!(integrations::test_integration))
+        .routes(routes!(integrations::pause_integration))
+        .routes(routes!(integrations::resume_integration))
+        .routes(routes!(integrations::rotate_secret))
+        .routes(routes!(integrations::list_deliveries))
+        .routes(routes!(integrations::replay))
 }
 
 /// The OpenAPI document of every route.

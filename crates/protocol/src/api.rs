@@ -346,3 +346,163 @@ bodies! {
         pub file: Option<MessageAttachment>,
     }
 }
+
+bodies! {
+    /// Create an integration: where a bot's events go.
+    pub struct CreateIntegrationRequest {
+        /// `webhook` (`sqs` comes with SQS delivery).
+        #[serde(rename = "type")]
+        pub integration_type: String,
+        /// The receiver's `https://` (or `http://`) URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub url: Option<String>,
+        /// Event types to deliver; absent means all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub event_types: Option<Vec<String>>,
+        /// Request timeout in milliseconds, 1000–60000 (default: the server's, 10 s).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout_ms: Option<u32>,
+        /// Delays between attempts in milliseconds (default: the server's, about 24 h in all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_schedule_ms: Option<Vec<u64>>,
+        /// Most deliveries in flight at once, 1–256 (default: the server's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_in_flight: Option<u32>,
+    }
+
+    /// The changeable fields of an integration.
+    pub struct IntegrationFields {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub event_types: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout_ms: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_schedule_ms: Option<Vec<u64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_in_flight: Option<u32>,
+    }
+
+    /// PATCH an integration: `set` changes fields, `unset` returns
+    /// `eventTypes`, `timeoutMs`, `retryScheduleMs`, `maxInFlight` to their defaults.
+    pub struct UpdateIntegrationRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub set: Option<IntegrationFields>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub unset: Vec<String>,
+    }
+
+    /// An integration, without its secret.
+    pub struct IntegrationView {
+        pub integration_id: String,
+        pub bot_id: String,
+        #[serde(rename = "type")]
+        pub integration_type: String,
+        pub url: String,
+        /// Absent: every event type.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub event_types: Option<Vec<String>>,
+        /// `active`, `paused` or `disabled` (by the server: 410 Gone, or failing too long).
+        pub state: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub disabled_reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub timeout_ms: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_schedule_ms: Option<Vec<u64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_in_flight: Option<u32>,
+        /// Until when the previous secret also signs, during a rotation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub previous_secret_expires_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub last_success_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub failing_since: Option<Timestamp>,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+    }
+
+    /// `{integration, secret?}`: the secret only when it was just made.
+    pub struct IntegrationResponse {
+        pub integration: IntegrationView,
+        /// The signing secret (`whsec_…`): shown on create and rotate only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secret: Option<String>,
+    }
+
+    /// `{integrations}`
+    pub struct IntegrationListResponse {
+        pub integrations: Vec<IntegrationView>,
+    }
+
+    /// Rotate the signing secret.
+    pub struct RotateSecretRequest {
+        /// How long the previous secret keeps signing too, 0–604800 (default 86400).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub previous_secret_valid_seconds: Option<u64>,
+    }
+
+    /// The test event that was queued.
+    pub struct TestEventResponse {
+        pub event_id: String,
+    }
+
+    /// One attempt in the delivery log.
+    pub struct AttemptView {
+        pub attempted_at: Timestamp,
+        pub duration_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status_code: Option<u16>,
+        /// `delivered`, `failed`, `throttled` or `gone`.
+        pub outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+        /// The start of the receiver's answer (at most 1 KiB).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub response_snippet: Option<String>,
+    }
+
+    /// One delivery of one event to the integration, with its attempts.
+    pub struct DeliveryView {
+        pub delivery_id: String,
+        pub event_id: String,
+        pub event_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub channel_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub channel_seq: Option<i64>,
+        /// `pending`, `delivered` or `dead` (given up; replay sends it again).
+        pub status: String,
+        pub created_at: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub finished_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub last_error: Option<String>,
+        pub attempts: Vec<AttemptView>,
+    }
+
+    /// `{deliveries, nextCursor?}`, newest first.
+    pub struct DeliveryListResponse {
+        pub deliveries: Vec<DeliveryView>,
+        /// Pass as `cursor` for the next (older) page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next_cursor: Option<String>,
+    }
+
+    /// Replay: `{since, until}` or `{eventIds}`.
+    pub struct ReplayRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub since: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub until: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub event_ids: Option<Vec<String>>,
+    }
+
+    /// How many events were queued again.
+    pub struct ReplayResponse {
+        pub queued: u64,
+    }
+}

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
+use switchboard_delivery::{DispatchSettings, RetryPolicy, TargetGuard, WebhookTransport};
+use switchboard_domain::secret_box::SecretBox;
 use switchboard_http_api::rate_limit::{RateLimitSettings, RateLimits};
 use switchboard_http_api::{ApiLimits, AppState};
 use switchboard_store::Store;
@@ -75,6 +78,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("could not listen on {} (http.listen)", config.http.listen))?;
     let addr = listener.local_addr()?;
+    let secrets = load_secret_box(config)?;
     let state = AppState::new(
         shared.clone(),
         ApiLimits {
@@ -85,6 +89,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
                 burst: config.http.rate_limit_burst,
             },
         },
+        secrets.clone(),
     );
     let rate_limits = state.rate_limits.clone();
     let app = switchboard_http_api::router(state);
@@ -95,6 +100,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rate_limits,
         stop.subscribe(),
     ));
+    let workers = if config.delivery.enabled {
+        Some(tokio::spawn(delivery_workers(
+            config,
+            shared.clone(),
+            secrets,
+            stop.subscribe(),
+        )?))
+    } else {
+        None
+    };
     let task = tokio::spawn(async move {
         let mut graceful = stopped.clone();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -112,6 +127,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             ),
         }
         janitor.abort();
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -127,6 +145,76 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
 }
 
 /// Forgets what has expired: idempotency keys, typing indicators, idle rate-limit buckets.
+/// The delivery workers, ready to run until `stop`.
+fn delivery_workers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<impl Future<Output = ()> + use<>> {
+    let delivery = &config.delivery;
+    let guard = TargetGuard::new(
+        TargetGuard::parse_list(&delivery.allow_targets).map_err(|err| anyhow::anyhow!(err))?,
+    );
+    let max_timeout = MAX_INTEGRATION_TIMEOUT.min(delivery.lease - Duration::from_secs(1));
+    let transport = WebhookTransport::new(secrets, guard, delivery.timeout, max_timeout)
+        .context("could not build the webhook client")?;
+    let policy = RetryPolicy {
+        schedule: config.retry_schedule()?,
+        jitter: delivery.jitter,
+        max_retry_after: delivery.max_retry_after,
+        disable_after: delivery.disable_after,
+    };
+    let settings = DispatchSettings {
+        max_in_flight: delivery.max_in_flight,
+        max_in_flight_per_integration: delivery.max_in_flight_per_integration,
+        lease: delivery.lease,
+        poll_interval: delivery.poll_interval,
+    };
+    Ok(switchboard_delivery::run(
+        store,
+        Arc::new(transport),
+        Arc::new(policy),
+        settings,
+        stop,
+    ))
+}
+
+/// The longest timeout an integration may set.
+const MAX_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The key that seals integration secrets: from `secrets.key`, or from
+/// `secret.key` in the data directory (made on first start, readable by the
+/// owner only).
+pub fn load_secret_box(config: &Config) -> anyhow::Result<SecretBox> {
+    if let Some(key) = &config.secrets.key {
+        return Ok(SecretBox::from_base64(key.expose_secret())?);
+    }
+    let path = config.data_dir.join("secret.key");
+    if !path.exists() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("could not create {}", config.data_dir.display()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                std::io::Write::write_all(&mut file, SecretBox::generate_key().as_bytes())
+                    .with_context(|| format!("could not write {}", path.display()))?
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("could not create {}", path.display()));
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    SecretBox::from_base64(&text)
+        .with_context(|| format!("{} does not hold a valid key", path.display()))
+}
+
 async fn purge_periodically(
     store: Arc<dyn Store>,
     rate_limits: Arc<RateLimits>,

@@ -14,7 +14,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use switchboard_delivery::TargetGuard;
 use switchboard_domain::credentials::{self, CredentialKind};
+use switchboard_domain::secret_box::SecretBox;
 
 /// Everything the server can be told.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -28,8 +30,59 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The first company, created on an empty database.
     pub bootstrap: BootstrapConfig,
+    /// Event delivery to bots.
+    pub delivery: DeliveryConfig,
+    /// Keys of the server itself.
+    pub secrets: SecretsConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `delivery.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Whether this process runs delivery workers.
+    pub enabled: bool,
+    /// Comma-separated CIDRs that deliveries may reach although they are
+    /// private, loopback or link-local (`127.0.0.1/32,10.0.0.0/8`).
+    pub allow_targets: String,
+    /// Comma-separated delays between attempts (`5s,30s,2m,…`); after the last
+    /// the event is dead-lettered. Integrations may set their own.
+    pub retry_schedule: String,
+    /// Each delay is varied randomly by up to this fraction (0–1).
+    pub jitter: f64,
+    /// Request timeout of a delivery (integrations may set 1–60 s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The longest `Retry-After` of a receiver that is honoured.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// An integration that has only failed for this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// Most deliveries in flight in this process.
+    pub max_in_flight: usize,
+    /// Most deliveries of one integration in flight (integrations may set their own).
+    pub max_in_flight_per_integration: u32,
+    /// How long a worker holds a claimed delivery; a crashed worker's deliveries
+    /// are sent again after it. Must exceed the longest timeout.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often workers look for due deliveries when nothing wakes them.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+/// `secrets.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The base64 of 32 bytes that seals integration secrets in the database.
+    /// Unset: kept in `secret.key` in the data directory, made on first start.
+    /// Every instance sharing a database needs the same key.
+    #[serde(serialize_with = "redacted")]
+    pub key: Option<SecretString>,
 }
 
 /// `http.*`
@@ -136,6 +189,20 @@ impl Default for Config {
                 company_key: None,
                 company_name: "My Company".to_owned(),
             },
+            delivery: DeliveryConfig {
+                enabled: true,
+                allow_targets: String::new(),
+                retry_schedule: "5s,30s,2m,10m,30m,1h,2h,4h,8h,8h".to_owned(),
+                jitter: 0.2,
+                timeout: Duration::from_secs(10),
+                max_retry_after: Duration::from_secs(3_600),
+                disable_after: Duration::from_secs(5 * 24 * 3_600),
+                max_in_flight: 256,
+                max_in_flight_per_integration: 16,
+                lease: Duration::from_secs(90),
+                poll_interval: Duration::from_secs(1),
+            },
+            secrets: SecretsConfig { key: None },
             log: LogConfig {
                 format: LogFormat::Text,
                 filter: "info,sqlx=warn".to_owned(),
@@ -204,11 +271,55 @@ impl Config {
                 |err| anyhow::anyhow!("invalid configuration: bootstrap.company_key {err}"),
             )?;
         }
+        TargetGuard::parse_list(&self.delivery.allow_targets).map_err(|err| {
+            anyhow::anyhow!("invalid configuration: delivery.allow_targets: {err}")
+        })?;
+        self.retry_schedule()?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.delivery.jitter),
+            "invalid configuration: delivery.jitter must be between 0 and 1"
+        );
+        anyhow::ensure!(
+            self.delivery.max_in_flight >= 1 && self.delivery.max_in_flight_per_integration >= 1,
+            "invalid configuration: delivery.max_in_flight and delivery.max_in_flight_per_integration must be at least 1"
+        );
+        anyhow::ensure!(
+            self.delivery.lease > self.delivery.timeout + Duration::from_secs(1),
+            "invalid configuration: delivery.lease must be longer than delivery.timeout plus one second"
+        );
+        anyhow::ensure!(
+            !self.delivery.poll_interval.is_zero(),
+            "invalid configuration: delivery.poll_interval must be more than 0"
+        );
+        if let Some(key) = &self.secrets.key {
+            SecretBox::from_base64(key.expose_secret())
+                .map_err(|err| anyhow::anyhow!("invalid configuration: secrets.key: {err}"))?;
+        }
         anyhow::ensure!(
             !self.bootstrap.company_name.trim().is_empty(),
             "invalid configuration: bootstrap.company_name must not be empty"
         );
         Ok(())
+    }
+
+    /// The delays of `delivery.retry_schedule`.
+    pub fn retry_schedule(&self) -> anyhow::Result<Vec<Duration>> {
+        let delays = self
+            .delivery
+            .retry_schedule
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                humantime_serde::re::humantime::parse_duration(part)
+                    .ok()
+                    .filter(|delay| !delay.is_zero())
+                    .ok_or_else(|| anyhow::anyhow!(
+                        "invalid configuration: delivery.retry_schedule: `{part}` is not a delay such as 100ms, 5s or 2h"
+                    ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(delays)
     }
 
     /// The SQLite database file.

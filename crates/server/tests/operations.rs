@@ -65,6 +65,17 @@ const ROUTES: &[&str] = &[
     "GET /v2/company/keys",
     "POST /v2/company/keys",
     "DELETE /v2/company/keys/{keyId}",
+    "GET /v2/users/bots/{botId}/integrations",
+    "POST /v2/users/bots/{botId}/integrations",
+    "GET /v2/users/bots/{botId}/integrations/{integrationId}",
+    "PATCH /v2/users/bots/{botId}/integrations/{integrationId}",
+    "DELETE /v2/users/bots/{botId}/integrations/{integrationId}",
+    "POST /v2/users/bots/{botId}/integrations/{integrationId}/test",
+    "POST /v2/users/bots/{botId}/integrations/{integrationId}/pause",
+    "POST /v2/users/bots/{botId}/integrations/{integrationId}/resume",
+    "POST /v2/users/bots/{botId}/integrations/{integrationId}/rotate-secret",
+    "GET /v2/users/bots/{botId}/integrations/{integrationId}/deliveries",
+    "POST /v2/users/bots/{botId}/integrations/{integrationId}/replay",
 ];
 
 #[tokio::test]
@@ -93,6 +104,7 @@ async fn the_openapi_document_covers_every_route_and_every_documented_route_exis
             .replace("{botId}", "usr_x")
             .replace("{keyId}", "key_x")
             .replace("{tokenId}", "key_x")
+            .replace("{integrationId}", "int_x")
             .replace("{type}", "like");
         let reply = server
             .call(

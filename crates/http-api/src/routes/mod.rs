@@ -5,6 +5,7 @@
 pub mod bots;
 pub mod channels;
 pub mod health;
+pub mod integrations;
 pub mod keys;
 pub mod members;
 pub mod messages;
@@ -104,5 +105,6 @@ pub(crate) mod tags {
     pub const USERS: &str = "users";
     pub const BOTS: &str = "bots";
     pub const KEYS: &str = "keys";
+    pub const INTEGRATIONS: &str = "integrations";
     pub const OPERATIONS: &str = "operations";
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -85,6 +87,11 @@ impl TestServer {
         config.bootstrap.company_key = Some(company_key.clone().into());
         config.bootstrap.company_name = "Test Company".into();
         config.database.sqlite_durability = switchboard_server::config::SqliteDurability::Normal;
+        config.delivery.allow_targets = "127.0.0.1/32".into();
+        config.delivery.retry_schedule = "20ms,50ms,100ms".into();
+        config.delivery.poll_interval = Duration::from_millis(200);
+        config.delivery.timeout = Duration::from_secs(2);
+        config.delivery.lease = Duration::from_secs(5);
         adjust(&mut config);
         let server = app::start(&config).await.expect("server starts");
         TestServer {
@@ -215,6 +222,29 @@ impl TestServer {
             .await
             .expect(200);
         listed["messages"].as_array().unwrap().len()
+    }
+
+    /// A webhook integration of the bot to `url`; returns (integration id, secret).
+    pub async fn webhook(&self, bot: &str, url: &str, extra: Value) -> (String, String) {
+        let mut body = json!({"type": "webhook", "url": url});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let created = self
+            .post(
+                &format!("/v2/users/bots/{bot}/integrations"),
+                &self.company_key,
+                body,
+            )
+            .await
+            .expect(200);
+        (
+            created["integration"]["integrationId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// A second company in the same database, with its company key.

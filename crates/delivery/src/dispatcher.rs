@@ -1,0 +1,180 @@
+//! The delivery workers: claim due lane heads, send each without a
+//! transaction open, record the outcome. Woken at once by commits that queue
+//! deliveries; polling is the fallback that keeps it correct.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use switchboard_domain::now_micros;
+use switchboard_store::{Attempt, ClaimedDelivery, Store, Verdict};
+use tokio::sync::{Semaphore, watch};
+
+use crate::envelope;
+use crate::policy::{AttemptResult, RetryPolicy};
+use crate::webhook::WebhookTransport;
+
+/// How the workers run.
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    /// Most deliveries in flight in this process.
+    pub max_in_flight: usize,
+    /// Most deliveries of one integration in flight (unless it sets its own).
+    pub max_in_flight_per_integration: u32,
+    /// How long a claim holds a lane; an unfinished claim is retried after it.
+    pub lease: Duration,
+    /// How often to look for due deliveries when nothing wakes the workers.
+    pub poll_interval: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            max_in_flight: 256,
+            max_in_flight_per_integration: 16,
+            lease: Duration::from_secs(90),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs the workers until `stop` turns true; deliveries in flight then finish.
+pub async fn run(
+    store: Arc<dyn Store>,
+    transport: Arc<WebhookTransport>,
+    policy: Arc<RetryPolicy>,
+    settings: DispatchSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+    let wake = store.outbox_signal();
+    tracing::info!(
+        max_in_flight = settings.max_in_flight,
+        "delivery workers started"
+    );
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let free = slots.available_permits();
+        let mut claimed = Vec::new();
+        if free > 0 {
+            match store
+                .claim(
+                    now_micros(),
+                    free as u32,
+                    settings.lease.as_micros() as i64,
+                    settings.max_in_flight_per_integration,
+                )
+                .await
+            {
+                Ok(found) => claimed = found,
+                Err(err) => tracing::warn!(error = %err, "could not claim deliveries; retrying"),
+            }
+        }
+        let full_batch = free > 0 && claimed.len() == free;
+        for delivery in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (store, transport, policy) = (store.clone(), transport.clone(), policy.clone());
+            tokio::spawn(async move {
+                deliver(store.as_ref(), &transport, &policy, delivery).await;
+                drop(permit);
+                store.outbox_signal().notify_one();
+            });
+        }
+        if full_batch {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let sleep = match store.next_due().await {
+            Ok(Some(due)) => Duration::from_micros((due - now_micros()).max(0) as u64)
+                .min(settings.poll_interval),
+            Ok(None) => settings.poll_interval,
+            Err(_) => settings.poll_interval,
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(sleep.max(Duration::from_millis(1))) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Let deliveries in flight record their outcome.
+    let _ = slots.acquire_many(settings.max_in_flight as u32).await;
+    tracing::info!("delivery workers stopped");
+}
+
+/// Sends one delivery and records the attempt and the verdict.
+async fn deliver(
+    store: &dyn Store,
+    transport: &WebhookTransport,
+    policy: &RetryPolicy,
+    delivery: ClaimedDelivery,
+) {
+    let attempted_at = now_micros();
+    let sent = match envelope::body(&delivery) {
+        Ok(body) => transport.send(&delivery, body).await,
+        Err(err) => {
+            tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON");
+            return;
+        }
+    };
+    let attempts = delivery.attempts + 1;
+    let now = now_micros();
+    let own_schedule;
+    let policy = match &delivery.integration.settings.retry_schedule_ms {
+        Some(delays) => {
+            own_schedule = RetryPolicy {
+                schedule: delays.iter().copied().map(Duration::from_millis).collect(),
+                ..policy.clone()
+            };
+            &own_schedule
+        }
+        None => policy,
+    };
+    let verdict = policy.verdict(
+        attempts,
+        &sent.result,
+        now,
+        delivery.integration.failing_since,
+        &mut StdRng::from_entropy(),
+    );
+    let (outcome, error) = match &sent.result {
+        AttemptResult::Delivered => ("delivered", None),
+        AttemptResult::Gone => ("gone", Some("the receiver answered 410 Gone".to_owned())),
+        AttemptResult::Failed {
+            reason,
+            retry_after: Some(_),
+        } => ("throttled", Some(reason.clone())),
+        AttemptResult::Failed { reason, .. } => ("failed", Some(reason.clone())),
+    };
+    match &verdict {
+        Verdict::Delivered => {
+            tracing::debug!(event = %delivery.event_id, integration = %delivery.integration.id, "delivered")
+        }
+        Verdict::Retry { .. } => tracing::info!(
+            event = %delivery.event_id, integration = %delivery.integration.id, attempts,
+            error = error.as_deref().unwrap_or_default(), "delivery failed; will retry"
+        ),
+        Verdict::DeadLetter { reason } => tracing::warn!(
+            event = %delivery.event_id, integration = %delivery.integration.id, %reason, "delivery dead-lettered"
+        ),
+        Verdict::Disable { reason } => tracing::warn!(
+            integration = %delivery.integration.id, %reason, "integration disabled"
+        ),
+    }
+    let attempt = Attempt {
+        attempted_at,
+        duration_us: sent.duration.as_micros() as i64,
+        status_code: sent.status,
+        outcome: outcome.to_owned(),
+        error,
+        response_snippet: sent.snippet,
+    };
+    if let Err(err) = store.finish(&delivery, attempt, verdict).await {
+        // The lease runs out and the delivery is sent again: at least once.
+        tracing::warn!(event = %delivery.event_id, error = %err, "could not record a delivery outcome");
+    }
+}

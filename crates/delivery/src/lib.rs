@@ -1,0 +1,23 @@
+//! Event delivery to bots.
+//!
+//! The outbox rows are written by the store in the transaction of each chat
+//! change. This crate's workers ([`dispatcher::run`]) claim due lane heads
+//! with a lease, send them with a transport (today: [`webhook`]), and record
+//! each attempt and its [`Verdict`](switchboard_store::Verdict) decided by the
+//! pure [`policy`]. Nothing here holds a database transaction across a send.
+//!
+//! Guarantees: at least once (a crash between send and record sends again
+//! after the lease); per (integration, channel) the first deliveries follow
+//! `channelSeq`; a failing lane holds back only itself; an integration never
+//! has more than its limit in flight.
+
+pub mod dispatcher;
+pub mod envelope;
+pub mod policy;
+pub mod target_guard;
+pub mod webhook;
+
+pub use dispatcher::{DispatchSettings, run};
+pub use policy::{AttemptResult, RetryPolicy};
+pub use target_guard::TargetGuard;
+pub use webhook::WebhookTransport;

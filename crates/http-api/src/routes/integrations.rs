@@ -1,0 +1,511 @@
+//! Integrations of a bot: where its events are delivered, and the operations
+//! on them (test, pause, resume, rotate the secret, the delivery log, replay).
+//! Every route needs a company key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use switchboard_domain::credentials::new_webhook_secret;
+use switchboard_domain::{EventId, IntegrationId, UserId, now_micros, validation};
+use switchboard_protocol::api::*;
+use switchboard_protocol::{EventType, Timestamp};
+use switchboard_store::{
+    DeliverySettings, DeliveryState, Integration, IntegrationPatch, IntegrationState,
+    NewIntegration, ReplaySelection,
+};
+use utoipa::IntoParams;
+
+use super::bots::bot_id;
+use super::{check_unset, ok, tags};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Auth};
+
+/// Longest a rotated-out secret may keep signing.
+const MAX_PREVIOUS_SECRET_SECONDS: u64 = 7 * 24 * 3_600;
+/// How long a rotated-out secret keeps signing by default.
+const DEFAULT_PREVIOUS_SECRET_SECONDS: u64 = 24 * 3_600;
+
+/// The bot's integrations.
+#[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path)),
+    responses((status = 200, body = IntegrationListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn list_integrations(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(bot): Path<String>,
+) -> ApiResult<Json<IntegrationListResponse>> {
+    let integrations = app
+        .store
+        .list_integrations(auth.company_key()?, &bot_id(&bot)?)
+        .await?;
+    Ok(Json(IntegrationListResponse {
+        integrations: integrations.into_iter().map(view).collect(),
+    }))
+}
+
+/// Creates a webhook integration. The signing secret is in this response only.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path)), request_body = CreateIntegrationRequest,
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn create_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(bot): Path<String>,
+    request: ApiJson<CreateIntegrationRequest>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    let company = auth.company_key()?;
+    let body = request.body;
+    if body.integration_type != "webhook" {
+        return Err(ApiError::validation(format!(
+            "type: `{}` is not an integration type this server offers; use `webhook`",
+            body.integration_type
+        )));
+    }
+    let url = body
+        .url
+        .ok_or_else(|| ApiError::validation("url: is required for a webhook integration"))?;
+    let fields = IntegrationFields {
+        url: Some(url.clone()),
+        event_types: body.event_types,
+        timeout_ms: body.timeout_ms,
+        retry_schedule_ms: body.retry_schedule_ms,
+        max_in_flight: body.max_in_flight,
+    };
+    let checked = check_fields("", &fields)?;
+    let secret = new_webhook_secret();
+    let new = NewIntegration {
+        bot: bot_id(&bot)?,
+        url,
+        event_types: checked.event_types,
+        sealed_secret: app.secrets.seal(secret.expose()),
+        settings: DeliverySettings {
+            timeout_ms: fields.timeout_ms,
+            retry_schedule_ms: fields.retry_schedule_ms,
+            max_in_flight: fields.max_in_flight,
+        },
+    };
+    let integration = app.store.create_integration(company, new).await?;
+    Ok(Json(IntegrationResponse {
+        integration: view(integration),
+        secret: Some(secret.expose().to_owned()),
+    }))
+}
+
+/// One integration.
+#[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)),
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn get_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    let (bot, id) = ids(&bot, &id)?;
+    let integration = app
+        .store
+        .get_integration(auth.company_key()?, &bot, &id)
+        .await?;
+    Ok(Json(IntegrationResponse {
+        integration: view(integration),
+        secret: None,
+    }))
+}
+
+/// Changes the URL, the event types or the delivery settings.
+#[utoipa::path(patch, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)), request_body = UpdateIntegrationRequest,
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn update_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+    request: ApiJson<UpdateIntegrationRequest>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    let company = auth.company_key()?;
+    let (bot, id) = ids(&bot, &id)?;
+    let UpdateIntegrationRequest { set, unset } = request.body;
+    let set = set.unwrap_or(IntegrationFields {
+        url: None,
+        event_types: None,
+        timeout_ms: None,
+        retry_schedule_ms: None,
+        max_in_flight: None,
+    });
+    let checked = check_fields("set.", &set)?;
+    check_unset(
+        &unset,
+        &["eventTypes", "timeoutMs", "retryScheduleMs", "maxInFlight"],
+        &[
+            ("eventTypes", set.event_types.is_some()),
+            ("timeoutMs", set.timeout_ms.is_some()),
+            ("retryScheduleMs", set.retry_schedule_ms.is_some()),
+            ("maxInFlight", set.max_in_flight.is_some()),
+        ],
+    )?;
+    let cleared = |name: &str| unset.iter().any(|field| field == name);
+    let patch = IntegrationPatch {
+        url: set.url,
+        event_types: checked
+            .event_types
+            .map(Some)
+            .or_else(|| cleared("eventTypes").then_some(None)),
+        timeout_ms: set
+            .timeout_ms
+            .map(Some)
+            .or_else(|| cleared("timeoutMs").then_some(None)),
+        retry_schedule_ms: set
+            .retry_schedule_ms
+            .map(Some)
+            .or_else(|| cleared("retryScheduleMs").then_some(None)),
+        max_in_flight: set
+            .max_in_flight
+            .map(Some)
+            .or_else(|| cleared("maxInFlight").then_some(None)),
+    };
+    let integration = app
+        .store
+        .update_integration(company, &bot, &id, patch)
+        .await?;
+    Ok(Json(IntegrationResponse {
+        integration: view(integration),
+        secret: None,
+    }))
+}
+
+/// Deletes the integration; what it still had to deliver is dead-lettered.
+#[utoipa::path(delete, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn delete_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<OkResponse>> {
+    let (bot, id) = ids(&bot, &id)?;
+    app.store
+        .delete_integration(auth.company_key()?, &bot, &id)
+        .await?;
+    Ok(ok())
+}
+
+/// Queues an `integration:test` event for this integration alone.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/test", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)),
+    responses((status = 200, body = TestEventResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn test_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<TestEventResponse>> {
+    let (bot, id) = ids(&bot, &id)?;
+    let event = app
+        .store
+        .send_test_event(auth.company_key()?, &bot, &id)
+        .await?;
+    Ok(Json(TestEventResponse {
+        event_id: event.into_string(),
+    }))
+}
+
+/// Pauses deliveries; events keep being queued and are sent after a resume.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/pause", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)),
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn pause_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    set_state(&app, &auth, &bot, &id, IntegrationState::Paused).await
+}
+
+/// Resumes a paused or disabled integration; what waited is sent at once.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/resume", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)),
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn resume_integration(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    set_state(&app, &auth, &bot, &id, IntegrationState::Active).await
+}
+
+/// Makes a new signing secret, shown in this response only. Deliveries carry
+/// signatures by both secrets until the previous one expires.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/rotate-secret",
+    tag = tags::INTEGRATIONS, params(("botId" = String, Path), ("integrationId" = String, Path)),
+    request_body = RotateSecretRequest,
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn rotate_secret(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+    request: ApiJson<RotateSecretRequest>,
+) -> ApiResult<Json<IntegrationResponse>> {
+    let company = auth.company_key()?;
+    let (bot, id) = ids(&bot, &id)?;
+    let seconds = request
+        .body
+        .previous_secret_valid_seconds
+        .unwrap_or(DEFAULT_PREVIOUS_SECRET_SECONDS);
+    if seconds > MAX_PREVIOUS_SECRET_SECONDS {
+        return Err(ApiError::validation(format!(
+            "previousSecretValidSeconds: must be at most {MAX_PREVIOUS_SECRET_SECONDS}"
+        )));
+    }
+    let secret = new_webhook_secret();
+    let until = now_micros() + (seconds as i64) * 1_000_000;
+    let integration = app
+        .store
+        .rotate_secret(company, &bot, &id, app.secrets.seal(secret.expose()), until)
+        .await?;
+    Ok(Json(IntegrationResponse {
+        integration: view(integration),
+        secret: Some(secret.expose().to_owned()),
+    }))
+}
+
+/// `?status=&limit=&cursor=`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this state: `pending`, `delivered` or `dead`.
+    pub status: Option<String>,
+    /// Page size, 1–100 (default 25).
+    pub limit: Option<i64>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The delivery log, newest first: each event with every attempt.
+#[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations/{integrationId}/deliveries",
+    tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path), DeliveryQuery),
+    responses((status = 200, body = DeliveryListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn list_deliveries(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
+) -> ApiResult<Json<DeliveryListResponse>> {
+    let company = auth.company_key()?;
+    let (bot, id) = ids(&bot, &id)?;
+    let state = match query.status.as_deref() {
+        None => None,
+        Some("pending") => Some(DeliveryState::Pending),
+        Some("delivered") => Some(DeliveryState::Delivered),
+        Some("dead") => Some(DeliveryState::Dead),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "status: `{other}` is not a delivery status; use pending, delivered or dead"
+            )));
+        }
+    };
+    let page = validation::page(query.limit, None)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            cursor.parse::<i64>().map_err(|_| {
+                ApiError::validation(format!("cursor: `{cursor}` is not a cursor from this log"))
+            })
+        })
+        .transpose()?;
+    let records = app
+        .store
+        .list_deliveries(company, &bot, &id, state, before, page.limit)
+        .await?;
+    let next_cursor = (records.len() as u32 == page.limit)
+        .then(|| records.last().map(|record| record.id.to_string()))
+        .flatten();
+    Ok(Json(DeliveryListResponse {
+        deliveries: records
+            .into_iter()
+            .map(|record| DeliveryView {
+                delivery_id: record.id.to_string(),
+                event_id: record.event_id.into_string(),
+                event_type: record.event_type.as_str().to_owned(),
+                channel_seq: record.channel_id.as_ref().map(|_| record.channel_seq),
+                channel_id: record.channel_id,
+                status: record.state.as_str().to_owned(),
+                created_at: Timestamp::from_unix_micros(record.created_at),
+                finished_at: record.finished_at.map(Timestamp::from_unix_micros),
+                last_error: record.last_error,
+                attempts: record
+                    .attempts
+                    .into_iter()
+                    .map(|attempt| AttemptView {
+                        attempted_at: Timestamp::from_unix_micros(attempt.attempted_at),
+                        duration_ms: attempt.duration_us as f64 / 1_000.0,
+                        status_code: attempt.status_code,
+                        outcome: attempt.outcome,
+                        error: attempt.error,
+                        response_snippet: attempt.response_snippet,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// Delivers events again, with their original ids: those of a time range
+/// (`since`, `until`) or the given `eventIds`.
+#[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/replay", tag = tags::INTEGRATIONS,
+    params(("botId" = String, Path), ("integrationId" = String, Path)), request_body = ReplayRequest,
+    responses((status = 200, body = ReplayResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+pub async fn replay(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((bot, id)): Path<(String, String)>,
+    request: ApiJson<ReplayRequest>,
+) -> ApiResult<Json<ReplayResponse>> {
+    let company = auth.company_key()?;
+    let (bot, id) = ids(&bot, &id)?;
+    let selection = match request.body {
+        ReplayRequest {
+            since: Some(since),
+            until,
+            event_ids: None,
+        } => {
+            let until = until
+                .map(|until| until.unix_micros())
+                .unwrap_or_else(now_micros);
+            if until < since.unix_micros() {
+                return Err(ApiError::validation("until: must not be before since"));
+            }
+            ReplaySelection::Range {
+                since: since.unix_micros(),
+                until,
+            }
+        }
+        ReplayRequest {
+            since: None,
+            until: None,
+            event_ids: Some(event_ids),
+        } => {
+            if event_ids.is_empty() || event_ids.len() > 1_000 {
+                return Err(ApiError::validation("eventIds: give 1 to 1000 event ids"));
+            }
+            let ids = event_ids
+                .iter()
+                .enumerate()
+                .map(|(index, event)| {
+                    EventId::parse(event).ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "eventIds[{index}]: `{event}` is not an event id"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ReplaySelection::Events(ids)
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "body: give either `since` (and `until`) or `eventIds`",
+            ));
+        }
+    };
+    let queued = app.store.replay(company, &bot, &id, selection).await?;
+    Ok(Json(ReplayResponse { queued }))
+}
+
+async fn set_state(
+    app: &AppState,
+    auth: &Auth,
+    bot: &str,
+    id: &str,
+    state: IntegrationState,
+) -> ApiResult<Json<IntegrationResponse>> {
+    let (bot, id) = ids(bot, id)?;
+    let integration = app
+        .store
+        .set_integration_state(auth.company_key()?, &bot, &id, state)
+        .await?;
+    Ok(Json(IntegrationResponse {
+        integration: view(integration),
+        secret: None,
+    }))
+}
+
+fn ids(bot: &str, id: &str) -> Result<(UserId, IntegrationId), ApiError> {
+    let integration = IntegrationId::parse(id)
+        .ok_or_else(|| ApiError::not_found(format!("integration `{id}` was not found")))?;
+    Ok((bot_id(bot)?, integration))
+}
+
+/// What [`check_fields`] normalised.
+struct CheckedFields {
+    event_types: Option<Vec<EventType>>,
+}
+
+fn check_fields(prefix: &str, fields: &IntegrationFields) -> Result<CheckedFields, ApiError> {
+    if let Some(url) = &fields.url {
+        validation::url(&format!("{prefix}url"), url)?;
+    }
+    if let Some(timeout) = fields.timeout_ms
+        && !(1_000..=60_000).contains(&timeout)
+    {
+        return Err(ApiError::validation(format!(
+            "{prefix}timeoutMs: must be between 1000 and 60000"
+        )));
+    }
+    if let Some(max) = fields.max_in_flight
+        && !(1..=256).contains(&max)
+    {
+        return Err(ApiError::validation(format!(
+            "{prefix}maxInFlight: must be between 1 and 256"
+        )));
+    }
+    if let Some(schedule) = &fields.retry_schedule_ms {
+        let total: u64 = schedule.iter().sum();
+        if schedule.len() > 50 || schedule.contains(&0) || total > 7 * 24 * 3_600 * 1_000 {
+            return Err(ApiError::validation(format!(
+                "{prefix}retryScheduleMs: give at most 50 delays of at least 1 ms, at most 7 days in all"
+            )));
+        }
+    }
+    let event_types = match &fields.event_types {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| match EventType::from(name.as_str()) {
+                    EventType::Other(_) => Err(ApiError::validation(format!(
+                        "{prefix}eventTypes[{index}]: `{name}` is not an event type"
+                    ))),
+                    known => Ok(known),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(CheckedFields { event_types })
+}
+
+fn view(integration: Integration) -> IntegrationView {
+    IntegrationView {
+        integration_id: integration.id.into_string(),
+        bot_id: integration.bot.into_string(),
+        integration_type: "webhook".to_owned(),
+        url: integration.url,
+        event_types: integration
+            .event_types
+            .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect()),
+        state: integration.state.as_str().to_owned(),
+        disabled_reason: integration.disabled_reason,
+        timeout_ms: integration.settings.timeout_ms,
+        retry_schedule_ms: integration.settings.retry_schedule_ms,
+        max_in_flight: integration.settings.max_in_flight,
+        previous_secret_expires_at: integration
+            .previous_secret_until
+            .filter(|until| *until > now_micros())
+            .map(Timestamp::from_unix_micros),
+        last_success_at: integration.last_success_at.map(Timestamp::from_unix_micros),
+        failing_since: integration.failing_since.map(Timestamp::from_unix_micros),
+        created_at: Timestamp::from_unix_micros(integration.created_at),
+        updated_at: Timestamp::from_unix_micros(integration.updated_at),
+    }
+}

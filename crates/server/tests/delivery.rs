@@ -735,3 +735,95 @@ async fn integrations_are_managed_with_checked_input() {
         .await
         .expect_error(404, "NotFoundException", &id);
 }
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_everything_in_order_when_it_recovers() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    // Many short retries: the receiver stays down for longer than a few of them.
+    server
+        .webhook(
+            &bot,
+            &receiver.url,
+            json!({"retryScheduleMs": vec![100; 50]}),
+        )
+        .await;
+    let channels = [
+        server.channel(&token, &[&bot]).await,
+        server.channel(&token, &[&bot]).await,
+        server.channel(&token, &[&bot]).await,
+    ];
+    receiver
+        .wait_until("the channel creations", WAIT, |r| r.len() >= 3)
+        .await;
+    receiver.answer_with(503);
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    for round in 0..40 {
+        for channel in &channels {
+            let id = server.say(&token, channel, &format!("m{round}")).await;
+            sent.entry(channel.clone()).or_default().push(id);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failed_while_down = receiver.received().len() - 3;
+    assert!(
+        failed_while_down >= 6,
+        "the receiver was tried while down ({failed_while_down} times)"
+    );
+    receiver.answer_with(200);
+    receiver
+        .wait_until("all 120 messages after recovery", WAIT, |r| {
+            let ok: Vec<&Received> = r.iter().skip(3).collect();
+            let ids: std::collections::HashSet<_> = ok
+                .iter()
+                .filter(|x| x.json["type"] == "chat:message:new")
+                .map(|x| x.json["id"].clone())
+                .collect();
+            ids.len() >= 120
+        })
+        .await;
+    for channel in &channels {
+        assert_eq!(
+            &first_delivery_order(&receiver.received(), channel),
+            &sent[channel]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_bot_does_not_slow_another_bot() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (slow_bot, _) = server.bot("Slow").await;
+    let (fast_bot, _) = server.bot("Fast").await;
+    let slow = Receiver::start().await;
+    let fast = Receiver::start().await;
+    slow.delay(Duration::from_millis(1_500));
+    server
+        .webhook(&slow_bot, &slow.url, json!({"maxInFlight": 2}))
+        .await;
+    server.webhook(&fast_bot, &fast.url, json!({})).await;
+    // Many channels, so the slow bot has many lanes that could fill every worker slot.
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        channels.push(server.channel(&token, &[&slow_bot, &fast_bot]).await);
+    }
+    for channel in &channels {
+        server.say(&token, channel, "hello").await;
+    }
+    let started = std::time::Instant::now();
+    fast.wait_until("the fast bot's 16 events", Duration::from_secs(3), |r| {
+        r.len() >= 16
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1_400),
+        "the fast bot waited for the slow one"
+    );
+    assert!(
+        slow.received().len() <= 2,
+        "the slow bot had at most its 2 in flight"
+    );
+}

@@ -3,15 +3,10 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::json;
 use support::TestServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+use support::process::{BINARY, ServerProcess};
+use tokio::process::Command;
 
 #[tokio::test]
 async fn health_needs_no_credential() {
@@ -152,58 +147,19 @@ async fn every_response_carries_a_request_id_and_errors_repeat_it() {
     );
 }
 
-/// Starts the binary with `serve` on a free port and returns it with the
-/// lines it printed up to "listening".
 async fn spawn_serve(
     data_dir: &std::path::Path,
     env: &[(&str, &str)],
-) -> (Child, Vec<String>, String) {
-    let mut command = Command::new(BINARY);
-    command
-        .arg("serve")
-        .env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:0")
-        .env("SWITCHBOARD_DATA_DIR", data_dir)
-        .env("SWITCHBOARD_LOG__FILTER", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(address) = line.strip_prefix("switchboard is listening on ") {
-                return address.to_owned();
-            }
-            printed.push(line);
-        }
-        panic!("the server exited before listening; it printed {printed:?}");
-    })
-    .await
-    .expect("the server listens within 30 s");
-    (child, printed, address)
-}
-
-async fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().expect("still running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("the server stops within 15 s of SIGTERM")
-        .unwrap()
+) -> (ServerProcess, Vec<String>, String) {
+    let process = ServerProcess::start(data_dir, env).await;
+    let (printed, base) = (process.printed.clone(), process.base.clone());
+    (process, printed, base)
 }
 
 #[tokio::test]
 async fn serve_prints_a_generated_key_once_and_stops_on_sigterm() {
     let data_dir = tempfile::tempdir().unwrap();
-    let (mut child, printed, address) = spawn_serve(data_dir.path(), &[]).await;
+    let (child, printed, address) = spawn_serve(data_dir.path(), &[]).await;
     let key = printed
         .iter()
         .map(|line| line.trim())
@@ -219,12 +175,12 @@ async fn serve_prints_a_generated_key_once_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(users.status(), 200);
     assert!(
-        terminate(&mut child).await.success(),
+        child.terminate().await.success(),
         "a clean exit after SIGTERM"
     );
 
     // Second start on the same database: nothing new is created or printed.
-    let (mut again, printed_again, address) = spawn_serve(data_dir.path(), &[]).await;
+    let (again, printed_again, address) = spawn_serve(data_dir.path(), &[]).await;
     assert!(
         printed_again.iter().all(|line| !line.contains("wsk-v1-")),
         "{printed_again:?}"
@@ -236,14 +192,14 @@ async fn serve_prints_a_generated_key_once_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(users.status(), 200, "the same key still works");
-    assert!(terminate(&mut again).await.success());
+    assert!(again.terminate().await.success());
 }
 
 #[tokio::test]
 async fn a_configured_bootstrap_key_is_used_and_not_printed() {
     let data_dir = tempfile::tempdir().unwrap();
     let key = format!("wsk-v1-{}", "K3y".repeat(31));
-    let (mut child, printed, address) = spawn_serve(
+    let (child, printed, address) = spawn_serve(
         data_dir.path(),
         &[("SWITCHBOARD_BOOTSTRAP__COMPANY_KEY", &key)],
     )
@@ -260,7 +216,7 @@ async fn a_configured_bootstrap_key_is_used_and_not_printed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(terminate(&mut child).await.success());
+    assert!(child.terminate().await.success());
 }
 
 #[tokio::test]

@@ -4,12 +4,15 @@
 use switchboard_domain::credentials::{self, CredentialKind};
 use switchboard_domain::{Actor, CompanyId, UserId};
 use switchboard_protocol::ChannelAccess;
+
+use crate::echo_bot;
 use switchboard_store::{
     BotProfile, CredentialOwner, NewChannel, NewCredentialRecord, NewMessage, Store, UserProfile,
 };
 
 /// The credentials and ids the demo prints.
 pub struct DemoData {
+    pub integration_id: String,
     pub company_key: String,
     pub alice_id: String,
     pub alice_token: String,
@@ -19,9 +22,11 @@ pub struct DemoData {
     pub channel_id: String,
 }
 
-/// Fills the (fresh) company with Alice, Bob, an echo bot and a welcome channel.
+/// Fills the (fresh) company with Alice, Bob, an echo bot and a welcome
+/// channel, and starts the echo bot with a webhook integration.
 pub async fn prepare(
     store: &dyn Store,
+    base: &str,
     company: &CompanyId,
     company_key: String,
 ) -> anyhow::Result<DemoData> {
@@ -65,6 +70,29 @@ pub async fn prepare(
         CredentialKind::Bot,
     )
     .await?;
+    // The echo bot is set up through the API, as an operator would.
+    let (hook_url, listener) = echo_bot::listen().await?;
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v2/users/bots/{}/integrations", bot.id))
+        .bearer_auth(&company_key)
+        .json(&serde_json::json!({"type": "webhook", "url": hook_url}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+    let integration_id = created["integration"]["integrationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let echo_key = bot_key.clone();
+    let api = base.to_owned();
+    tokio::spawn(async move {
+        if let Err(err) = echo_bot::serve(listener, api, echo_key, &secret).await {
+            tracing::error!(error = %err, "the echo bot stopped");
+        }
+    });
     let actor = Actor {
         company: company.clone(),
         user: alice_id,
@@ -98,6 +126,7 @@ pub async fn prepare(
         )
         .await?;
     Ok(DemoData {
+        integration_id,
         company_key,
         alice_id: alice.id,
         alice_token,
@@ -152,6 +181,15 @@ Try it:
   curl -s '{base}/v2/conversations/channels?userId={bob_id}' -H 'Authorization: Bearer {company_key}'
   curl -s {base}/openapi.json
 
+Watch the echo bot answer (it receives each message by signed webhook, shows
+typing and replies quoting it):
+  curl -s -X POST {base}/v2/conversations/channels/{channel_id}/messages \
+       -H 'Authorization: Bearer {alice_token}' -H 'Content-Type: application/json' -d '{{"text": "Hello bot"}}'
+  curl -s {base}/v2/conversations/channels/{channel_id}/typing -H 'Authorization: Bearer {alice_token}'
+  sleep 1; curl -s '{base}/v2/conversations/channels/{channel_id}/messages?limit=2' -H 'Authorization: Bearer {alice_token}'
+  curl -s {base}/v2/users/bots/{bot_id}/integrations/{integration_id}/deliveries -H 'Authorization: Bearer {company_key}'
+
+
 The data lives in a fresh SQLite file and is gone when the demo stops (Ctrl-C).
 "#,
             company_key = self.company_key,
@@ -159,6 +197,7 @@ The data lives in a fresh SQLite file and is gone when the demo stops (Ctrl-C).
             alice_token = self.alice_token,
             bob_id = self.bob_id,
             bot_id = self.bot_id,
+            integration_id = self.integration_id,
             bot_key = self.bot_key,
             channel_id = self.channel_id,
         )

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod demo;
+pub mod echo_bot;
 pub mod telemetry;
 
 pub use config::Config;

@@ -78,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
             config.database.url = None;
             config.bootstrap.company_key = None;
             config.bootstrap.company_name = "Demo Company".to_owned();
+            // The demo's echo bot listens on loopback.
+            config.delivery.allow_targets = "127.0.0.0/8,::1/128".to_owned();
             let result = run_demo(config).await;
             drop(temporary);
             result
@@ -123,7 +125,14 @@ async fn run_demo(config: Config) -> anyhow::Result<()> {
     let Bootstrap::CreatedWithGeneratedKey(company, key) = &server.bootstrap else {
         anyhow::bail!("the demo needs an empty data directory");
     };
-    let data = demo::prepare(server.store.as_ref(), &company.id, key.reveal().to_owned()).await?;
-    println!("{}", data.instructions(&format!("http://{}", server.addr)));
+    let base = format!("http://{}", server.addr);
+    let data = demo::prepare(
+        server.store.as_ref(),
+        &base,
+        &company.id,
+        key.reveal().to_owned(),
+    )
+    .await?;
+    println!("{}", data.instructions(&base));
     server.run_until(shutdown_signal()).await
 }

@@ -165,6 +165,11 @@ async fn deliver(
             integration = %delivery.integration.id, %reason, "integration disabled"
         ),
     }
+    metrics::counter!("switchboard_delivery_attempts_total", "outcome" => outcome).increment(1);
+    if verdict == Verdict::Delivered {
+        let waited = (now - delivery.queued_at).max(0) as f64 / 1_000_000.0;
+        metrics::histogram!("switchboard_delivery_latency_seconds").record(waited);
+    }
     let attempt = Attempt {
         attempted_at,
         duration_us: sent.duration.as_micros() as i64,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_store::Store;
 use tower::ServiceBuilder;
@@ -48,15 +49,23 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Seals integration secrets before they are stored.
     pub secrets: SecretBox,
+    /// Renders the process's metrics for `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, limits: ApiLimits, secrets: SecretBox) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: ApiLimits,
+        secrets: SecretBox,
+        metrics: PrometheusHandle,
+    ) -> Self {
         AppState {
             store,
             rate_limits: Arc::new(RateLimits::new(limits.rate_limit)),
             limits,
             secrets,
+            metrics,
         }
     }
 }
@@ -121,6 +130,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::openapi_json))
+        .routes(routes!(health::metrics))
         .routes(routes!(channels::list_channels, channels::create_channel))
         .routes(routes!(channels::direct_channel))
         .routes(routes!(

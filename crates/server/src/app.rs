@@ -90,6 +90,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             },
         },
         secrets.clone(),
+        crate::telemetry::metrics(),
     );
     let rate_limits = state.rate_limits.clone();
     let app = switchboard_http_api::router(state);

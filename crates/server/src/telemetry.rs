@@ -1,5 +1,8 @@
 //! Structured logs with `tracing`: text for people or JSON for collectors.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -23,4 +26,28 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
             .try_init(),
     };
     result.map_err(|err| anyhow::anyhow!("could not install the logger: {err}"))
+}
+
+/// The process's metrics recorder, installed on first use; every server in
+/// the process shares it.
+pub fn metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("switchboard_delivery_latency_seconds".to_owned()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Only fails when another recorder is installed, which this process never does.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
 }

@@ -827,3 +827,49 @@ async fn a_slow_bot_does_not_slow_another_bot() {
         "the slow bot had at most its 2 in flight"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_events_attempts_latency_and_the_outbox() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    server.webhook(&bot, &receiver.url, json!({})).await;
+    let channel = server.channel(&token, &[&bot]).await;
+    server.say(&token, &channel, "measured").await;
+    receiver
+        .wait_until("two deliveries", WAIT, |r| r.len() >= 2)
+        .await;
+
+    let response = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("switchboard_events_created_total{type=\"chat:message:new\"}") >= 1.0);
+    assert!(value("switchboard_delivery_attempts_total{outcome=\"delivered\"}") >= 2.0);
+    assert!(value("switchboard_delivery_latency_seconds_count") >= 2.0);
+    assert!(text.contains("switchboard_delivery_latency_seconds_bucket{le=\"0.1\"}"));
+    assert!(value("switchboard_outbox_deliveries{state=\"due\"}") >= 0.0);
+    assert!(value("switchboard_outbox_deliveries{state=\"dead\"}") >= 0.0);
+    assert!(value("switchboard_integrations_disabled") >= 0.0);
+}

@@ -19,6 +19,7 @@ async fn health_needs_no_credential() {
 const ROUTES: &[&str] = &[
     "GET /health",
     "GET /openapi.json",
+    "GET /metrics",
     "GET /v2/conversations/channels",
     "POST /v2/conversations/channels",
     "POST /v2/conversations/channels/direct",

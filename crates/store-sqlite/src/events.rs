@@ -116,6 +116,8 @@ pub(crate) async fn record(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    metrics::counter!("switchboard_events_created_total", "type" => event_type.as_str().to_owned())
+        .increment(1);
     let lane = channel.unwrap_or(id.as_str());
     for integration in targets {
         enqueue(conn, id.as_str(), integration, lane, seq, now).await?;

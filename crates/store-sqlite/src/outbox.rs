@@ -27,6 +27,7 @@ struct ClaimRow {
     channel_id: Option<String>,
     data: String,
     event_time: i64,
+    queued_at: i64,
     integration_id: String,
     bot_id: String,
     url: Option<String>,
@@ -102,7 +103,7 @@ impl DeliveryStore for SqliteStore {
         }
         let rows = sqlx::query_as::<_, ClaimRow>(
             "SELECT d.id AS delivery_id, d.event_id, d.channel_seq, d.attempts, e.event_type, e.company_id, \
-             e.channel_id, e.data, e.created_at AS event_time, i.id AS integration_id, i.bot_id, i.url, i.secret, \
+             e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.url, i.secret, \
              i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
              i.failing_since FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN integrations i ON i.id = d.integration_id \
@@ -128,6 +129,7 @@ impl DeliveryStore for SqliteStore {
                     channel_id: row.channel_id,
                     channel_seq: row.channel_seq,
                     event_time: row.event_time,
+                    queued_at: row.queued_at,
                     data: row.data,
                     attempts: row.attempts as u32,
                     integration: ClaimedIntegration {

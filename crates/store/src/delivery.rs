@@ -178,6 +178,8 @@ pub struct ClaimedDelivery {
     pub channel_seq: i64,
     /// When the event happened.
     pub event_time: UnixMicros,
+    /// When this delivery was queued (the event's time, or the replay's).
+    pub queued_at: UnixMicros,
     /// The JSON of the envelope's `data`.
     pub data: String,
     /// Attempts made before this one.

@@ -35,3 +35,35 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
     Json(DOCUMENT.get_or_init(crate::openapi).clone())
 }
+
+/// Metrics in the Prometheus text format: events created, delivery attempts by
+/// outcome, delivery latency (queued → first 2xx), the outbox by state, and
+/// disabled integrations. No credential needed; the numbers are totals of the
+/// whole server.
+#[utoipa::path(get, path = "/metrics", tag = tags::OPERATIONS, security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(
+    State(app): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), crate::error::ApiError> {
+    let stats = app
+        .store
+        .outbox_stats(switchboard_domain::now_micros())
+        .await?;
+    for (state, count) in [
+        ("due", stats.due),
+        ("waiting", stats.waiting),
+        ("held", stats.held),
+        ("dead", stats.dead),
+    ] {
+        metrics::gauge!("switchboard_outbox_deliveries", "state" => state).set(count as f64);
+    }
+    metrics::gauge!("switchboard_integrations_disabled").set(stats.disabled_integrations as f64);
+    app.metrics.run_upkeep();
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        app.metrics.render(),
+    ))
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_domain::now_micros;
-use switchboard_store::{Attempt, ClaimedDelivery, Store, Verdict};
-use tokio::sync::{Semaphore, watch};
+use switchboard_store::{Attempt, ClaimedDelivery, Finished, Store, Verdict};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
 use crate::policy::{AttemptResult, RetryPolicy};
@@ -49,6 +49,8 @@ pub async fn run(
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_in_flight));
     let wake = store.outbox_signal();
+    let (outcomes, recorded) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(store.clone(), recorded));
     tracing::info!(
         max_in_flight = settings.max_in_flight,
         "delivery workers started"
@@ -78,11 +80,13 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (store, transport, policy) = (store.clone(), transport.clone(), policy.clone());
+            let (transport, policy, outcomes) =
+                (transport.clone(), policy.clone(), outcomes.clone());
             tokio::spawn(async move {
-                deliver(store.as_ref(), &transport, &policy, delivery).await;
-                drop(permit);
-                store.outbox_signal().notify_one();
+                if let Some(finished) = attempt(&transport, &policy, delivery).await {
+                    // The slot stays taken until the outcome is stored.
+                    let _ = outcomes.send((finished, permit));
+                }
             });
         }
         if full_batch {
@@ -103,22 +107,56 @@ pub async fn run(
     }
     // Let deliveries in flight record their outcome.
     let _ = slots.acquire_many(settings.max_in_flight as u32).await;
+    drop(outcomes);
+    let _ = recorder.await;
     tracing::info!("delivery workers stopped");
 }
 
-/// Sends one delivery and records the attempt and the verdict.
-async fn deliver(
-    store: &dyn Store,
+/// Most outcomes stored in one transaction.
+const RECORD_BATCH: usize = 256;
+
+/// Stores outcomes as they come, many per transaction, then frees their slots
+/// and wakes the workers (a lane whose head was delivered has a next one due).
+async fn record(
+    store: Arc<dyn Store>,
+    mut outcomes: mpsc::UnboundedReceiver<(Finished, OwnedSemaphorePermit)>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut slots = Vec::with_capacity(RECORD_BATCH);
+    while let Some((finished, slot)) = outcomes.recv().await {
+        batch.push(finished);
+        slots.push(slot);
+        while batch.len() < RECORD_BATCH {
+            match outcomes.try_recv() {
+                Ok((finished, slot)) => {
+                    batch.push(finished);
+                    slots.push(slot);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = store.finish(&batch).await {
+            // The leases run out and these deliveries are sent again: at least once.
+            tracing::warn!(error = %err, count = batch.len(), "could not record delivery outcomes");
+        }
+        batch.clear();
+        slots.clear();
+        store.outbox_signal().notify_one();
+    }
+}
+
+/// Sends one delivery and decides its verdict; `None` when it cannot be sent at all.
+async fn attempt(
     transport: &WebhookTransport,
     policy: &RetryPolicy,
     delivery: ClaimedDelivery,
-) {
+) -> Option<Finished> {
     let attempted_at = now_micros();
     let sent = match envelope::body(&delivery) {
         Ok(body) => transport.send(&delivery, body).await,
         Err(err) => {
             tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON");
-            return;
+            return None;
         }
     };
     let attempts = delivery.attempts + 1;
@@ -178,8 +216,9 @@ async fn deliver(
         error,
         response_snippet: sent.snippet,
     };
-    if let Err(err) = store.finish(&delivery, attempt, verdict).await {
-        // The lease runs out and the delivery is sent again: at least once.
-        tracing::warn!(event = %delivery.event_id, error = %err, "could not record a delivery outcome");
-    }
+    Some(Finished {
+        claimed: delivery,
+        attempt,
+        verdict,
+    })
 }

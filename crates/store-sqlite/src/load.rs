@@ -41,7 +41,6 @@ pub(crate) async fn channel_as_member(
     actor: &Actor,
     channel: &ChannelId,
 ) -> Outcome<(ChannelRow, MemberRole)> {
-    ensure_actor(conn, actor).await?;
     let sql = format!(
         "SELECT {CHANNEL_COLUMNS}, m.role AS role FROM channels c \
          JOIN channel_members m ON m.channel_id = c.id AND m.user_id = ? \
@@ -55,7 +54,11 @@ pub(crate) async fn channel_as_member(
         .await?;
     match found {
         Some(found) => Ok((found.channel, MemberRole::from(found.role.as_str()))),
-        None => Err(StoreError::not_found("channel", channel).into()),
+        None => {
+            // Say which is missing: the acting user, or the channel for them.
+            ensure_actor(conn, actor).await?;
+            Err(StoreError::not_found("channel", channel).into())
+        }
     }
 }
 

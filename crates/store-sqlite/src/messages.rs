@@ -48,22 +48,41 @@ impl MessageStore for SqliteStore {
             Some(quoted) => Some(quote_of(&mut tx, channel, quoted).await?),
             None => None,
         };
-        let id = MessageId::generate();
+        let row = MessageRow {
+            id: MessageId::generate().into_string(),
+            channel_id: channel.as_str().to_owned(),
+            user_id: actor.user.as_str().to_owned(),
+            message_type: "regular".to_owned(),
+            text: new.text,
+            elements: serde_json::to_string(&new.elements).map_err(Failure::from)?,
+            attachments: serde_json::to_string(&attachments).map_err(Failure::from)?,
+            mentions: serde_json::to_string(&new.mentions).map_err(Failure::from)?,
+            quote: quote
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(Failure::from)?,
+            silent: new.silent,
+            created_at: now,
+            updated_at: None,
+            deleted_at: None,
+        };
         sqlx::query(
             "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
-             mentions, quote, silent, created_at) VALUES (?, ?, ?, ?, 'regular', ?, ?, ?, ?, ?, ?, ?)",
+             mentions, quote, silent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id.as_str())
+        .bind(&row.id)
         .bind(actor.company.as_str())
-        .bind(channel.as_str())
-        .bind(actor.user.as_str())
-        .bind(&new.text)
-        .bind(serde_json::to_string(&new.elements).map_err(Failure::from)?)
-        .bind(serde_json::to_string(&attachments).map_err(Failure::from)?)
-        .bind(serde_json::to_string(&new.mentions).map_err(Failure::from)?)
-        .bind(quote.as_ref().map(serde_json::to_string).transpose().map_err(Failure::from)?)
-        .bind(new.silent)
-        .bind(now)
+        .bind(&row.channel_id)
+        .bind(&row.user_id)
+        .bind(&row.message_type)
+        .bind(&row.text)
+        .bind(&row.elements)
+        .bind(&row.attachments)
+        .bind(&row.mentions)
+        .bind(&row.quote)
+        .bind(row.silent)
+        .bind(row.created_at)
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
@@ -78,13 +97,12 @@ impl MessageStore for SqliteStore {
             .bind(actor.user.as_str())
             .bind(&record.key)
             .bind(&record.request_fingerprint)
-            .bind(id.as_str())
+            .bind(&row.id)
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
         }
-        let row = load::message_row(&mut tx, channel, &id).await?;
         let message = load::message(&mut tx, row).await?;
         let event = EventType::MessageNew;
         let company = actor.company.as_str();

@@ -9,7 +9,7 @@ use sqlx::SqliteConnection;
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
 use switchboard_protocol::EventType;
 use switchboard_store::{
-    Attempt, ClaimedDelivery, ClaimedIntegration, DeliveryStore, OutboxStats, StoreResult, Verdict,
+    ClaimedDelivery, ClaimedIntegration, DeliveryStore, Finished, OutboxStats, StoreResult, Verdict,
 };
 
 use crate::SqliteStore;
@@ -38,6 +38,7 @@ struct ClaimRow {
     retry_schedule: Option<String>,
     max_in_flight: Option<i64>,
     failing_since: Option<i64>,
+    last_success_at: Option<i64>,
 }
 
 #[async_trait]
@@ -105,7 +106,7 @@ impl DeliveryStore for SqliteStore {
             "SELECT d.id AS delivery_id, d.event_id, d.channel_seq, d.attempts, e.event_type, e.company_id, \
              e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.url, i.secret, \
              i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
-             i.failing_since FROM deliveries d JOIN events e ON e.id = d.event_id \
+             i.failing_since, i.last_success_at FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN integrations i ON i.id = d.integration_id \
              WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id",
         )
@@ -144,6 +145,7 @@ impl DeliveryStore for SqliteStore {
                             row.max_in_flight,
                         )?,
                         failing_since: row.failing_since,
+                        last_success_at: row.last_success_at,
                     },
                 })
             })
@@ -151,112 +153,13 @@ impl DeliveryStore for SqliteStore {
             .map_err(Into::into)
     }
 
-    async fn finish(
-        &self,
-        claimed: &ClaimedDelivery,
-        attempt: Attempt,
-        verdict: Verdict,
-    ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(Failure::from)?;
-        let integration = claimed.integration.id.as_str();
-        let lane = claimed
-            .channel_id
-            .as_deref()
-            .unwrap_or(claimed.event_id.as_str());
-        let lease: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT lease_until FROM delivery_lanes WHERE integration_id = ? AND lane = ?",
-        )
-        .bind(integration)
-        .bind(lane)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(Failure::from)?;
-        if lease != Some(Some(claimed.lease_until)) {
-            tracing::info!(
-                delivery = claimed.delivery_id,
-                "lease lost before the outcome was recorded"
-            );
+    async fn finish(&self, finished: &[Finished]) -> StoreResult<()> {
+        if finished.is_empty() {
             return Ok(());
         }
-        let now = attempt.attempted_at + attempt.duration_us;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, error, \
-             response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(claimed.delivery_id)
-        .bind(attempt.attempted_at)
-        .bind(attempt.duration_us)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.outcome)
-        .bind(&attempt.error)
-        .bind(&attempt.response_snippet)
-        .execute(&mut *tx)
-        .await
-        .map_err(Failure::from)?;
-        match &verdict {
-            Verdict::Delivered => {
-                set_delivery(&mut tx, claimed.delivery_id, "delivered", Some(now), None).await?;
-                sqlx::query("UPDATE integrations SET last_success_at = ?, failing_since = NULL WHERE id = ?")
-                    .bind(now)
-                    .bind(integration)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Failure::from)?;
-                advance_lane(&mut tx, integration, lane, now).await?;
-            }
-            Verdict::Retry { at } => {
-                set_delivery(
-                    &mut tx,
-                    claimed.delivery_id,
-                    "pending",
-                    None,
-                    attempt.error.as_deref(),
-                )
-                .await?;
-                mark_failing(&mut tx, integration, now).await?;
-                sqlx::query(
-                    "UPDATE delivery_lanes SET due_at = ?, lease_until = NULL WHERE integration_id = ? AND lane = ?",
-                )
-                .bind(at)
-                .bind(integration)
-                .bind(lane)
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            }
-            Verdict::DeadLetter { reason } => {
-                set_delivery(
-                    &mut tx,
-                    claimed.delivery_id,
-                    "dead",
-                    Some(now),
-                    Some(reason),
-                )
-                .await?;
-                mark_failing(&mut tx, integration, now).await?;
-                advance_lane(&mut tx, integration, lane, now).await?;
-            }
-            Verdict::Disable { reason } => {
-                set_delivery(&mut tx, claimed.delivery_id, "pending", None, Some(reason)).await?;
-                sqlx::query(
-                    "UPDATE integrations SET state = 'disabled', disabled_reason = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(reason)
-                .bind(now)
-                .bind(integration)
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-                sqlx::query(
-                    "UPDATE delivery_lanes SET due_at = ?, lease_until = NULL WHERE integration_id = ? AND lane = ?",
-                )
-                .bind(now)
-                .bind(integration)
-                .bind(lane)
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            }
+        let mut tx = self.writer.begin().await.map_err(Failure::from)?;
+        for item in finished {
+            finish_one(&mut tx, item).await?;
         }
         tx.commit().await.map_err(Failure::from)?;
         Ok(())
@@ -303,29 +206,124 @@ impl DeliveryStore for SqliteStore {
     }
 }
 
-async fn set_delivery(
-    conn: &mut SqliteConnection,
-    id: i64,
-    state: &str,
-    finished_at: Option<i64>,
-    error: Option<&str>,
-) -> Outcome<()> {
-    sqlx::query(
-        "UPDATE deliveries SET state = ?, attempts = attempts + 1, finished_at = ?, last_error = ? WHERE id = ?",
+/// Records one attempt and applies its verdict, unless the lease was lost.
+async fn finish_one(conn: &mut SqliteConnection, item: &Finished) -> Outcome<()> {
+    let claimed = &item.claimed;
+    let attempt = &item.attempt;
+    let integration = claimed.integration.id.as_str();
+    let lane = claimed
+        .channel_id
+        .as_deref()
+        .unwrap_or(claimed.event_id.as_str());
+    let now = attempt.attempted_at + attempt.duration_us;
+    let (state, finished_at, error) = match &item.verdict {
+        Verdict::Delivered => ("delivered", Some(now), None),
+        Verdict::Retry { .. } => ("pending", None, attempt.error.as_deref()),
+        Verdict::DeadLetter { reason } => ("dead", Some(now), Some(reason.as_str())),
+        Verdict::Disable { reason } => ("pending", None, Some(reason.as_str())),
+    };
+    // Only the holder of the lane's lease may record: a worker whose lease ran
+    // out has been replaced and its outcome is dropped (the event is re-sent).
+    let updated = sqlx::query(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, finished_at = ?, last_error = ? \
+         WHERE id = ? AND EXISTS (SELECT 1 FROM delivery_lanes \
+                                  WHERE integration_id = ? AND lane = ? AND lease_until = ?)",
     )
     .bind(state)
     .bind(finished_at)
     .bind(error)
-    .bind(id)
+    .bind(claimed.delivery_id)
+    .bind(integration)
+    .bind(lane)
+    .bind(claimed.lease_until)
     .execute(&mut *conn)
     .await?;
+    if updated.rows_affected() == 0 {
+        tracing::info!(
+            delivery = claimed.delivery_id,
+            "lease lost before the outcome was recorded"
+        );
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, error, \
+         response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(claimed.delivery_id)
+    .bind(attempt.attempted_at)
+    .bind(attempt.duration_us)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(&attempt.outcome)
+    .bind(&attempt.error)
+    .bind(&attempt.response_snippet)
+    .execute(&mut *conn)
+    .await?;
+    match &item.verdict {
+        Verdict::Delivered => {
+            // `last_success_at` is kept to the second: a busy integration is not rewritten per event.
+            let stale = claimed
+                .integration
+                .last_success_at
+                .is_none_or(|at| now - at > 1_000_000);
+            if claimed.integration.failing_since.is_some() || stale {
+                sqlx::query("UPDATE integrations SET last_success_at = ?, failing_since = NULL WHERE id = ?")
+                    .bind(now)
+                    .bind(integration)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            advance_lane(conn, integration, lane, now).await?;
+        }
+        Verdict::Retry { at } => {
+            mark_failing(conn, claimed, now).await?;
+            release_lane(conn, integration, lane, *at).await?;
+        }
+        Verdict::DeadLetter { .. } => {
+            mark_failing(conn, claimed, now).await?;
+            advance_lane(conn, integration, lane, now).await?;
+        }
+        Verdict::Disable { reason } => {
+            sqlx::query("UPDATE integrations SET state = 'disabled', disabled_reason = ?, updated_at = ? WHERE id = ?")
+                .bind(reason)
+                .bind(now)
+                .bind(integration)
+                .execute(&mut *conn)
+                .await?;
+            release_lane(conn, integration, lane, now).await?;
+        }
+    }
     Ok(())
 }
 
-async fn mark_failing(conn: &mut SqliteConnection, integration: &str, now: i64) -> Outcome<()> {
-    sqlx::query("UPDATE integrations SET failing_since = COALESCE(failing_since, ?) WHERE id = ?")
+/// Notes when the integration's run of failures began (once per run).
+async fn mark_failing(
+    conn: &mut SqliteConnection,
+    claimed: &ClaimedDelivery,
+    now: i64,
+) -> Outcome<()> {
+    if claimed.integration.failing_since.is_none() {
+        sqlx::query(
+            "UPDATE integrations SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+        )
         .bind(now)
+        .bind(claimed.integration.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps the lane's head and makes it due at `due_at`.
+async fn release_lane(
+    conn: &mut SqliteConnection,
+    integration: &str,
+    lane: &str,
+    due_at: i64,
+) -> Outcome<()> {
+    sqlx::query("UPDATE delivery_lanes SET due_at = ?, lease_until = NULL WHERE integration_id = ? AND lane = ?")
+        .bind(due_at)
         .bind(integration)
+        .bind(lane)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -338,34 +336,25 @@ async fn advance_lane(
     lane: &str,
     now: i64,
 ) -> Outcome<()> {
-    let next: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE integration_id = ? AND lane = ? AND state = 'pending' \
-         ORDER BY channel_seq, id LIMIT 1",
+    let head: Option<i64> = sqlx::query_scalar(
+        "UPDATE delivery_lanes SET lease_until = NULL, due_at = ?1, head_id = COALESCE( \
+           (SELECT id FROM deliveries WHERE integration_id = ?2 AND lane = ?3 AND state = 'pending' \
+            ORDER BY channel_seq, id LIMIT 1), 0) \
+         WHERE integration_id = ?2 AND lane = ?3 RETURNING head_id",
     )
+    .bind(now)
     .bind(integration)
     .bind(lane)
     .fetch_optional(&mut *conn)
     .await?;
-    match next {
-        Some(head) => {
-            sqlx::query(
-                "UPDATE delivery_lanes SET head_id = ?, due_at = ?, lease_until = NULL \
-                 WHERE integration_id = ? AND lane = ?",
-            )
-            .bind(head)
-            .bind(now)
-            .bind(integration)
-            .bind(lane)
-            .execute(&mut *conn)
-            .await?;
-        }
-        None => {
-            sqlx::query("DELETE FROM delivery_lanes WHERE integration_id = ? AND lane = ?")
-                .bind(integration)
-                .bind(lane)
-                .execute(&mut *conn)
-                .await?;
-        }
+    if head == Some(0) {
+        sqlx::query(
+            "DELETE FROM delivery_lanes WHERE integration_id = ? AND lane = ? AND head_id = 0",
+        )
+        .bind(integration)
+        .bind(lane)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -198,6 +198,15 @@ pub struct ClaimedIntegration {
     pub sealed_previous_secret: Option<String>,
     pub settings: DeliverySettings,
     pub failing_since: Option<UnixMicros>,
+    pub last_success_at: Option<UnixMicros>,
+}
+
+/// One attempt's record and verdict, ready to be stored.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub claimed: ClaimedDelivery,
+    pub attempt: Attempt,
+    pub verdict: Verdict,
 }
 
 /// What happened to a claimed delivery.
@@ -332,14 +341,10 @@ pub trait DeliveryStore: Send + Sync {
         default_max_in_flight: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
 
-    /// Logs the attempt and applies the verdict. A delivery whose lease was
-    /// lost (claimed again by another worker) is left alone.
-    async fn finish(
-        &self,
-        claimed: &ClaimedDelivery,
-        attempt: Attempt,
-        verdict: Verdict,
-    ) -> StoreResult<()>;
+    /// Logs each attempt and applies its verdict, all in one transaction. A
+    /// delivery whose lease was lost (claimed again after it ran out) is left
+    /// alone.
+    async fn finish(&self, finished: &[Finished]) -> StoreResult<()>;
 
     /// When the next lane becomes due, if any is waiting.
     async fn next_due(&self) -> StoreResult<Option<UnixMicros>>;

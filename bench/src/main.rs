@@ -1,0 +1,370 @@
+//! The switchboard end-to-end benchmark.
+//!
+//! Starts the release server on a fresh SQLite file per scenario, with a fast
+//! webhook receiver on loopback, and measures:
+//! - **throughput**: messages sent through the API with N in flight until all
+//!   are delivered: API requests/s, deliveries/s, delivery latency;
+//! - **fixed rate**: latency while sending at a fixed rate;
+//! - **backlog**: events queued while the receiver answers 503, then the
+//!   seconds to deliver them all once it recovers;
+//! - the server's peak memory in each.
+//!
+//! Latency is end to end: from the start of the `SendMessage` request to the
+//! first arrival of its `chat:message:new` at the receiver.
+
+mod receiver;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Serialize;
+use serde_json::json;
+
+use receiver::Receipts;
+use server::{Server, Setup};
+
+#[derive(Parser, Clone)]
+#[command(about = "The switchboard end-to-end benchmark")]
+struct Args {
+    /// The switchboard binary to measure.
+    #[arg(long)]
+    server: String,
+    /// Messages in the throughput scenario.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Requests in flight in the throughput and backlog scenarios.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Messages per second in the fixed-rate scenario.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Seconds of the fixed-rate scenario.
+    #[arg(long, default_value_t = 20)]
+    rate_seconds: u64,
+    /// Events in the backlog scenario.
+    #[arg(long, default_value_t = 50_000)]
+    backlog: usize,
+    /// Channels the messages are spread over (each is one ordered lane).
+    #[arg(long, default_value_t = 64)]
+    channels: usize,
+    /// `SWITCHBOARD_DATABASE__SQLITE_DURABILITY` for the server (`full` or `normal`).
+    #[arg(long, default_value = "full")]
+    durability: String,
+    /// Which scenarios to run: any of throughput, rate, backlog.
+    #[arg(long, value_delimiter = ',', default_value = "throughput,rate,backlog")]
+    scenarios: Vec<String>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench/results")]
+    out: String,
+}
+
+#[derive(Serialize, Default, Clone)]
+struct Latency {
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+#[derive(Serialize, Default, Clone)]
+struct Outcome {
+    scenario: String,
+    messages: usize,
+    api_requests_per_second: f64,
+    deliveries_per_second: f64,
+    latency: Latency,
+    drain_seconds: Option<f64>,
+    peak_memory_mib: Option<f64>,
+    seconds: f64,
+}
+
+/// Sends one message; returns its id and when the request started.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    text: String,
+) -> anyhow::Result<(String, Instant)> {
+    let started = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({"text": text}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "SendMessage answered {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await?;
+    Ok((
+        body["message"]["messageId"]
+            .as_str()
+            .context("message id")?
+            .to_owned(),
+        started,
+    ))
+}
+
+/// Sends `count` messages round-robin over the channels with `in_flight` at once.
+async fn send_many(
+    client: &reqwest::Client,
+    base: &str,
+    setup: &Setup,
+    count: usize,
+    in_flight: usize,
+) -> anyhow::Result<HashMap<String, Instant>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..in_flight {
+        let (client, next) = (client.clone(), next.clone());
+        let token = setup.token.clone();
+        let urls: Vec<String> = setup
+            .channels
+            .iter()
+            .map(|c| format!("{base}/v2/conversations/channels/{c}/messages"))
+            .collect();
+        workers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= count {
+                    return anyhow::Ok(sent);
+                }
+                sent.push(
+                    send(
+                        &client,
+                        &urls[index % urls.len()],
+                        &token,
+                        format!("message {index}"),
+                    )
+                    .await?,
+                );
+            }
+        }));
+    }
+    let mut all = HashMap::with_capacity(count);
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    Ok(all)
+}
+
+async fn wait_for(receipts: &Receipts, count: usize, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while receipts.messages_seen() < count {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {count} messages were delivered within {limit:?}",
+            receipts.messages_seen()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn latency(sent: &HashMap<String, Instant>, receipts: &Receipts) -> Latency {
+    let seen = receipts.first_seen.lock().unwrap();
+    let mut millis: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, started)| {
+            seen.get(id)
+                .map(|at| at.saturating_duration_since(*started).as_secs_f64() * 1e3)
+        })
+        .collect();
+    millis.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        millis
+            .get(((millis.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Latency {
+        p50_ms: at(0.50),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+        max_ms: millis.last().copied().unwrap_or(0.0),
+    }
+}
+
+async fn start(
+    args: &Args,
+    env: &[(String, String)],
+) -> anyhow::Result<(Server, Arc<Receipts>, Setup, reqwest::Client)> {
+    let mut env = env.to_vec();
+    env.push((
+        "SWITCHBOARD_DATABASE__SQLITE_DURABILITY".into(),
+        args.durability.clone(),
+    ));
+    let server = Server::start(&args.server, &env).await?;
+    let receipts = Arc::new(Receipts::default());
+    let hook = receiver::start(receipts.clone()).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.in_flight * 2)
+        .build()?;
+    let setup = server.prepare(&client, &hook, args.channels).await?;
+    Ok((server, receipts, setup, client))
+}
+
+async fn throughput(args: &Args) -> anyhow::Result<Outcome> {
+    let (server, receipts, setup, client) = start(args, &[]).await?;
+    let began = Instant::now();
+    let sent = send_many(&client, &server.base, &setup, args.messages, args.in_flight).await?;
+    let api_seconds = began.elapsed().as_secs_f64();
+    wait_for(&receipts, args.messages, Duration::from_secs(900)).await?;
+    let seconds = began.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        scenario: format!("throughput ({} in flight)", args.in_flight),
+        messages: args.messages,
+        api_requests_per_second: args.messages as f64 / api_seconds,
+        deliveries_per_second: args.messages as f64 / seconds,
+        latency: latency(&sent, &receipts),
+        drain_seconds: None,
+        peak_memory_mib: server.peak_memory_mib(),
+        seconds,
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
+    let (server, receipts, setup, client) = start(args, &[]).await?;
+    let total = (args.rate * args.rate_seconds) as usize;
+    let urls: Vec<String> = setup
+        .channels
+        .iter()
+        .map(|c| format!("{}/v2/conversations/channels/{c}/messages", server.base))
+        .collect();
+    let began = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    let period = Duration::from_secs_f64(1.0 / args.rate as f64);
+    for index in 0..total {
+        let due = began + period.mul_f64(index as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, url, token) = (
+            client.clone(),
+            urls[index % urls.len()].clone(),
+            setup.token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            send(&client, &url, &token, format!("paced {index}")).await
+        }));
+    }
+    let mut sent = HashMap::with_capacity(total);
+    for task in tasks {
+        let (id, started) = task.await??;
+        sent.insert(id, started);
+    }
+    let api_seconds = began.elapsed().as_secs_f64();
+    wait_for(&receipts, total, Duration::from_secs(600)).await?;
+    let seconds = began.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        scenario: format!("fixed rate ({}/s for {} s)", args.rate, args.rate_seconds),
+        messages: total,
+        api_requests_per_second: total as f64 / api_seconds,
+        deliveries_per_second: total as f64 / seconds,
+        latency: latency(&sent, &receipts),
+        drain_seconds: None,
+        peak_memory_mib: server.peak_memory_mib(),
+        seconds,
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
+    // Short retries, so the drain measures the workers and not the retry wait.
+    let schedule = vec!["250ms"; 800].join(",");
+    let env = [("SWITCHBOARD_DELIVERY__RETRY_SCHEDULE".to_owned(), schedule)];
+    let (server, receipts, setup, client) = start(args, &env).await?;
+    receipts.down.store(true, Ordering::Relaxed);
+    let began = Instant::now();
+    send_many(&client, &server.base, &setup, args.backlog, args.in_flight).await?;
+    let queued_seconds = began.elapsed().as_secs_f64();
+    let recovered = Instant::now();
+    receipts.down.store(false, Ordering::Relaxed);
+    wait_for(&receipts, args.backlog, Duration::from_secs(900)).await?;
+    let drain = recovered.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        scenario: format!("backlog of {} after 503s", args.backlog),
+        messages: args.backlog,
+        api_requests_per_second: args.backlog as f64 / queued_seconds,
+        deliveries_per_second: args.backlog as f64 / drain,
+        latency: Latency::default(),
+        drain_seconds: Some(drain),
+        peak_memory_mib: server.peak_memory_mib(),
+        seconds: began.elapsed().as_secs_f64(),
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut outcomes = Vec::new();
+    for scenario in &args.scenarios {
+        eprintln!("running {scenario}…");
+        outcomes.push(match scenario.as_str() {
+            "throughput" => throughput(&args).await?,
+            "rate" => fixed_rate(&args).await?,
+            "backlog" => backlog(&args).await?,
+            other => anyhow::bail!("unknown scenario `{other}`; use throughput, rate or backlog"),
+        });
+    }
+    println!(
+        "\nswitchboard benchmark — SQLite ({} durability), {} channels, {} cores",
+        args.durability,
+        args.channels,
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(0)
+    );
+    println!(
+        "{:<34} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "scenario",
+        "messages",
+        "api req/s",
+        "deliveries/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "drain s",
+        "peak MiB"
+    );
+    for o in &outcomes {
+        println!(
+            "{:<34} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1}",
+            o.scenario,
+            o.messages,
+            o.api_requests_per_second,
+            o.deliveries_per_second,
+            o.latency.p50_ms,
+            o.latency.p95_ms,
+            o.latency.p99_ms,
+            o.latency.max_ms,
+            o.drain_seconds
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            o.peak_memory_mib.unwrap_or(0.0),
+        );
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let path = format!("{}/bench-{stamp}.json", args.out);
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&json!({"durability": args.durability, "results": outcomes}))?,
+    )?;
+    println!("\nresults written to {path}");
+    Ok(())
+}

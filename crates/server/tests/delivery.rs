@@ -873,3 +873,144 @@ async fn metrics_count_events_attempts_latency_and_the_outbox() {
     assert!(value("switchboard_outbox_deliveries{state=\"dead\"}") >= 0.0);
     assert!(value("switchboard_integrations_disabled") >= 0.0);
 }
+
+#[tokio::test]
+async fn redirects_timeouts_and_long_failure_are_handled_as_the_contract_says() {
+    let server =
+        TestServer::start_with(|config| config.delivery.disable_after = Duration::from_millis(400))
+            .await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    let (integration, _) = server
+        .webhook(
+            &bot,
+            &receiver.url,
+            json!({"timeoutMs": 1000, "retryScheduleMs": vec![100; 50]}),
+        )
+        .await;
+    let path = format!("/v2/users/bots/{bot}/integrations/{integration}");
+    // A redirect is a failure, not followed; then a receiver too slow for the timeout.
+    receiver.script(&[(302, None)]);
+    server.channel(&token, &[&bot]).await;
+    receiver
+        .wait_until("the redirect", WAIT, |r| !r.is_empty())
+        .await;
+    receiver.delay(Duration::from_millis(1_500));
+    let deadline = std::time::Instant::now() + WAIT;
+    let (attempts, state) = loop {
+        let log = server
+            .get(&format!("{path}/deliveries"), &server.company_key)
+            .await
+            .expect(200);
+        let attempts = log["deliveries"][0]["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let state = server.get(&path, &server.company_key).await.expect(200)["integration"].clone();
+        if state["state"] == "disabled" && attempts.len() >= 2 {
+            break (attempts, state);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not disabled: {state} {attempts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(attempts[0]["statusCode"], 302);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed")
+    );
+    assert!(attempts[1]["statusCode"].is_null());
+    assert!(
+        attempts[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1000 ms"),
+        "{}",
+        attempts[1]
+    );
+    assert!(
+        state["disabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("no successful delivery"),
+        "{state}"
+    );
+    assert!(state["failingSince"].is_string());
+    // Only the redirect and the timed-out attempts reached the receiver.
+    assert!(receiver.received().len() <= attempts.len());
+}
+
+#[tokio::test]
+async fn a_failing_event_holds_back_only_its_own_channel() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    server
+        .webhook(
+            &bot,
+            &receiver.url,
+            json!({"retryScheduleMs": vec![50; 50]}),
+        )
+        .await;
+    let blocked = server.channel(&token, &[&bot]).await;
+    let flowing = server.channel(&token, &[&bot]).await;
+    receiver
+        .wait_until("the channel creations", WAIT, |r| r.len() >= 2)
+        .await;
+    receiver.refuse_containing(Some("poison"));
+
+    let poison = server.say(&token, &blocked, "poison").await;
+    let mut behind = vec![poison.clone()];
+    let mut others = Vec::new();
+    for index in 0..5 {
+        behind.push(
+            server
+                .say(&token, &blocked, &format!("after {index}"))
+                .await,
+        );
+        others.push(
+            server
+                .say(&token, &flowing, &format!("other {index}"))
+                .await,
+        );
+    }
+    // The other channel flows while the poisoned one is held at its head.
+    receiver
+        .wait_until("the other channel's messages", WAIT, |r| {
+            first_delivery_order(r, &flowing).len() == 5
+        })
+        .await;
+    assert_eq!(first_delivery_order(&receiver.received(), &flowing), others);
+    let delivered_blocked: Vec<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| {
+            r.json["type"] == "chat:message:new"
+                && r.json["data"]["channel"]["channelId"] == blocked.as_str()
+        })
+        .map(|r| {
+            r.json["data"]["message"]["messageId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        delivered_blocked.iter().all(|id| *id == poison),
+        "only the head was tried: {delivered_blocked:?}"
+    );
+
+    receiver.refuse_containing(None);
+    receiver
+        .wait_until("the held channel after recovery", WAIT, |r| {
+            first_delivery_order(r, &blocked).len() == 6
+        })
+        .await;
+    assert_eq!(first_delivery_order(&receiver.received(), &blocked), behind);
+}

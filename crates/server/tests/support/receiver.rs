@@ -37,6 +37,8 @@ struct Inner {
     script: VecDeque<(u16, Option<String>)>,
     /// Answer every request with this status when the script is empty.
     default_status: u16,
+    /// Answer 500 to every request whose body contains this text.
+    poison: Option<String>,
     delay: Duration,
 }
 
@@ -72,6 +74,11 @@ impl Receiver {
     /// The answer when nothing is scripted.
     pub fn answer_with(&self, status: u16) {
         self.inner.lock().unwrap().default_status = status;
+    }
+
+    /// Answers 500 to requests whose body contains `marker` (`None` lifts it).
+    pub fn refuse_containing(&self, marker: Option<&str>) {
+        self.inner.lock().unwrap().poison = marker.map(str::to_owned);
     }
 
     /// Waits this long before answering each request.
@@ -125,10 +132,17 @@ async fn receive(
 ) -> Response {
     let (status, retry_after, delay) = {
         let mut inner = inner.lock().unwrap();
-        let (status, retry) = inner
-            .script
-            .pop_front()
-            .unwrap_or((inner.default_status, None));
+        let poisoned = inner.poison.as_ref().is_some_and(|marker| {
+            std::str::from_utf8(&body).is_ok_and(|text| text.contains(marker.as_str()))
+        });
+        let (status, retry) = if poisoned {
+            (500, None)
+        } else {
+            inner
+                .script
+                .pop_front()
+                .unwrap_or((inner.default_status, None))
+        };
         inner.received.push(Received {
             headers,
             json: serde_json::from_slice(&body).unwrap_or(Value::Null),

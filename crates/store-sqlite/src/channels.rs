@@ -55,7 +55,6 @@ impl ChannelStore for SqliteStore {
             &id,
             EventType::ChannelCreated,
             &details,
-            now,
         )
         .await?;
         tx.commit().await.map_err(Failure::from)?;
@@ -98,7 +97,7 @@ impl ChannelStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(Failure::from)?;
-        let mut created_at = None;
+        let mut created = false;
         let id = match existing {
             Some(id) => ChannelId::from_stored(id),
             None => {
@@ -121,21 +120,20 @@ impl ChannelStore for SqliteStore {
                 insert_member(&mut tx, &id, &actor.user, &MemberRole::Owner, now).await?;
                 insert_member(&mut tx, &id, &peer, &MemberRole::Owner, now).await?;
                 refresh_member_count(&mut tx, &id).await?;
-                created_at = Some(now);
+                created = true;
                 id
             }
         };
         let row = load::channel_row(&mut tx, id.as_str()).await?;
         let details = load::channel_details(&mut tx, row).await?;
         let mut queued = false;
-        if let Some(now) = created_at {
+        if created {
             queued = announce_channel(
                 &mut tx,
                 &actor.company,
                 &id,
                 EventType::ChannelCreated,
                 &details,
-                now,
             )
             .await?;
         }
@@ -213,7 +211,6 @@ impl ChannelStore for SqliteStore {
                 channel,
                 EventType::ChannelUpdated,
                 &details,
-                now_micros(),
             )
             .await?;
         }
@@ -262,34 +259,17 @@ impl ChannelStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
-        let event = EventType::ChannelDeleted;
-        let targets = events::targets(
+        let queued = events::announce(
             &mut tx,
             actor.company.as_str(),
             channel.as_str(),
-            &event,
+            EventType::ChannelDeleted,
             Recipients::BotMembers,
+            |channel| ChannelDeletedData { channel },
         )
         .await?;
-        if !targets.is_empty() {
-            let data = ChannelDeletedData {
-                channel: load::channel_row(&mut tx, channel.as_str())
-                    .await?
-                    .into_channel(),
-            };
-            events::record(
-                &mut tx,
-                actor.company.as_str(),
-                Some(channel.as_str()),
-                &event,
-                &data,
-                &targets,
-                now,
-            )
-            .await?;
-        }
         tx.commit().await.map_err(Failure::from)?;
-        self.wake_workers_if(!targets.is_empty());
+        self.wake_workers_if(queued);
         Ok(())
     }
 
@@ -327,21 +307,15 @@ impl ChannelStore for SqliteStore {
         if !added.is_empty() {
             refresh_member_count(&mut tx, channel).await?;
             touch(&mut tx, channel, now).await?;
-            let event = EventType::MemberAdded;
-            let targets = events::targets(
+            let all = load::members(&mut tx, channel.as_str()).await?;
+            queued = events::announce(
                 &mut tx,
                 actor.company.as_str(),
                 channel.as_str(),
-                &event,
+                EventType::MemberAdded,
                 Recipients::BotMembers,
-            )
-            .await?;
-            if !targets.is_empty() {
-                let all = load::members(&mut tx, channel.as_str()).await?;
-                let data = ChannelEventData {
-                    channel: load::channel_row(&mut tx, channel.as_str())
-                        .await?
-                        .into_channel(),
+                |channel| ChannelEventData {
+                    channel,
                     members: all
                         .members
                         .into_iter()
@@ -352,19 +326,9 @@ impl ChannelStore for SqliteStore {
                         .into_iter()
                         .filter(|u| added.contains(&u.id.as_str()))
                         .collect(),
-                };
-                events::record(
-                    &mut tx,
-                    actor.company.as_str(),
-                    Some(channel.as_str()),
-                    &event,
-                    &data,
-                    &targets,
-                    now,
-                )
-                .await?;
-                queued = true;
-            }
+                },
+            )
+            .await?;
         }
         let members = load::members(&mut tx, channel.as_str()).await?;
         tx.commit().await.map_err(Failure::from)?;
@@ -416,37 +380,22 @@ impl ChannelStore for SqliteStore {
         refresh_member_count(&mut tx, channel).await?;
         let now = now_micros();
         touch(&mut tx, channel, now).await?;
-        let event = EventType::MemberRemoved;
         let gone = [member.as_str()];
-        let targets = events::targets(
+        let queued = events::announce(
             &mut tx,
             actor.company.as_str(),
             channel.as_str(),
-            &event,
+            EventType::MemberRemoved,
             Recipients::BotMembersAnd(&gone),
-        )
-        .await?;
-        if !targets.is_empty() {
-            let data = ChannelEventData {
-                channel: load::channel_row(&mut tx, channel.as_str())
-                    .await?
-                    .into_channel(),
+            |channel| ChannelEventData {
+                channel,
                 members: vec![removed_member],
                 users: removed_user,
-            };
-            events::record(
-                &mut tx,
-                actor.company.as_str(),
-                Some(channel.as_str()),
-                &event,
-                &data,
-                &targets,
-                now,
-            )
-            .await?;
-        }
+            },
+        )
+        .await?;
         tx.commit().await.map_err(Failure::from)?;
-        self.wake_workers_if(!targets.is_empty());
+        self.wake_workers_if(queued);
         Ok(())
     }
 
@@ -514,35 +463,20 @@ async fn announce_channel(
     channel: &ChannelId,
     event: EventType,
     details: &ChannelDetails,
-    now: UnixMicros,
 ) -> Outcome<bool> {
-    let targets = events::targets(
+    events::announce(
         conn,
         company.as_str(),
         channel.as_str(),
-        &event,
+        event,
         Recipients::BotMembers,
+        |channel| ChannelEventData {
+            channel,
+            members: details.members.clone(),
+            users: details.users.clone(),
+        },
     )
-    .await?;
-    if targets.is_empty() {
-        return Ok(false);
-    }
-    let data = ChannelEventData {
-        channel: details.channel.clone(),
-        members: details.members.clone(),
-        users: details.users.clone(),
-    };
-    events::record(
-        conn,
-        company.as_str(),
-        Some(channel.as_str()),
-        &event,
-        &data,
-        &targets,
-        now,
-    )
-    .await?;
-    Ok(true)
+    .await
 }
 
 /// Removes a user's typing indicator in a channel.

@@ -8,10 +8,11 @@
 
 use serde::Serialize;
 use sqlx::SqliteConnection;
-use switchboard_domain::EventId;
-use switchboard_protocol::EventType;
+use switchboard_domain::{EventId, now_micros};
+use switchboard_protocol::{Channel, EventType};
 
 use crate::failure::Outcome;
+use crate::load;
 
 /// Who hears of an event, besides the event-type filter of each integration.
 pub(crate) enum Recipients<'a> {
@@ -79,6 +80,35 @@ fn subscribes(filter: Option<&str>, event_type: &EventType) -> Outcome<bool> {
     };
     let types: Vec<String> = serde_json::from_str(filter)?;
     Ok(types.iter().any(|wanted| wanted == event_type.as_str()))
+}
+
+/// Queues an event about `channel` for `recipients`, with data built from the
+/// channel as it is now; `true` when some integration will receive it (the
+/// data is built only then).
+pub(crate) async fn announce<D: Serialize>(
+    conn: &mut SqliteConnection,
+    company: &str,
+    channel: &str,
+    event: EventType,
+    recipients: Recipients<'_>,
+    build: impl FnOnce(Channel) -> D,
+) -> Outcome<bool> {
+    let wanted = targets(conn, company, channel, &event, recipients).await?;
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    let data = build(load::channel_row(conn, channel).await?.into_channel());
+    record(
+        conn,
+        company,
+        Some(channel),
+        &event,
+        &data,
+        &wanted,
+        now_micros(),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Stores the event and one delivery per target. Channel events take the

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use serde::Serialize;
+
 use sqlx::SqliteConnection;
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
 use switchboard_domain::{Actor, ChannelId, MessageId, UserId, now_micros, rules};
@@ -12,7 +12,7 @@ use switchboard_protocol::events::{
     ReactionEventData,
 };
 use switchboard_protocol::{
-    Channel, Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
+    Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
 };
 use switchboard_store::{
     IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
@@ -242,10 +242,10 @@ impl MessageStore for SqliteStore {
         let updated = load::message(&mut tx, row).await?;
         let mut queued = false;
         if !unchanged {
-            queued = announce(
+            queued = events::announce(
                 &mut tx,
-                actor,
-                channel,
+                actor.company.as_str(),
+                channel.as_str(),
                 EventType::MessageUpdated,
                 Recipients::BotMembers,
                 |channel| MessageChangedData {
@@ -287,10 +287,10 @@ impl MessageStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
-        let queued = announce(
+        let queued = events::announce(
             &mut tx,
-            actor,
-            channel,
+            actor.company.as_str(),
+            channel.as_str(),
             EventType::MessageDeleted,
             Recipients::BotMembers,
             |channel| MessageChangedData {
@@ -330,10 +330,10 @@ impl MessageStore for SqliteStore {
         let mut queued = false;
         if inserted.rows_affected() == 1 {
             let reacted = reaction_of(actor, reaction, now);
-            queued = announce(
+            queued = events::announce(
                 &mut tx,
-                actor,
-                channel,
+                actor.company.as_str(),
+                channel.as_str(),
                 EventType::ReactionNew,
                 Recipients::BotMembers,
                 |channel| ReactionEventData {
@@ -373,10 +373,10 @@ impl MessageStore for SqliteStore {
         let mut queued = false;
         if let Some(created_at) = removed {
             let reacted = reaction_of(actor, reaction, created_at);
-            queued = announce(
+            queued = events::announce(
                 &mut tx,
-                actor,
-                channel,
+                actor.company.as_str(),
+                channel.as_str(),
                 EventType::ReactionDeleted,
                 Recipients::BotMembers,
                 |channel| ReactionEventData {
@@ -431,10 +431,10 @@ impl MessageStore for SqliteStore {
         let action = PressedAction {
             id: action_id.to_owned(),
         };
-        let queued = announce(
+        let queued = events::announce(
             &mut tx,
-            actor,
-            channel,
+            actor.company.as_str(),
+            channel.as_str(),
             EventType::MessageAction,
             Recipients::MemberBot(&author),
             |channel| MessageActionData {
@@ -449,39 +449,6 @@ impl MessageStore for SqliteStore {
         self.wake_workers_if(queued);
         Ok(())
     }
-}
-
-/// Queues an event about the channel for `recipients`, with data built from
-/// the channel as it is now; `true` when some integration will receive it.
-async fn announce<D: Serialize>(
-    conn: &mut SqliteConnection,
-    actor: &Actor,
-    channel: &ChannelId,
-    event: EventType,
-    recipients: Recipients<'_>,
-    build: impl FnOnce(Channel) -> D,
-) -> Outcome<bool> {
-    let company = actor.company.as_str();
-    let targets = events::targets(conn, company, channel.as_str(), &event, recipients).await?;
-    if targets.is_empty() {
-        return Ok(false);
-    }
-    let data = build(
-        load::channel_row(conn, channel.as_str())
-            .await?
-            .into_channel(),
-    );
-    events::record(
-        conn,
-        company,
-        Some(channel.as_str()),
-        &event,
-        &data,
-        &targets,
-        now_micros(),
-    )
-    .await?;
-    Ok(true)
 }
 
 fn reaction_of(actor: &Actor, reaction: &str, created_at: i64) -> EventReaction {

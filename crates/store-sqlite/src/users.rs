@@ -199,38 +199,25 @@ impl UserStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(Failure::from)?;
-            let event = EventType::MemberRemoved;
-            let targets = events::targets(
+            let removed = ChannelMember {
+                id: id.as_str().to_owned(),
+                created_at: Timestamp::from_unix_micros(joined_at),
+                role: MemberRole::from(role.as_str()),
+                extra: Default::default(),
+            };
+            queued |= events::announce(
                 &mut tx,
                 company.as_str(),
                 &channel,
-                &event,
+                EventType::MemberRemoved,
                 Recipients::BotMembers,
+                |channel| ChannelEventData {
+                    channel,
+                    members: vec![removed],
+                    users: vec![user.clone()],
+                },
             )
             .await?;
-            if !targets.is_empty() {
-                let data = ChannelEventData {
-                    channel: load::channel_row(&mut tx, &channel).await?.into_channel(),
-                    members: vec![ChannelMember {
-                        id: id.as_str().to_owned(),
-                        created_at: Timestamp::from_unix_micros(joined_at),
-                        role: MemberRole::from(role.as_str()),
-                        extra: Default::default(),
-                    }],
-                    users: vec![user.clone()],
-                };
-                events::record(
-                    &mut tx,
-                    company.as_str(),
-                    Some(&channel),
-                    &event,
-                    &data,
-                    &targets,
-                    now,
-                )
-                .await?;
-                queued = true;
-            }
         }
         sqlx::query("UPDATE users SET deleted_at = ?, updated_at = ? WHERE id = ?")
             .bind(now)

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
 use crate::policy::{AttemptResult, RetryPolicy};
-use crate::webhook::WebhookTransport;
+use crate::transport::{Outgoing, Sent, Transports};
 
 /// How the workers run.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ impl Default for DispatchSettings {
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
 pub async fn run(
     store: Arc<dyn Store>,
-    transport: Arc<WebhookTransport>,
+    transports: Arc<Transports>,
     policy: Arc<RetryPolicy>,
     settings: DispatchSettings,
     mut stop: watch::Receiver<bool>,
@@ -76,15 +76,19 @@ pub async fn run(
             }
         }
         let full_batch = free > 0 && claimed.len() == free;
-        for delivery in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        for group in groups(claimed, &transports) {
+            let Ok(permits) = slots.clone().acquire_many_owned(group.len() as u32).await else {
                 break;
             };
-            let (transport, policy, outcomes) =
-                (transport.clone(), policy.clone(), outcomes.clone());
+            let (transports, policy, outcomes) =
+                (transports.clone(), policy.clone(), outcomes.clone());
             tokio::spawn(async move {
-                if let Some(finished) = attempt(&transport, &policy, delivery).await {
-                    // The slot stays taken until the outcome is stored.
+                let mut permits = permits;
+                for finished in attempt(&transports, &policy, group).await {
+                    // Each slot stays taken until its outcome is stored.
+                    let Some(permit) = permits.split(1) else {
+                        break;
+                    };
                     let _ = outcomes.send((finished, permit));
                 }
             });
@@ -145,20 +149,71 @@ async fn record(
     }
 }
 
-/// Sends one delivery and decides its verdict; `None` when it cannot be sent at all.
+/// Splits claimed deliveries into what one transport call sends: deliveries
+/// of one integration, as many as its transport batches.
+fn groups(claimed: Vec<ClaimedDelivery>, transports: &Transports) -> Vec<Vec<ClaimedDelivery>> {
+    let mut by_integration: Vec<Vec<ClaimedDelivery>> = Vec::new();
+    for delivery in claimed {
+        match by_integration
+            .iter_mut()
+            .find(|group| group[0].integration.id == delivery.integration.id)
+        {
+            Some(group) => group.push(delivery),
+            None => by_integration.push(vec![delivery]),
+        }
+    }
+    let mut groups = Vec::new();
+    for mut deliveries in by_integration {
+        let size = transports
+            .for_target(&deliveries[0].integration.target)
+            .max_batch()
+            .max(1);
+        while deliveries.len() > size {
+            let rest = deliveries.split_off(size);
+            groups.push(std::mem::replace(&mut deliveries, rest));
+        }
+        groups.push(deliveries);
+    }
+    groups
+}
+
+/// Sends a group of deliveries of one integration and decides each one's
+/// verdict. A delivery whose stored data cannot be sent at all is left out;
+/// its lease runs out and it is tried again.
 async fn attempt(
-    transport: &WebhookTransport,
+    transports: &Transports,
+    policy: &RetryPolicy,
+    group: Vec<ClaimedDelivery>,
+) -> Vec<Finished> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    let transport = transports.for_target(&first.integration.target);
+    let attempted_at = now_micros();
+    let mut outgoing = Vec::with_capacity(group.len());
+    for delivery in group {
+        match envelope::body(&delivery) {
+            Ok(body) => outgoing.push(Outgoing { delivery, body }),
+            Err(err) => {
+                tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON")
+            }
+        }
+    }
+    let results = transport.send(&outgoing).await;
+    outgoing
+        .into_iter()
+        .zip(results)
+        .map(|(outgoing, sent)| judge(policy, outgoing.delivery, sent, attempted_at))
+        .collect()
+}
+
+/// The verdict on one attempt, logged and counted.
+fn judge(
     policy: &RetryPolicy,
     delivery: ClaimedDelivery,
-) -> Option<Finished> {
-    let attempted_at = now_micros();
-    let sent = match envelope::body(&delivery) {
-        Ok(body) => transport.send(&delivery, body).await,
-        Err(err) => {
-            tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON");
-            return None;
-        }
-    };
+    sent: Sent,
+    attempted_at: i64,
+) -> Finished {
     let attempts = delivery.attempts + 1;
     let now = now_micros();
     let own_schedule;
@@ -182,6 +237,7 @@ async fn attempt(
     let (outcome, error) = match &sent.result {
         AttemptResult::Delivered => ("delivered", None),
         AttemptResult::Gone => ("gone", Some("the receiver answered 410 Gone".to_owned())),
+        AttemptResult::Rejected { reason } => ("rejected", Some(reason.clone())),
         AttemptResult::Failed {
             reason,
             retry_after: Some(_),
@@ -216,9 +272,9 @@ async fn attempt(
         error,
         response_snippet: sent.snippet,
     };
-    Some(Finished {
+    Finished {
         claimed: delivery,
         attempt,
         verdict,
-    })
+    }
 }

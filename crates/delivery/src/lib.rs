@@ -2,7 +2,8 @@
 //!
 //! The outbox rows are written by the store in the transaction of each chat
 //! change. This crate's workers ([`dispatcher::run`]) claim due lane heads
-//! with a lease, send them with a transport (today: [`webhook`]), and record
+//! with a lease, send them with a [`Transport`] ([`webhook`] or [`sqs`],
+//! several events of one queue per request), and record
 //! each attempt and its [`Verdict`](switchboard_store::Verdict) decided by the
 //! pure [`policy`]. Nothing here holds a database transaction across a send.
 //!
@@ -14,10 +15,14 @@
 pub mod dispatcher;
 pub mod envelope;
 pub mod policy;
+pub mod sqs;
 pub mod target_guard;
+pub mod transport;
 pub mod webhook;
 
 pub use dispatcher::{DispatchSettings, run};
 pub use policy::{AttemptResult, RetryPolicy};
+pub use sqs::{SqsSettings, SqsTransport};
 pub use target_guard::TargetGuard;
+pub use transport::{Transport, Transports};
 pub use webhook::WebhookTransport;

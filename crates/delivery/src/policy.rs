@@ -50,6 +50,9 @@ pub enum AttemptResult {
     Delivered,
     /// `410 Gone`: the receiver wants no more events.
     Gone,
+    /// The event can never be taken as it is (larger than the queue allows):
+    /// dead-lettered at once, with the reason.
+    Rejected { reason: String },
     /// Anything else: a non-2xx answer, a timeout, a refused or failed connection.
     Failed {
         /// What went wrong, for the delivery log.
@@ -96,6 +99,9 @@ impl RetryPolicy {
             AttemptResult::Delivered => Verdict::Delivered,
             AttemptResult::Gone => Verdict::Disable {
                 reason: "the receiver answered 410 Gone".to_owned(),
+            },
+            AttemptResult::Rejected { reason } => Verdict::DeadLetter {
+                reason: reason.clone(),
             },
             AttemptResult::Failed {
                 reason,
@@ -206,6 +212,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let too_large = AttemptResult::Rejected {
+            reason: "the event is too large".into(),
+        };
+        assert_eq!(
+            policy().verdict(1, &too_large, now, None, &mut rng),
+            Verdict::DeadLetter {
+                reason: "the event is too large".into()
+            }
+        );
         let long_ago = now - 3_600 * 1_000_000;
         assert!(matches!(
             policy().verdict(1, &failed(None), now, Some(long_ago), &mut rng),

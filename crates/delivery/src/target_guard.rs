@@ -73,6 +73,37 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// The address of a URL host that is an IP literal (no resolver sees those).
+pub(crate) fn literal_ip(host: Option<&str>) -> Option<IpAddr> {
+    host?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// The addresses of `host` the guard permits; an error naming the host when
+/// none is left.
+pub(crate) async fn permitted_addresses(
+    guard: &TargetGuard,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let allowed: Vec<SocketAddr> = found
+        .iter()
+        .copied()
+        .filter(|addr| guard.permits(addr.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(if found.is_empty() {
+            format!("`{host}` resolves to no address").into()
+        } else {
+            RefusedTarget(host.to_owned()).into()
+        });
+    }
+    Ok(allowed)
+}
+
 /// A resolver that drops the addresses the guard refuses and fails when none is left.
 pub(crate) struct GuardedResolver {
     pub guard: Arc<TargetGuard>,
@@ -82,22 +113,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.guard.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|addr| guard.permits(addr.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let refused: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
-                    format!("`{host}` resolves to no address").into()
-                } else {
-                    RefusedTarget(host).into()
-                };
-                return Err(refused);
-            }
+            let allowed = permitted_addresses(&guard, name.as_str()).await?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }

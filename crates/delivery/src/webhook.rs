@@ -7,27 +7,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
-use secrecy::ExposeSecret;
 use switchboard_domain::secret_box::SecretBox;
-use switchboard_protocol::signing::{WebhookSecret, standard_signature_header};
-use switchboard_store::ClaimedDelivery;
+use switchboard_protocol::signing::standard_signature_header;
+use switchboard_store::{ClaimedDelivery, Target};
 
 use crate::policy::AttemptResult;
-use crate::target_guard::{GuardedResolver, RefusedTarget, TargetGuard};
+use crate::target_guard::{GuardedResolver, RefusedTarget, TargetGuard, literal_ip};
+use crate::transport::{Outgoing, Sent, Transport, signing_secret};
 
 /// Most bytes of a receiver's answer kept for the delivery log.
 pub const RESPONSE_SNIPPET_BYTES: usize = 1_024;
-
-/// What one `POST` came to.
-#[derive(Clone, Debug)]
-pub struct Sent {
-    pub result: AttemptResult,
-    pub status: Option<u16>,
-    pub duration: Duration,
-    pub snippet: Option<String>,
-}
 
 /// Sends deliveries by HTTP.
 pub struct WebhookTransport {
@@ -67,22 +59,17 @@ impl WebhookTransport {
 
     /// Posts one delivery and reports what happened. Never fails: every
     /// problem is an [`AttemptResult::Failed`] with a reason for the log.
-    pub async fn send(&self, delivery: &ClaimedDelivery, body: Vec<u8>) -> Sent {
+    pub async fn post(&self, delivery: &ClaimedDelivery, body: Vec<u8>) -> Sent {
         let started = Instant::now();
-        let failed = |reason: String| Sent {
-            result: AttemptResult::Failed {
-                reason,
-                retry_after: None,
-            },
-            status: None,
-            duration: started.elapsed(),
-            snippet: None,
+        let failed = |reason: String| Sent::failed(reason, started.elapsed());
+        let Target::Webhook { url } = &delivery.integration.target else {
+            return failed("the integration is not a webhook".to_owned());
         };
-        let url = match reqwest::Url::parse(&delivery.integration.url) {
+        let url = match reqwest::Url::parse(url) {
             Ok(url) => url,
             Err(err) => return failed(format!("the integration's url is not valid: {err}")),
         };
-        if let Some(ip) = literal_ip(&url)
+        if let Some(ip) = literal_ip(url.host_str())
             && !self.guard.permits(ip)
         {
             return failed(RefusedTarget(ip.to_string()).to_string());
@@ -163,14 +150,7 @@ impl WebhookTransport {
         delivery: &ClaimedDelivery,
         body: &[u8],
     ) -> Result<reqwest::header::HeaderMap, String> {
-        let open = |sealed: &str| -> Result<WebhookSecret, String> {
-            let text = self
-                .secrets
-                .open(sealed)
-                .map_err(|err| format!("the integration's secret cannot be opened: {err}"))?;
-            WebhookSecret::parse(text.expose_secret())
-                .map_err(|err| format!("the integration's secret: {err}"))
-        };
+        let open = |sealed: &str| signing_secret(&self.secrets, sealed);
         let current = open(&delivery.integration.sealed_secret)?;
         let previous = delivery
             .integration
@@ -202,13 +182,20 @@ impl WebhookTransport {
     }
 }
 
-/// The address of a URL whose host is an IP literal (no resolver sees those).
-fn literal_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
-    url.host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
+#[async_trait]
+impl Transport for WebhookTransport {
+    /// One event per `POST`.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    async fn send(&self, group: &[Outgoing]) -> Vec<Sent> {
+        let mut sent = Vec::with_capacity(group.len());
+        for outgoing in group {
+            sent.push(self.post(&outgoing.delivery, outgoing.body.clone()).await);
+        }
+        sent
+    }
 }
 
 /// A reason for the delivery log, with the cause chain.

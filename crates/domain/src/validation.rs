@@ -109,6 +109,71 @@ pub fn url(field: &str, value: &str) -> Checked {
     text(field, value, MAX_URL_CHARS)
 }
 
+/// An SQS queue URL: an http(s) URL whose last path segment is a queue name
+/// (1–80 letters, digits, `-`, `_`, with `.fifo` for a FIFO queue).
+pub fn sqs_queue_url(field: &str, value: &str) -> Checked {
+    url(field, value)?;
+    let name = value.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let stem = name.strip_suffix(".fifo").unwrap_or(name);
+    let after_host = value
+        .split_once("://")
+        .map(|(_, rest)| rest.contains('/'))
+        .unwrap_or(false);
+    if !after_host
+        || stem.is_empty()
+        || stem.len() > 80
+        || !stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "`{value}` is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE, .fifo for FIFO)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An AWS region name such as `eu-west-1`: 1–32 lowercase letters, digits and `-`.
+pub fn aws_region(field: &str, value: &str) -> Checked {
+    let fine = (1..=32).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !fine {
+        return Err(ValidationError::new(
+            field,
+            format!("`{value}` is not an AWS region name such as eu-west-1"),
+        ));
+    }
+    Ok(())
+}
+
+/// An AWS access key id: 1–128 letters and digits.
+pub fn aws_access_key_id(field: &str, value: &str) -> Checked {
+    if !(1..=128).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ValidationError::new(
+            field,
+            "is not an AWS access key id (1 to 128 letters and digits)",
+        ));
+    }
+    Ok(())
+}
+
+/// An AWS secret access key: 1–256 visible ASCII characters. The value is
+/// never echoed in the message.
+pub fn aws_secret_access_key(field: &str, value: &str) -> Checked {
+    if !(1..=256).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            field,
+            "is not an AWS secret access key (1 to 256 visible ASCII characters)",
+        ));
+    }
+    Ok(())
+}
+
 /// Message text: at most [`MAX_MESSAGE_TEXT_CHARS`] characters.
 pub fn message_text(field: &str, value: &str) -> Checked {
     text(field, value, MAX_MESSAGE_TEXT_CHARS)
@@ -299,6 +364,24 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> Checked<Page> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqs_fields_are_checked() {
+        use super::*;
+        assert!(
+            sqs_queue_url("q", "https://sqs.eu-west-1.amazonaws.com/123456789012/bots").is_ok()
+        );
+        assert!(sqs_queue_url("q", "http://127.0.0.1:4566/000000000000/events.fifo").is_ok());
+        assert!(sqs_queue_url("q", "https://sqs.eu-west-1.amazonaws.com").is_err());
+        assert!(sqs_queue_url("q", "https://host/acct/bad name").is_err());
+        assert!(sqs_queue_url("q", "https://host/acct/.fifo").is_err());
+        assert!(aws_region("r", "eu-west-1").is_ok());
+        assert!(aws_region("r", "EU WEST").is_err());
+        assert!(aws_access_key_id("k", "AKIAIOSFODNN7EXAMPLE").is_ok());
+        assert!(aws_access_key_id("k", "AKIA-1").is_err());
+        let err = aws_secret_access_key("s", "has space").unwrap_err();
+        assert!(!err.to_string().contains("has space"));
+    }
+
     use super::*;
     use serde_json::json;
 

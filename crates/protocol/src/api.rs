@@ -350,12 +350,27 @@ bodies! {
 bodies! {
     /// Create an integration: where a bot's events go.
     pub struct CreateIntegrationRequest {
-        /// `webhook` (`sqs` comes with SQS delivery).
+        /// `webhook` or `sqs`.
         #[serde(rename = "type")]
         pub integration_type: String,
-        /// The receiver's `https://` (or `http://`) URL.
+        /// Webhook: the receiver's `https://` (or `http://`) URL.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub url: Option<String>,
+        /// SQS: the queue's URL (a FIFO queue's ends in `.fifo`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub queue_url: Option<String>,
+        /// SQS: the queue's AWS region, such as `eu-west-1`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+        /// SQS: the access key id of credentials allowed `sqs:SendMessage` on the queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access_key_id: Option<String>,
+        /// SQS: the secret access key; stored encrypted, never returned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secret_access_key: Option<String>,
+        /// SQS: an SQS-compatible server to use instead of AWS's regional endpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint_url: Option<String>,
         /// Event types to deliver; absent means all.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub event_types: Option<Vec<String>>,
@@ -371,9 +386,26 @@ bodies! {
     }
 
     /// The changeable fields of an integration.
+    #[derive(Default)]
     pub struct IntegrationFields {
+        /// Webhook only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub url: Option<String>,
+        /// SQS only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub queue_url: Option<String>,
+        /// SQS only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+        /// SQS only; give `secretAccessKey` with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access_key_id: Option<String>,
+        /// SQS only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secret_access_key: Option<String>,
+        /// SQS only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint_url: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub event_types: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,7 +417,8 @@ bodies! {
     }
 
     /// PATCH an integration: `set` changes fields, `unset` returns
-    /// `eventTypes`, `timeoutMs`, `retryScheduleMs`, `maxInFlight` to their defaults.
+    /// `eventTypes`, `timeoutMs`, `retryScheduleMs`, `maxInFlight` (and, for
+    /// SQS, `endpointUrl`) to their defaults.
     pub struct UpdateIntegrationRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub set: Option<IntegrationFields>,
@@ -397,9 +430,27 @@ bodies! {
     pub struct IntegrationView {
         pub integration_id: String,
         pub bot_id: String,
+        /// `webhook` or `sqs`.
         #[serde(rename = "type")]
         pub integration_type: String,
-        pub url: String,
+        /// Webhook: the receiver's URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub url: Option<String>,
+        /// SQS: the queue's URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub queue_url: Option<String>,
+        /// SQS: the queue's region.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+        /// SQS: the access key id (the secret access key is never returned).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access_key_id: Option<String>,
+        /// SQS: the SQS-compatible endpoint, when one is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub endpoint_url: Option<String>,
+        /// SQS: whether the queue is FIFO (`MessageGroupId` = channel id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub fifo: Option<bool>,
         /// Absent: every event type.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub event_types: Option<Vec<String>>,
@@ -427,7 +478,9 @@ bodies! {
     /// `{integration, secret?}`: the secret only when it was just made.
     pub struct IntegrationResponse {
         pub integration: IntegrationView,
-        /// The signing secret (`whsec_…`): shown on create and rotate only.
+        /// The signing secret (`whsec_…`) of `webhook-signature`,
+        /// `x-signature` and the SQS `X-SIGNATURE` attribute: shown on create
+        /// and rotate only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub secret: Option<String>,
     }

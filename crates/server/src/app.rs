@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use switchboard_delivery::{DispatchSettings, RetryPolicy, TargetGuard, WebhookTransport};
+use switchboard_delivery::{
+    DispatchSettings, RetryPolicy, SqsSettings, SqsTransport, TargetGuard, Transports,
+    WebhookTransport,
+};
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_http_api::rate_limit::{RateLimitSettings, RateLimits};
 use switchboard_http_api::{ApiLimits, AppState};
@@ -145,7 +148,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Forgets what has expired: idempotency keys, typing indicators, idle rate-limit buckets.
 /// The delivery workers, ready to run until `stop`.
 fn delivery_workers(
     config: &Config,
@@ -158,8 +160,22 @@ fn delivery_workers(
         TargetGuard::parse_list(&delivery.allow_targets).map_err(|err| anyhow::anyhow!(err))?,
     );
     let max_timeout = MAX_INTEGRATION_TIMEOUT.min(delivery.lease - Duration::from_secs(1));
-    let transport = WebhookTransport::new(secrets, guard, delivery.timeout, max_timeout)
-        .context("could not build the webhook client")?;
+    let webhook = WebhookTransport::new(
+        secrets.clone(),
+        guard.clone(),
+        delivery.timeout,
+        max_timeout,
+    )
+    .context("could not build the webhook client")?;
+    let sqs = SqsTransport::new(
+        secrets,
+        guard,
+        SqsSettings {
+            default_timeout: delivery.timeout,
+            max_timeout,
+            batching: delivery.sqs_batching,
+        },
+    );
     let policy = RetryPolicy {
         schedule: config.retry_schedule()?,
         jitter: delivery.jitter,
@@ -174,7 +190,7 @@ fn delivery_workers(
     };
     Ok(switchboard_delivery::run(
         store,
-        Arc::new(transport),
+        Arc::new(Transports { webhook, sqs }),
         Arc::new(policy),
         settings,
         stop,

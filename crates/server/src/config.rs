@@ -72,6 +72,9 @@ pub struct DeliveryConfig {
     /// How often workers look for due deliveries when nothing wakes them.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Send several due events of one SQS queue in one `SendMessageBatch`
+    /// (up to 10); off sends one `SendMessage` per event.
+    pub sqs_batching: bool,
 }
 
 /// `secrets.*`
@@ -201,6 +204,7 @@ impl Default for Config {
                 max_in_flight_per_integration: 16,
                 lease: Duration::from_secs(90),
                 poll_interval: Duration::from_secs(1),
+                sqs_batching: true,
             },
             secrets: SecretsConfig { key: None },
             log: LogConfig {

@@ -7,7 +7,8 @@ use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId, now_micros};
 use switchboard_protocol::EventType;
 use switchboard_store::{
     Attempt, DeliveryRecord, DeliverySettings, DeliveryState, Integration, IntegrationPatch,
-    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, StoreError, StoreResult,
+    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, SqsQueue, StoreError,
+    StoreResult, Target,
 };
 
 use crate::SqliteStore;
@@ -17,7 +18,7 @@ use crate::failure::{Failure, Outcome};
 /// Most events one replay request may queue.
 pub const MAX_REPLAY_EVENTS: usize = 100_000;
 
-const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, url, event_types, timeout_ms, retry_schedule, \
+const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, sqs_endpoint_url, event_types, timeout_ms, retry_schedule, \
      max_in_flight, state, disabled_reason, previous_secret_until, failing_since, last_success_at, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -25,7 +26,11 @@ struct IntegrationRow {
     id: String,
     company_id: String,
     bot_id: String,
+    kind: String,
     url: Option<String>,
+    sqs_region: Option<String>,
+    sqs_access_key_id: Option<String>,
+    sqs_endpoint_url: Option<String>,
     event_types: Option<String>,
     timeout_ms: Option<i64>,
     retry_schedule: Option<String>,
@@ -45,7 +50,13 @@ impl IntegrationRow {
             id: IntegrationId::from_stored(self.id),
             company: CompanyId::from_stored(self.company_id),
             bot: UserId::from_stored(self.bot_id),
-            url: self.url.unwrap_or_default(),
+            target: target(
+                &self.kind,
+                self.url,
+                self.sqs_region,
+                self.sqs_access_key_id,
+                self.sqs_endpoint_url,
+            ),
             event_types: self.event_types.as_deref().map(parse_types).transpose()?,
             settings: settings(
                 self.timeout_ms,
@@ -76,6 +87,48 @@ fn types_json(types: &Option<Vec<EventType>>) -> Option<String> {
         serde_json::to_string(&types.iter().map(EventType::as_str).collect::<Vec<_>>())
             .unwrap_or_default()
     })
+}
+
+/// An integration's target from its columns.
+pub(crate) fn target(
+    kind: &str,
+    url: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    endpoint_url: Option<String>,
+) -> Target {
+    let url = url.unwrap_or_default();
+    match kind {
+        "sqs" => Target::Sqs(SqsQueue {
+            queue_url: url,
+            region: region.unwrap_or_default(),
+            access_key_id: access_key_id.unwrap_or_default(),
+            endpoint_url,
+        }),
+        _ => Target::Webhook { url },
+    }
+}
+
+/// The columns a target is stored in: kind, url, region, access key id, endpoint.
+type TargetColumns<'a> = (
+    &'static str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn target_columns(target: &Target) -> TargetColumns<'_> {
+    match target {
+        Target::Webhook { url } => ("webhook", url, None, None, None),
+        Target::Sqs(queue) => (
+            "sqs",
+            &queue.queue_url,
+            Some(&queue.region),
+            Some(&queue.access_key_id),
+            queue.endpoint_url.as_deref(),
+        ),
+    }
 }
 
 /// Delivery settings from their columns.
@@ -129,15 +182,22 @@ impl IntegrationStore for SqliteStore {
         ensure_bot(&mut tx, company, &new.bot).await?;
         let id = IntegrationId::generate();
         let now = now_micros();
+        let (kind, url, region, access_key_id, endpoint_url) = target_columns(&new.target);
         sqlx::query(
-            "INSERT INTO integrations (id, company_id, bot_id, kind, url, event_types, secret, timeout_ms, \
+            "INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
+             sqs_secret_access_key, sqs_endpoint_url, event_types, secret, timeout_ms, \
              retry_schedule, max_in_flight, state, created_at, updated_at) \
-             VALUES (?, ?, ?, 'webhook', ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
         )
         .bind(id.as_str())
         .bind(company.as_str())
         .bind(new.bot.as_str())
-        .bind(&new.url)
+        .bind(kind)
+        .bind(url)
+        .bind(region)
+        .bind(access_key_id)
+        .bind(&new.sealed_aws_secret)
+        .bind(endpoint_url)
         .bind(types_json(&new.event_types))
         .bind(&new.sealed_secret)
         .bind(new.settings.timeout_ms)
@@ -195,8 +255,26 @@ impl IntegrationStore for SqliteStore {
     ) -> StoreResult<Integration> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let mut current = integration(&mut tx, company, bot, id).await?;
-        if let Some(url) = patch.url {
-            current.url = url;
+        match &mut current.target {
+            Target::Webhook { url } => {
+                if let Some(new_url) = patch.url {
+                    *url = new_url;
+                }
+            }
+            Target::Sqs(queue) => {
+                if let Some(url) = patch.url {
+                    queue.queue_url = url;
+                }
+                if let Some(region) = patch.sqs_region {
+                    queue.region = region;
+                }
+                if let Some(key_id) = patch.sqs_access_key_id {
+                    queue.access_key_id = key_id;
+                }
+                if let Some(endpoint) = patch.sqs_endpoint_url {
+                    queue.endpoint_url = endpoint;
+                }
+            }
         }
         if let Some(types) = patch.event_types {
             current.event_types = types;
@@ -210,11 +288,17 @@ impl IntegrationStore for SqliteStore {
         if let Some(max) = patch.max_in_flight {
             current.settings.max_in_flight = max;
         }
+        let (_, url, region, access_key_id, endpoint_url) = target_columns(&current.target);
         sqlx::query(
-            "UPDATE integrations SET url = ?, event_types = ?, timeout_ms = ?, retry_schedule = ?, \
-             max_in_flight = ?, updated_at = ? WHERE id = ?",
+            "UPDATE integrations SET url = ?, sqs_region = ?, sqs_access_key_id = ?, \
+             sqs_secret_access_key = COALESCE(?, sqs_secret_access_key), sqs_endpoint_url = ?, \
+             event_types = ?, timeout_ms = ?, retry_schedule = ?, max_in_flight = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(&current.url)
+        .bind(url)
+        .bind(region)
+        .bind(access_key_id)
+        .bind(&patch.sealed_aws_secret)
+        .bind(endpoint_url)
         .bind(types_json(&current.event_types))
         .bind(current.settings.timeout_ms)
         .bind(

@@ -14,7 +14,7 @@ use switchboard_store::{
 
 use crate::SqliteStore;
 use crate::failure::{Failure, Outcome};
-use crate::integrations::settings;
+use crate::integrations::{settings, target};
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
@@ -30,7 +30,12 @@ struct ClaimRow {
     queued_at: i64,
     integration_id: String,
     bot_id: String,
+    kind: String,
     url: Option<String>,
+    sqs_region: Option<String>,
+    sqs_access_key_id: Option<String>,
+    sqs_secret_access_key: Option<String>,
+    sqs_endpoint_url: Option<String>,
     secret: String,
     previous_secret: Option<String>,
     previous_secret_until: Option<i64>,
@@ -104,7 +109,8 @@ impl DeliveryStore for SqliteStore {
         }
         let rows = sqlx::query_as::<_, ClaimRow>(
             "SELECT d.id AS delivery_id, d.event_id, d.channel_seq, d.attempts, e.event_type, e.company_id, \
-             e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.url, i.secret, \
+             e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.kind, i.url, \
+             i.sqs_region, i.sqs_access_key_id, i.sqs_secret_access_key, i.sqs_endpoint_url, i.secret, \
              i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
              i.failing_since, i.last_success_at FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN integrations i ON i.id = d.integration_id \
@@ -136,8 +142,15 @@ impl DeliveryStore for SqliteStore {
                     integration: ClaimedIntegration {
                         id: IntegrationId::from_stored(row.integration_id),
                         bot: UserId::from_stored(row.bot_id),
-                        url: row.url.unwrap_or_default(),
+                        target: target(
+                            &row.kind,
+                            row.url,
+                            row.sqs_region,
+                            row.sqs_access_key_id,
+                            row.sqs_endpoint_url,
+                        ),
                         sealed_secret: row.secret,
+                        sealed_aws_secret: row.sqs_secret_access_key,
                         sealed_previous_secret: previous,
                         settings: settings(
                             row.timeout_ms,

@@ -58,11 +58,50 @@ pub struct DeliverySettings {
     pub max_in_flight: Option<u32>,
 }
 
-/// A new webhook integration. The secret arrives sealed.
+/// Where an integration's deliveries go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One signed `POST` per event to this URL.
+    Webhook { url: String },
+    /// Messages on an AWS SQS (or SQS-compatible) queue.
+    Sqs(SqsQueue),
+}
+
+impl Target {
+    /// The integration type on the wire: `webhook` or `sqs`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Webhook { .. } => "webhook",
+            Target::Sqs(_) => "sqs",
+        }
+    }
+}
+
+/// An SQS queue and the customer's credentials for it, but for the secret
+/// access key, which travels sealed beside it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SqsQueue {
+    pub queue_url: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// An SQS-compatible server to use instead of AWS's regional endpoint.
+    pub endpoint_url: Option<String>,
+}
+
+impl SqsQueue {
+    /// A FIFO queue: its name ends in `.fifo`.
+    pub fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+}
+
+/// A new integration. Its secrets arrive sealed.
 #[derive(Clone, Debug)]
 pub struct NewIntegration {
     pub bot: UserId,
-    pub url: String,
+    pub target: Target,
+    /// The SQS secret access key, sealed; required for an SQS target.
+    pub sealed_aws_secret: Option<String>,
     /// `None`: every event type.
     pub event_types: Option<Vec<EventType>>,
     pub sealed_secret: String,
@@ -75,7 +114,7 @@ pub struct Integration {
     pub id: IntegrationId,
     pub company: CompanyId,
     pub bot: UserId,
-    pub url: String,
+    pub target: Target,
     pub event_types: Option<Vec<EventType>>,
     pub settings: DeliverySettings,
     pub state: IntegrationState,
@@ -91,7 +130,16 @@ pub struct Integration {
 /// A change to an integration; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IntegrationPatch {
+    /// The webhook URL, or the SQS queue URL.
     pub url: Option<String>,
+    /// SQS only: the queue's region.
+    pub sqs_region: Option<String>,
+    /// SQS only: the access key id.
+    pub sqs_access_key_id: Option<String>,
+    /// SQS only: the secret access key, sealed.
+    pub sealed_aws_secret: Option<String>,
+    /// SQS only: the SQS-compatible endpoint (`Some(None)` returns to AWS's).
+    pub sqs_endpoint_url: Option<Option<String>>,
     pub event_types: Option<Option<Vec<EventType>>>,
     pub timeout_ms: Option<Option<u32>>,
     pub retry_schedule_ms: Option<Option<Vec<u64>>>,
@@ -192,8 +240,10 @@ pub struct ClaimedDelivery {
 pub struct ClaimedIntegration {
     pub id: IntegrationId,
     pub bot: UserId,
-    pub url: String,
+    pub target: Target,
     pub sealed_secret: String,
+    /// The SQS secret access key, sealed, for an SQS target.
+    pub sealed_aws_secret: Option<String>,
     /// The previous secret, while a rotation lets it still sign.
     pub sealed_previous_secret: Option<String>,
     pub settings: DeliverySettings,

@@ -11,7 +11,7 @@ use switchboard_protocol::api::*;
 use switchboard_protocol::{EventType, Timestamp};
 use switchboard_store::{
     DeliverySettings, DeliveryState, Integration, IntegrationPatch, IntegrationState,
-    NewIntegration, ReplaySelection,
+    NewIntegration, ReplaySelection, SqsQueue, Target,
 };
 use utoipa::IntoParams;
 
@@ -44,7 +44,7 @@ pub async fn list_integrations(
     }))
 }
 
-/// Creates a webhook integration. The signing secret is in this response only.
+/// Creates a webhook or SQS integration. The signing secret is in this response only.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path)), request_body = CreateIntegrationRequest,
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
@@ -56,27 +56,58 @@ pub async fn create_integration(
 ) -> ApiResult<Json<IntegrationResponse>> {
     let company = auth.company_key()?;
     let body = request.body;
-    if body.integration_type != "webhook" {
-        return Err(ApiError::validation(format!(
-            "type: `{}` is not an integration type this server offers; use `webhook`",
-            body.integration_type
-        )));
-    }
-    let url = body
-        .url
-        .ok_or_else(|| ApiError::validation("url: is required for a webhook integration"))?;
     let fields = IntegrationFields {
-        url: Some(url.clone()),
+        url: body.url,
+        queue_url: body.queue_url,
+        region: body.region,
+        access_key_id: body.access_key_id,
+        secret_access_key: body.secret_access_key,
+        endpoint_url: body.endpoint_url,
         event_types: body.event_types,
         timeout_ms: body.timeout_ms,
         retry_schedule_ms: body.retry_schedule_ms,
         max_in_flight: body.max_in_flight,
     };
-    let checked = check_fields("", &fields)?;
+    let kind = match body.integration_type.as_str() {
+        "webhook" => Kind::Webhook,
+        "sqs" => Kind::Sqs,
+        other => {
+            return Err(ApiError::validation(format!(
+                "type: `{other}` is not an integration type; use `webhook` or `sqs`"
+            )));
+        }
+    };
+    let checked = check_fields("", kind, &fields)?;
+    let required = |value: Option<String>, name: &str| {
+        value.ok_or_else(|| {
+            ApiError::validation(format!(
+                "{name}: is required for {} integration",
+                kind.article()
+            ))
+        })
+    };
+    let (target, aws_secret) = match kind {
+        Kind::Webhook => (
+            Target::Webhook {
+                url: required(fields.url, "url")?,
+            },
+            None,
+        ),
+        Kind::Sqs => (
+            Target::Sqs(SqsQueue {
+                queue_url: required(fields.queue_url, "queueUrl")?,
+                region: required(fields.region, "region")?,
+                access_key_id: required(fields.access_key_id, "accessKeyId")?,
+                endpoint_url: fields.endpoint_url,
+            }),
+            Some(required(fields.secret_access_key, "secretAccessKey")?),
+        ),
+    };
     let secret = new_webhook_secret();
     let new = NewIntegration {
         bot: bot_id(&bot)?,
-        url,
+        target,
+        sealed_aws_secret: aws_secret.map(|key| app.secrets.seal(&key)),
         event_types: checked.event_types,
         sealed_secret: app.secrets.seal(secret.expose()),
         settings: DeliverySettings {
@@ -112,7 +143,8 @@ pub async fn get_integration(
     }))
 }
 
-/// Changes the URL, the event types or the delivery settings.
+/// Changes the target (URL; or queue, region, credentials, endpoint), the
+/// event types or the delivery settings. The type cannot change.
 #[utoipa::path(patch, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)), request_body = UpdateIntegrationRequest,
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
@@ -125,18 +157,33 @@ pub async fn update_integration(
     let company = auth.company_key()?;
     let (bot, id) = ids(&bot, &id)?;
     let UpdateIntegrationRequest { set, unset } = request.body;
-    let set = set.unwrap_or(IntegrationFields {
-        url: None,
-        event_types: None,
-        timeout_ms: None,
-        retry_schedule_ms: None,
-        max_in_flight: None,
-    });
-    let checked = check_fields("set.", &set)?;
+    let set = set.unwrap_or_default();
+    // The type never changes, so the fields it allows can be checked first.
+    let kind = match app.store.get_integration(company, &bot, &id).await?.target {
+        Target::Webhook { .. } => Kind::Webhook,
+        Target::Sqs(_) => Kind::Sqs,
+    };
+    let checked = check_fields("set.", kind, &set)?;
+    if set.access_key_id.is_some() && set.secret_access_key.is_none() {
+        return Err(ApiError::validation(
+            "set.secretAccessKey: give it with a new accessKeyId",
+        ));
+    }
+    let unsettable: &[&str] = match kind {
+        Kind::Webhook => &["eventTypes", "timeoutMs", "retryScheduleMs", "maxInFlight"],
+        Kind::Sqs => &[
+            "eventTypes",
+            "timeoutMs",
+            "retryScheduleMs",
+            "maxInFlight",
+            "endpointUrl",
+        ],
+    };
     check_unset(
         &unset,
-        &["eventTypes", "timeoutMs", "retryScheduleMs", "maxInFlight"],
+        unsettable,
         &[
+            ("endpointUrl", set.endpoint_url.is_some()),
             ("eventTypes", set.event_types.is_some()),
             ("timeoutMs", set.timeout_ms.is_some()),
             ("retryScheduleMs", set.retry_schedule_ms.is_some()),
@@ -145,7 +192,14 @@ pub async fn update_integration(
     )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
     let patch = IntegrationPatch {
-        url: set.url,
+        url: set.url.or(set.queue_url),
+        sqs_region: set.region,
+        sqs_access_key_id: set.access_key_id,
+        sealed_aws_secret: set.secret_access_key.map(|key| app.secrets.seal(&key)),
+        sqs_endpoint_url: set
+            .endpoint_url
+            .map(Some)
+            .or_else(|| cleared("endpointUrl").then_some(None)),
         event_types: checked
             .event_types
             .map(Some)
@@ -441,9 +495,63 @@ struct CheckedFields {
     event_types: Option<Vec<EventType>>,
 }
 
-fn check_fields(prefix: &str, fields: &IntegrationFields) -> Result<CheckedFields, ApiError> {
+/// The two kinds of integration, for checking which fields a body may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Webhook,
+    Sqs,
+}
+
+impl Kind {
+    fn article(self) -> &'static str {
+        match self {
+            Kind::Webhook => "a webhook",
+            Kind::Sqs => "an SQS",
+        }
+    }
+}
+
+fn check_fields(
+    prefix: &str,
+    kind: Kind,
+    fields: &IntegrationFields,
+) -> Result<CheckedFields, ApiError> {
+    let webhook_only = [("url", fields.url.is_some())];
+    let sqs_only = [
+        ("queueUrl", fields.queue_url.is_some()),
+        ("region", fields.region.is_some()),
+        ("accessKeyId", fields.access_key_id.is_some()),
+        ("secretAccessKey", fields.secret_access_key.is_some()),
+        ("endpointUrl", fields.endpoint_url.is_some()),
+    ];
+    let foreign = match kind {
+        Kind::Webhook => &sqs_only[..],
+        Kind::Sqs => &webhook_only[..],
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, given)| *given) {
+        return Err(ApiError::validation(format!(
+            "{prefix}{name}: is not a field of {} integration",
+            kind.article()
+        )));
+    }
+    let field = |name: &str| format!("{prefix}{name}");
     if let Some(url) = &fields.url {
-        validation::url(&format!("{prefix}url"), url)?;
+        validation::url(&field("url"), url)?;
+    }
+    if let Some(url) = &fields.queue_url {
+        validation::sqs_queue_url(&field("queueUrl"), url)?;
+    }
+    if let Some(region) = &fields.region {
+        validation::aws_region(&field("region"), region)?;
+    }
+    if let Some(key_id) = &fields.access_key_id {
+        validation::aws_access_key_id(&field("accessKeyId"), key_id)?;
+    }
+    if let Some(key) = &fields.secret_access_key {
+        validation::aws_secret_access_key(&field("secretAccessKey"), key)?;
+    }
+    if let Some(url) = &fields.endpoint_url {
+        validation::url(&field("endpointUrl"), url)?;
     }
     if let Some(timeout) = fields.timeout_ms
         && !(1_000..=60_000).contains(&timeout)
@@ -486,11 +594,21 @@ fn check_fields(prefix: &str, fields: &IntegrationFields) -> Result<CheckedField
 }
 
 fn view(integration: Integration) -> IntegrationView {
+    let integration_type = integration.target.kind().to_owned();
+    let (url, queue) = match integration.target {
+        Target::Webhook { url } => (Some(url), None),
+        Target::Sqs(queue) => (None, Some(queue)),
+    };
     IntegrationView {
         integration_id: integration.id.into_string(),
         bot_id: integration.bot.into_string(),
-        integration_type: "webhook".to_owned(),
-        url: integration.url,
+        integration_type,
+        url,
+        fifo: queue.as_ref().map(SqsQueue::is_fifo),
+        queue_url: queue.as_ref().map(|queue| queue.queue_url.clone()),
+        region: queue.as_ref().map(|queue| queue.region.clone()),
+        access_key_id: queue.as_ref().map(|queue| queue.access_key_id.clone()),
+        endpoint_url: queue.and_then(|queue| queue.endpoint_url),
         event_types: integration
             .event_types
             .map(|types| types.iter().map(|t| t.as_str().to_owned()).collect()),

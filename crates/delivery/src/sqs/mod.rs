@@ -119,6 +119,8 @@ impl SqsTransport {
     /// One `SendMessage`.
     async fn send_one(&self, client: &QueueClient, queue: &SqsQueue, message: Message) -> Sent {
         let started = Instant::now();
+        metrics::counter!("switchboard_sqs_requests_total", "operation" => "SendMessage")
+            .increment(1);
         let sent = client
             .sdk
             .send_message()
@@ -133,6 +135,21 @@ impl SqsTransport {
             Ok(out) => delivered(out.message_id(), started.elapsed()),
             Err(err) => sent_from_error(&err, &queue.queue_url, client.timeout, started.elapsed()),
         }
+    }
+
+    /// One `SendMessage` per message, when a batch was refused as a whole.
+    async fn send_each(
+        &self,
+        client: &QueueClient,
+        queue: &SqsQueue,
+        messages: Vec<Message>,
+    ) -> Vec<(usize, Sent)> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            let index = message.index;
+            results.push((index, self.send_one(client, queue, message).await));
+        }
+        results
     }
 
     /// One `SendMessageBatch`; the result of each message by its index.
@@ -163,6 +180,9 @@ impl SqsTransport {
                 }
             }
         }
+        metrics::counter!("switchboard_sqs_requests_total", "operation" => "SendMessageBatch")
+            .increment(1);
+        metrics::counter!("switchboard_sqs_batch_entries_total").increment(messages.len() as u64);
         let answer = client
             .sdk
             .send_message_batch()
@@ -173,17 +193,17 @@ impl SqsTransport {
         let out = match answer {
             Ok(out) => out,
             Err(err) if is_batch_too_long(&err) => {
-                let mut results = Vec::with_capacity(messages.len());
-                for message in messages {
-                    let index = message.index;
-                    results.push((index, self.send_one(client, queue, message).await));
-                }
-                return results;
+                return self.send_each(client, queue, messages).await;
             }
             Err(err) => {
                 let sent =
                     sent_from_error(&err, &queue.queue_url, client.timeout, started.elapsed());
-                return messages.iter().map(|m| (m.index, sent.clone())).collect();
+                if !matches!(sent.result, AttemptResult::Rejected { .. }) {
+                    return messages.iter().map(|m| (m.index, sent.clone())).collect();
+                }
+                // Some servers refuse a whole batch for one oversized entry:
+                // send each alone so only that one is dead-lettered.
+                return self.send_each(client, queue, messages).await;
             }
         };
         let duration = started.elapsed();

@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod receiver;
+pub mod sqs;
 
 use std::time::Duration;
 
@@ -104,6 +105,21 @@ impl TestServer {
                 .unwrap(),
             data_dir,
             server: Some(server),
+        }
+    }
+
+    /// The helpers of this harness for a server running elsewhere (a
+    /// separate process) at `base`.
+    pub fn attach(base: &str, company_key: &str) -> TestServer {
+        TestServer {
+            base: base.to_owned(),
+            company_key: company_key.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            data_dir: tempfile::tempdir().expect("temporary directory"),
+            server: None,
         }
     }
 
@@ -228,6 +244,43 @@ impl TestServer {
     /// A webhook integration of the bot to `url`; returns (integration id, secret).
     pub async fn webhook(&self, bot: &str, url: &str, extra: Value) -> (String, String) {
         let mut body = json!({"type": "webhook", "url": url});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let created = self
+            .post(
+                &format!("/v2/users/bots/{bot}/integrations"),
+                &self.company_key,
+                body,
+            )
+            .await
+            .expect(200);
+        (
+            created["integration"]["integrationId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// An SQS integration of the bot to a queue of the moto server at
+    /// `endpoint`; returns (integration id, signing secret).
+    pub async fn sqs_integration(
+        &self,
+        bot: &str,
+        queue_url: &str,
+        endpoint: &str,
+        extra: Value,
+    ) -> (String, String) {
+        let mut body = json!({
+            "type": "sqs",
+            "queueUrl": queue_url,
+            "region": sqs::REGION,
+            "accessKeyId": sqs::ACCESS_KEY_ID,
+            "secretAccessKey": sqs::SECRET_ACCESS_KEY,
+            "endpointUrl": endpoint,
+        });
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }

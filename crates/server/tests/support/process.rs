@@ -30,13 +30,14 @@ impl ServerProcess {
             .env("SWITCHBOARD_DATA_DIR", data_dir)
             .env("SWITCHBOARD_LOG__FILTER", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut printed = Vec::new();
         let base = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
@@ -45,12 +46,17 @@ impl ServerProcess {
                 }
                 printed.push(line);
             }
-            panic!("the server exited before listening; it printed {printed:?}");
+            let mut complaints = Vec::new();
+            while let Ok(Some(line)) = errors.next_line().await {
+                complaints.push(line);
+            }
+            panic!("the server exited before listening; it printed {printed:?} and {complaints:?}");
         })
         .await
         .expect("the server listens within 30 s");
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
         ServerProcess {
             child,
             base,

@@ -7,6 +7,8 @@
 //! - **fixed rate**: latency while sending at a fixed rate;
 //! - **backlog**: events queued while the receiver answers 503, then the
 //!   seconds to deliver them all once it recovers;
+//! - **sqs**: throughput to an SQS queue of moto's server, read by consumers,
+//!   with batching (`SendMessageBatch`) on and then off;
 //! - the server's peak memory in each.
 //!
 //! Latency is end to end: from the start of the `SendMessage` request to the
@@ -14,10 +16,11 @@
 
 mod receiver;
 mod server;
+mod sqs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -55,9 +58,19 @@ struct Args {
     /// `SWITCHBOARD_DATABASE__SQLITE_DURABILITY` for the server (`full` or `normal`).
     #[arg(long, default_value = "full")]
     durability: String,
-    /// Which scenarios to run: any of throughput, rate, backlog.
-    #[arg(long, value_delimiter = ',', default_value = "throughput,rate,backlog")]
+    /// Which scenarios to run: any of throughput, rate, backlog, sqs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,rate,backlog,sqs"
+    )]
     scenarios: Vec<String>,
+    /// moto's `moto_server`, for the sqs scenario.
+    #[arg(long, default_value = "moto_server")]
+    moto: String,
+    /// Messages in each run of the sqs scenario.
+    #[arg(long, default_value_t = 1_000)]
+    sqs_messages: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/results")]
     out: String,
@@ -193,44 +206,85 @@ fn latency(sent: &HashMap<String, Instant>, receipts: &Receipts) -> Latency {
     }
 }
 
+/// Starts the server and a webhook receiver; the bot's integration is a webhook.
 async fn start(
     args: &Args,
     env: &[(String, String)],
 ) -> anyhow::Result<(Server, Arc<Receipts>, Setup, reqwest::Client)> {
+    let receipts = Arc::new(Receipts::default());
+    let hook = receiver::start(receipts.clone()).await?;
+    let (server, setup, client) =
+        start_with(args, env, json!({"type": "webhook", "url": hook})).await?;
+    Ok((server, receipts, setup, client))
+}
+
+/// Starts the server with this integration for the bot.
+async fn start_with(
+    args: &Args,
+    env: &[(String, String)],
+    integration: serde_json::Value,
+) -> anyhow::Result<(Server, Setup, reqwest::Client)> {
     let mut env = env.to_vec();
     env.push((
         "SWITCHBOARD_DATABASE__SQLITE_DURABILITY".into(),
         args.durability.clone(),
     ));
     let server = Server::start(&args.server, &env).await?;
-    let receipts = Arc::new(Receipts::default());
-    let hook = receiver::start(receipts.clone()).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.in_flight * 2)
         .build()?;
-    let setup = server.prepare(&client, &hook, args.channels).await?;
-    Ok((server, receipts, setup, client))
+    let setup = server.prepare(&client, integration, args.channels).await?;
+    Ok((server, setup, client))
 }
 
 async fn throughput(args: &Args) -> anyhow::Result<Outcome> {
     let (server, receipts, setup, client) = start(args, &[]).await?;
+    let scenario = format!("throughput ({} in flight)", args.in_flight);
+    let outcome = measure_throughput(
+        args,
+        &server,
+        &receipts,
+        &setup,
+        &client,
+        args.messages,
+        scenario,
+    )
+    .await;
+    server.stop().await;
+    outcome
+}
+
+/// Sends `messages` with `args.in_flight` at once and waits until every one
+/// was received: API requests/s, deliveries/s, latency, peak memory.
+async fn measure_throughput(
+    args: &Args,
+    server: &Server,
+    receipts: &Receipts,
+    setup: &Setup,
+    client: &reqwest::Client,
+    messages: usize,
+    scenario: String,
+) -> anyhow::Result<Outcome> {
     let began = Instant::now();
-    let sent = send_many(&client, &server.base, &setup, args.messages, args.in_flight).await?;
+    let sent = send_many(client, &server.base, setup, messages, args.in_flight).await?;
     let api_seconds = began.elapsed().as_secs_f64();
-    wait_for(&receipts, args.messages, Duration::from_secs(900)).await?;
-    let seconds = began.elapsed().as_secs_f64();
-    let outcome = Outcome {
-        scenario: format!("throughput ({} in flight)", args.in_flight),
-        messages: args.messages,
-        api_requests_per_second: args.messages as f64 / api_seconds,
-        deliveries_per_second: args.messages as f64 / seconds,
-        latency: latency(&sent, &receipts),
+    wait_for(receipts, messages, Duration::from_secs(900)).await?;
+    // Until the last message arrived (for SQS: was accepted by the queue).
+    let last = receipts.first_seen.lock().unwrap().values().max().copied();
+    let seconds = last
+        .map(|at| at.saturating_duration_since(began))
+        .unwrap_or_else(|| began.elapsed())
+        .as_secs_f64();
+    Ok(Outcome {
+        scenario,
+        messages,
+        api_requests_per_second: messages as f64 / api_seconds,
+        deliveries_per_second: messages as f64 / seconds,
+        latency: latency(&sent, receipts),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         seconds,
-    };
-    server.stop().await;
-    Ok(outcome)
+    })
 }
 
 async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
@@ -305,18 +359,96 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// Deliveries the server has made, from its metrics.
+async fn delivered(metrics_url: &str) -> f64 {
+    let Ok(response) = reqwest::get(metrics_url).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find(|line| line.starts_with("switchboard_delivery_attempts_total{outcome=\"delivered\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Throughput to an SQS queue, with `SendMessageBatch` on or off.
+async fn sqs_throughput(args: &Args, moto: &sqs::Moto, batching: bool) -> anyhow::Result<Outcome> {
+    let queue = moto
+        .create_queue(&format!(
+            "bench-{}",
+            if batching { "batched" } else { "single" }
+        ))
+        .await?;
+    let integration = json!({
+        "type": "sqs", "queueUrl": queue, "region": sqs::REGION,
+        "accessKeyId": sqs::ACCESS_KEY_ID, "secretAccessKey": sqs::SECRET_ACCESS_KEY,
+        "endpointUrl": moto.endpoint, "maxInFlight": 64,
+    });
+    let env = [(
+        "SWITCHBOARD_DELIVERY__SQS_BATCHING".to_owned(),
+        batching.to_string(),
+    )];
+    let (server, setup, client) = start_with(args, &env, integration).await?;
+    let receipts = Arc::new(Receipts::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    // The consumers start once the server has sent everything, so they do not
+    // compete with it for moto's one Python thread; arrival times come from
+    // each message's SentTimestamp.
+    let expected = (args.sqs_messages + args.channels) as f64;
+    let (metrics_url, consumer_moto, consumer_queue) = (
+        format!("{}/metrics", server.base),
+        moto.handle(),
+        queue.clone(),
+    );
+    let (consumer_receipts, consumer_stop) = (receipts.clone(), stop.clone());
+    tokio::spawn(async move {
+        while delivered(&metrics_url).await < expected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sqs::consume(
+            &consumer_moto,
+            &consumer_queue,
+            consumer_receipts,
+            2,
+            consumer_stop,
+        );
+    });
+    let scenario = format!("sqs, batching {}", if batching { "on" } else { "off" });
+    let outcome = measure_throughput(
+        args,
+        &server,
+        &receipts,
+        &setup,
+        &client,
+        args.sqs_messages,
+        scenario,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    server.stop().await;
+    outcome
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut outcomes = Vec::new();
     for scenario in &args.scenarios {
         eprintln!("running {scenario}…");
-        outcomes.push(match scenario.as_str() {
-            "throughput" => throughput(&args).await?,
-            "rate" => fixed_rate(&args).await?,
-            "backlog" => backlog(&args).await?,
-            other => anyhow::bail!("unknown scenario `{other}`; use throughput, rate or backlog"),
-        });
+        match scenario.as_str() {
+            "throughput" => outcomes.push(throughput(&args).await?),
+            "rate" => outcomes.push(fixed_rate(&args).await?),
+            "backlog" => outcomes.push(backlog(&args).await?),
+            "sqs" => {
+                let moto = sqs::Moto::start(&args.moto).await?;
+                outcomes.push(sqs_throughput(&args, &moto, true).await?);
+                outcomes.push(sqs_throughput(&args, &moto, false).await?);
+            }
+            other => {
+                anyhow::bail!("unknown scenario `{other}`; use throughput, rate, backlog or sqs")
+            }
+        }
     }
     println!(
         "\nswitchboard benchmark — SQLite ({} durability), {} channels, {} cores",

@@ -51,7 +51,7 @@ async fn receive(State(receipts): State<Arc<Receipts>>, body: Bytes) -> StatusCo
 }
 
 /// The id of the message in a `chat:message:new` delivery (its first `messageId`).
-fn message_id(body: &[u8]) -> Option<String> {
+pub fn message_id(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     if !text.contains("\"type\":\"chat:message:new\"") {
         return None;

@@ -106,11 +106,12 @@ impl Server {
         Ok(response.json().await?)
     }
 
-    /// A person, a bot with a webhook integration to `hook`, and `channels` channels of both.
+    /// A person, a bot with this integration (the body of CreateIntegration),
+    /// and `channels` channels of both.
     pub async fn prepare(
         &self,
         client: &reqwest::Client,
-        hook: &str,
+        integration: Value,
         channels: usize,
     ) -> anyhow::Result<Setup> {
         let key = self.company_key.clone();
@@ -135,7 +136,7 @@ impl Server {
             client,
             &format!("/v2/users/bots/{bot}/integrations"),
             &key,
-            json!({"type": "webhook", "url": hook}),
+            integration,
         )
         .await?;
         let mut ids = Vec::with_capacity(channels);

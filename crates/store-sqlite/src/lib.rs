@@ -118,6 +118,9 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // Writes queue for the one writer by design; under load a wait of
+            // a few seconds is expected, not worth a warning per request.
+            .acquire_slow_threshold(Duration::from_secs(10))
             .connect_with(connect.clone())
             .await
             .map_err(Failure::from)?;

@@ -193,7 +193,10 @@ async fn attempt(
     let mut outgoing = Vec::with_capacity(group.len());
     for delivery in group {
         match envelope::body(&delivery) {
-            Ok(body) => outgoing.push(Outgoing { delivery, body }),
+            Ok(body) => outgoing.push(Outgoing {
+                delivery,
+                body: body.into(),
+            }),
             Err(err) => {
                 tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON")
             }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use secrecy::ExposeSecret;
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_protocol::signing::WebhookSecret;
@@ -14,10 +15,11 @@ use crate::policy::AttemptResult;
 use crate::sqs::SqsTransport;
 use crate::webhook::WebhookTransport;
 
-/// One claimed delivery and the envelope body to send.
+/// One claimed delivery and the envelope body to send (shared, not copied,
+/// by the request that carries it).
 pub struct Outgoing {
     pub delivery: ClaimedDelivery,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// What one attempt came to.

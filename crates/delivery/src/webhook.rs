@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use switchboard_domain::secret_box::SecretBox;
@@ -59,7 +60,7 @@ impl WebhookTransport {
 
     /// Posts one delivery and reports what happened. Never fails: every
     /// problem is an [`AttemptResult::Failed`] with a reason for the log.
-    pub async fn post(&self, delivery: &ClaimedDelivery, body: Vec<u8>) -> Sent {
+    pub async fn post(&self, delivery: &ClaimedDelivery, body: Bytes) -> Sent {
         let started = Instant::now();
         let failed = |reason: String| Sent::failed(reason, started.elapsed());
         let Target::Webhook { url } = &delivery.integration.target else {

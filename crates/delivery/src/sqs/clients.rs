@@ -136,11 +136,9 @@ impl QueueClients {
             format!("the integration's secret access key cannot be opened: {err}")
         })?;
         if let Some(endpoint) = &queue.endpoint_url {
-            let host = endpoint
-                .split_once("://")
-                .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
-                .map(strip_port);
-            if let Some(ip) = literal_ip(host)
+            let url = reqwest::Url::parse(endpoint)
+                .map_err(|err| format!("the integration's endpointUrl is not valid: {err}"))?;
+            if let Some(ip) = literal_ip(url.host_str())
                 && !self.guard.permits(ip)
             {
                 return Err(RefusedTarget(ip.to_string()).to_string());
@@ -189,18 +187,6 @@ fn fingerprint(integration: &ClaimedIntegration, queue: &SqsQueue, timeout: Dura
     hasher.finish()
 }
 
-/// `host:port` → `host`, keeping bracketed IPv6 literals whole.
-fn strip_port(authority: &str) -> &str {
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if authority.starts_with('[') {
-        return authority
-            .split_once(']')
-            .map(|(host, _)| &authority[..host.len() + 1])
-            .unwrap_or(authority);
-    }
-    authority.split(':').next().unwrap_or(authority)
-}
-
 /// The SDK's resolver: only addresses the guard permits.
 #[derive(Clone, Debug)]
 struct GuardedDns {
@@ -215,21 +201,5 @@ impl ResolveDns for GuardedDns {
                 .map(|addresses| addresses.into_iter().map(|addr| addr.ip()).collect())
                 .map_err(ResolveDnsError::new)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_port;
-
-    #[test]
-    fn hosts_are_taken_from_authorities() {
-        assert_eq!(strip_port("127.0.0.1:4566"), "127.0.0.1");
-        assert_eq!(strip_port("[::1]:4566"), "[::1]");
-        assert_eq!(
-            strip_port("sqs.eu-west-1.amazonaws.com"),
-            "sqs.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(strip_port("user@10.0.0.1:80"), "10.0.0.1");
     }
 }

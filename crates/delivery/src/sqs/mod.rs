@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use switchboard_domain::secret_box::SecretBox;
+use switchboard_protocol::signing::WebhookSecret;
 use switchboard_store::{ClaimedDelivery, SqsQueue, Target};
 
 use crate::policy::AttemptResult;
@@ -72,16 +73,17 @@ impl SqsTransport {
         }
     }
 
+    /// One signed message; `secret` is the integration's signing secret.
     fn message(
-        &self,
         queue: &SqsQueue,
+        secret: &WebhookSecret,
         index: usize,
         outgoing: &Outgoing,
     ) -> Result<Message, String> {
         let delivery = &outgoing.delivery;
-        let body = String::from_utf8(outgoing.body.clone())
-            .map_err(|_| "the envelope is not UTF-8".to_owned())?;
-        let secret = signing_secret(&self.secrets, &delivery.integration.sealed_secret)?;
+        let body = std::str::from_utf8(&outgoing.body)
+            .map_err(|_| "the envelope is not UTF-8".to_owned())?
+            .to_owned();
         let attributes = [
             ("X-SIGNATURE", secret.sign_body(body.as_bytes())),
             ("eventType", delivery.event_type.as_str().to_owned()),
@@ -268,11 +270,16 @@ impl Transport for SqsTransport {
             Ok(client) => client,
             Err(reason) => return everyone(reason),
         };
+        // Every delivery of the group belongs to one integration: one secret.
+        let secret = match signing_secret(&self.secrets, &integration.sealed_secret) {
+            Ok(secret) => secret,
+            Err(reason) => return everyone(reason),
+        };
         let max_message = client.max_message_bytes(&queue.queue_url).await;
         let mut results: Vec<Option<Sent>> = vec![None; group.len()];
         let mut ready = Vec::with_capacity(group.len());
         for (index, outgoing) in group.iter().enumerate() {
-            match self.message(queue, index, outgoing) {
+            match Self::message(queue, &secret, index, outgoing) {
                 Ok(message) if max_message.is_some_and(|max| message.size > max) => {
                     results[index] = Some(Sent {
                         result: AttemptResult::Rejected {

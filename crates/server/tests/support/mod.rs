@@ -243,25 +243,8 @@ impl TestServer {
 
     /// A webhook integration of the bot to `url`; returns (integration id, secret).
     pub async fn webhook(&self, bot: &str, url: &str, extra: Value) -> (String, String) {
-        let mut body = json!({"type": "webhook", "url": url});
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        let created = self
-            .post(
-                &format!("/v2/users/bots/{bot}/integrations"),
-                &self.company_key,
-                body,
-            )
+        self.integration(bot, json!({"type": "webhook", "url": url}), extra)
             .await
-            .expect(200);
-        (
-            created["integration"]["integrationId"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            created["secret"].as_str().unwrap().to_owned(),
-        )
     }
 
     /// An SQS integration of the bot to a queue of the moto server at
@@ -273,7 +256,7 @@ impl TestServer {
         endpoint: &str,
         extra: Value,
     ) -> (String, String) {
-        let mut body = json!({
+        let body = json!({
             "type": "sqs",
             "queueUrl": queue_url,
             "region": sqs::REGION,
@@ -281,6 +264,12 @@ impl TestServer {
             "secretAccessKey": sqs::SECRET_ACCESS_KEY,
             "endpointUrl": endpoint,
         });
+        self.integration(bot, body, extra).await
+    }
+
+    /// Creates an integration from `body` with the fields of `extra` added;
+    /// returns (integration id, signing secret).
+    async fn integration(&self, bot: &str, mut body: Value, extra: Value) -> (String, String) {
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }

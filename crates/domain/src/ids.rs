@@ -81,6 +81,10 @@ typed_id!(
     CredentialId, "key"
 );
 typed_id!(
+    /// A file uploaded to a channel (the wire's `fileId`, an attachment's `id`).
+    FileId, "file"
+);
+typed_id!(
     /// An event: the same id in every delivery, retry and replay of it.
     EventId, "evt"
 );

@@ -14,7 +14,9 @@ pub mod secret_box;
 pub mod validation;
 
 pub use actor::{Actor, Principal, PrincipalKind};
-pub use ids::{ChannelId, CompanyId, CredentialId, EventId, IntegrationId, MessageId, UserId};
+pub use ids::{
+    ChannelId, CompanyId, CredentialId, EventId, FileId, IntegrationId, MessageId, UserId,
+};
 pub use validation::ValidationError;
 
 /// Microseconds since the Unix epoch: how switchboard stores every instant.

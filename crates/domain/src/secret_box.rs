@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 
 const VERSION: &str = "v1:";
 const NONCE_BYTES: usize = 24;
@@ -19,6 +20,8 @@ const NONCE_BYTES: usize = 24;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// SHA-256 of the key, the root from which other keys are derived.
+    derivation_root: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -41,6 +44,11 @@ impl SecretBox {
     pub fn new(key: &[u8; 32]) -> Self {
         SecretBox {
             cipher: XChaCha20Poly1305::new(key.into()),
+            derivation_root: Sha256::new()
+                .chain_update(b"switchboard-key-derivation-v1\0")
+                .chain_update(key)
+                .finalize()
+                .into(),
         }
     }
 
@@ -51,6 +59,18 @@ impl SecretBox {
             .map_err(|_| SecretBoxError::MalformedKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretBoxError::MalformedKey)?;
         Ok(SecretBox::new(&key))
+    }
+
+    /// A key for another purpose (signing file URLs, say), derived from the
+    /// server's key: the same on every instance that shares the key, and
+    /// telling nothing of the key or of keys for other purposes.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.derivation_root)
+            .chain_update((purpose.len() as u64).to_be_bytes())
+            .chain_update(purpose.as_bytes())
+            .finalize()
+            .into()
     }
 
     /// A new random key as base64 text.

@@ -276,6 +276,45 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
     Ok(())
 }
 
+/// A file's name as people see it: a short single line, and no path — `/`
+/// and `\\` are refused so a name can never be taken for one.
+pub fn file_name(field: &str, value: &str) -> Checked {
+    short_field(field, value)?;
+    if value.contains(['/', '\\']) || value == "." || value == ".." {
+        return Err(ValidationError::new(
+            field,
+            "must be a file name without `/` or `\\`",
+        ));
+    }
+    Ok(())
+}
+
+/// A media type such as `image/png` or `text/plain; charset=utf-8`: a type
+/// and a subtype of token characters, then optional parameters, at most 255
+/// characters of visible ASCII.
+pub fn content_type(field: &str, value: &str) -> Checked {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let shaped = essence
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype));
+    if !shaped
+        || value.len() > MAX_SHORT_FIELD_CHARS
+        || !value.bytes().all(|b| (b' '..=b'~').contains(&b))
+    {
+        return Err(ValidationError::new(
+            field,
+            format!("`{value}` is not a media type such as `image/png`"),
+        ));
+    }
+    Ok(())
+}
+
 /// A reaction type such as `like` or `👍`: 1–64 characters, no whitespace.
 pub fn reaction_type(field: &str, value: &str) -> Checked {
     if value.is_empty() || value.contains(char::is_whitespace) {
@@ -364,6 +403,31 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> Checked<Page> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_names_and_media_types_are_checked() {
+        use super::*;
+        assert!(file_name("name", "Q3 report (final).pdf").is_ok());
+        for bad in ["", "  ", "../etc/passwd", "a\\b", "two\nlines", ".."] {
+            assert!(file_name("name", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "image/png",
+            "text/plain; charset=utf-8",
+            "application/vnd.ms-excel",
+        ] {
+            assert!(content_type("contentType", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "png",
+            "image/",
+            "/png",
+            "text/plain\r\nX-Evil: 1",
+            "ima ge/png",
+        ] {
+            assert!(content_type("contentType", bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn sqs_fields_are_checked() {
         use super::*;

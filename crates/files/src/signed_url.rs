@@ -16,10 +16,13 @@ type HmacSha256 = Hmac<Sha256>;
 /// What a URL allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// One `PUT` of at most `max_bytes` bytes.
-    Upload { max_bytes: u64 },
-    /// `GET` (with ranges), served with this file name and content type.
+    /// One `PUT` of at most `max_bytes` bytes (exactly that many when
+    /// `exact`, for a file whose size was declared).
+    Upload { max_bytes: u64, exact: bool },
+    /// `GET` (with ranges) of the file attached to a message, served with this
+    /// file name and content type while the message carries the file.
     Download {
+        message_id: String,
         file_name: String,
         content_type: String,
     },
@@ -64,15 +67,18 @@ impl UrlSigner {
     pub fn query(&self, grant: &Grant) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
         match &grant.access {
-            Access::Upload { max_bytes } => {
+            Access::Upload { max_bytes, exact } => {
                 query.append_pair("op", "put");
                 query.append_pair("max", &max_bytes.to_string());
+                query.append_pair("exact", if *exact { "1" } else { "0" });
             }
             Access::Download {
+                message_id,
                 file_name,
                 content_type,
             } => {
                 query.append_pair("op", "get");
+                query.append_pair("msg", message_id);
                 query.append_pair("name", file_name);
                 query.append_pair("type", content_type);
             }
@@ -99,8 +105,14 @@ impl UrlSigner {
         let access = match one("op")? {
             "put" => Access::Upload {
                 max_bytes: one("max")?.parse().map_err(|_| UrlError::Tampered)?,
+                exact: match one("exact")? {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err(UrlError::Tampered),
+                },
             },
             "get" => Access::Download {
+                message_id: one("msg")?.to_owned(),
                 file_name: one("name")?.to_owned(),
                 content_type: one("type")?.to_owned(),
             },
@@ -139,15 +151,18 @@ impl UrlSigner {
         field(grant.key.as_str());
         field(&grant.expires_at.to_string());
         match &grant.access {
-            Access::Upload { max_bytes } => {
+            Access::Upload { max_bytes, exact } => {
                 field("put");
                 field(&max_bytes.to_string());
+                field(if *exact { "exact" } else { "at-most" });
             }
             Access::Download {
+                message_id,
                 file_name,
                 content_type,
             } => {
                 field("get");
+                field(message_id);
                 field(file_name);
                 field(content_type);
             }
@@ -164,6 +179,7 @@ mod tests {
         Grant {
             key: key.clone(),
             access: Access::Download {
+                message_id: "msg_1".into(),
                 file_name: "report Q3 &=.pdf".into(),
                 content_type: "application/pdf".into(),
             },
@@ -187,6 +203,7 @@ mod tests {
             key: key.clone(),
             access: Access::Upload {
                 max_bytes: 20 << 20,
+                exact: false,
             },
             expires_at: 50,
         };
@@ -208,6 +225,7 @@ mod tests {
         for (from, to) in [
             ("exp=1000", "exp=9999"),
             ("op=get", "op=put"),
+            ("msg=msg_1", "msg=msg_2"),
             ("type=application%2Fpdf", "type=text%2Fhtml"),
         ] {
             assert!(query.contains(from), "{query}");

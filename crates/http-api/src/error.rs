@@ -83,6 +83,21 @@ impl ApiError {
         )
     }
 
+    /// 409 `ConflictException`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message)
+    }
+
+    /// 503 with `InternalServerException`: a part the server depends on is
+    /// down; retrying later may help.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::InternalServer,
+            message,
+        )
+    }
+
     /// 500 `InternalServerException`, after logging the cause.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(cause), "request failed");
@@ -123,16 +138,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
             StoreError::Forbidden(message) => ApiError::forbidden(message.clone()),
             StoreError::Invalid(invalid) => ApiError::validation(invalid.to_string()),
-            StoreError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message.clone())
-            }
+            StoreError::Conflict(message) => ApiError::conflict(message.clone()),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %error_chain(cause.as_ref()), "database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorType::InternalServer,
-                    "the database is unavailable; retry the request later",
-                )
+                ApiError::unavailable("the database is unavailable; retry the request later")
             }
             StoreError::Backend(_) => ApiError::internal(&err),
         }

@@ -25,6 +25,7 @@ use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::PrometheusHandle;
 use switchboard_domain::secret_box::SecretBox;
+use switchboard_files::Files;
 use switchboard_store::Store;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub secrets: SecretBox,
     /// Renders the process's metrics for `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Where files' bytes go, and the URLs that move them.
+    pub files: Files,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
         limits: ApiLimits,
         secrets: SecretBox,
         metrics: PrometheusHandle,
+        files: Files,
     ) -> Self {
         AppState {
             store,
@@ -66,6 +70,7 @@ impl AppState {
             limits,
             secrets,
             metrics,
+            files,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Longest an upload to or download from a file URL may take.
+    pub transfer_timeout: Duration,
     /// Requests per credential and operation.
     pub rate_limit: RateLimitSettings,
 }
@@ -86,6 +93,7 @@ impl Default for ApiLimits {
         ApiLimits {
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(15 * 60),
             rate_limit: RateLimitSettings::default(),
         }
     }
@@ -104,6 +112,7 @@ impl Default for ApiLimits {
         (name = "channels", description = "Conversations"),
         (name = "members", description = "Channel members"),
         (name = "messages", description = "Messages, reactions, buttons, typing"),
+        (name = "files", description = "Files shared in channels: upload, attach, download"),
         (name = "users", description = "People of the company"),
         (name = "bots", description = "Bots of the company"),
         (name = "keys", description = "Company keys, bot keys, user tokens"),
@@ -125,8 +134,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every route with its OpenAPI description.
-fn api_routes() -> OpenApiRouter<AppState> {
+/// Every route with its OpenAPI description. API calls answer 503 past
+/// `limits.request_timeout`; file transfers may take `limits.transfer_timeout`.
+fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::openapi_json))
@@ -180,16 +190,31 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::rotate_secret))
         .routes(routes!(integrations::list_deliveries))
         .routes(routes!(integrations::replay))
+        .routes(routes!(files::upload_file))
+        .routes(routes!(files::get_uploaded_file))
+        .routes(routes!(files::file_download_url))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(files::put_object, files::get_object))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    limits.transfer_timeout,
+                )),
+        )
 }
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    api_routes(&ApiLimits::default()).split_for_parts().1
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = api_routes().split_for_parts();
+    let (routes, _) = api_routes(&state.limits).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .fallback(|| async { error::ApiError::not_found("no such route").into_response() })
@@ -210,7 +235,6 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(axum::middleware::from_fn(error::render_errors))
-                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout))
                 .layer(CatchPanicLayer::new()),
         )
 }

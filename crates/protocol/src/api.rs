@@ -340,10 +340,40 @@ bodies! {
         pub ok: bool,
     }
 
-    /// The file an attachment refers to; used by files routes.
+    /// GetUploadedFileInfo: the file as an attachment; absent until its bytes
+    /// were uploaded.
     pub struct FileResponse {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub file: Option<MessageAttachment>,
+    }
+
+    /// UploadFile: announce a file of the channel, then `PUT` its bytes to the
+    /// `presignedUploadUrl` answered.
+    pub struct UploadFileRequest {
+        /// The file name people see (no `/` or `\\`).
+        pub name: String,
+        /// Its media type; unset, it is guessed from the name's extension
+        /// (`application/octet-stream` when unknown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub content_type: Option<String>,
+        /// Its size in bytes: the upload must then have exactly this many.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub size: Option<u64>,
+    }
+
+    /// Where to upload the file's bytes: one `PUT`, no `Authorization` header.
+    pub struct UploadFileResponse {
+        pub file_id: String,
+        pub presigned_upload_url: String,
+        /// When the upload URL stops working; a switchboard addition.
+        pub expires_at: Timestamp,
+    }
+
+    /// GetMessageFileDownloadUrl: a short-lived URL that downloads the file
+    /// while the message carries it.
+    pub struct FileUrlResponse {
+        pub url: String,
+        pub expires_at: Timestamp,
     }
 }
 

@@ -12,6 +12,9 @@ use switchboard_delivery::{
     WebhookTransport,
 };
 use switchboard_domain::secret_box::SecretBox;
+use switchboard_files::{
+    FileSettings, Files, LocalDisk, ObjectStorage, S3Settings, S3Storage, UrlSigner,
+};
 use switchboard_http_api::rate_limit::{RateLimitSettings, RateLimits};
 use switchboard_http_api::{ApiLimits, AppState};
 use switchboard_store::Store;
@@ -21,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::bootstrap::{self, Bootstrap};
-use crate::config::{Config, SqliteDurability};
+use crate::config::{Config, FilesBackend, SqliteDurability};
 
 /// How often expired idempotency keys and typing indicators are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
@@ -82,11 +85,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("could not listen on {} (http.listen)", config.http.listen))?;
     let addr = listener.local_addr()?;
     let secrets = load_secret_box(config)?;
+    let files = open_files(config, &secrets, addr).await?;
     let state = AppState::new(
         shared.clone(),
         ApiLimits {
             max_body_bytes: config.http.max_body_bytes,
             request_timeout: config.http.request_timeout,
+            transfer_timeout: config
+                .files
+                .upload_url_ttl
+                .max(config.files.download_url_ttl),
             rate_limit: RateLimitSettings {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,
@@ -94,6 +102,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         },
         secrets.clone(),
         crate::telemetry::metrics(),
+        files,
     );
     let rate_limits = state.rate_limits.clone();
     let app = switchboard_http_api::router(state);
@@ -146,6 +155,67 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         stop,
         task,
     })
+}
+
+/// The configured file storage, checked to be usable, with URLs signed by a
+/// key derived from the server's secret key (so every instance sharing that
+/// key accepts the others' URLs).
+async fn open_files(
+    config: &Config,
+    secrets: &SecretBox,
+    addr: SocketAddr,
+) -> anyhow::Result<Files> {
+    let public_url = match &config.http.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            if addr.ip().is_unspecified() {
+                tracing::warn!(%addr, "http.public_url is unset while listening on every interface;                     file URLs will name this unspecified address, so set http.public_url");
+            }
+            format!("http://{addr}")
+        }
+    };
+    let signer = UrlSigner::new(&secrets.derive_key("file-urls"));
+    let settings = &config.files;
+    let storage: Arc<dyn ObjectStorage> = match settings.backend {
+        FilesBackend::Local => {
+            let directory = config.files_directory();
+            Arc::new(
+                LocalDisk::open(&directory, signer.clone(), &public_url)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "could not open the file store {} (files.directory)",
+                            directory.display()
+                        )
+                    })?,
+            )
+        }
+        FilesBackend::S3 => {
+            let s3 = &settings.s3;
+            Arc::new(S3Storage::new(&S3Settings {
+                bucket: s3.bucket.clone(),
+                region: s3.region.clone(),
+                endpoint_url: s3.endpoint_url.clone(),
+                force_path_style: s3.force_path_style,
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone().unwrap_or_default(),
+            }))
+        }
+    };
+    storage
+        .check()
+        .await
+        .map_err(|err| anyhow::anyhow!("the file storage cannot be used (files.*): {err}"))?;
+    Ok(Files::new(
+        storage,
+        signer,
+        &public_url,
+        FileSettings {
+            max_bytes: settings.max_bytes,
+            upload_url_ttl: settings.upload_url_ttl,
+            download_url_ttl: settings.download_url_ttl,
+        },
+    ))
 }
 
 /// The delivery workers, ready to run until `stop`.

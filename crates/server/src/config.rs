@@ -32,6 +32,8 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// Event delivery to bots.
     pub delivery: DeliveryConfig,
+    /// Files shared in channels.
+    pub files: FilesConfig,
     /// Keys of the server itself.
     pub secrets: SecretsConfig,
     /// Logging.
@@ -77,6 +79,54 @@ pub struct DeliveryConfig {
     pub sqs_batching: bool,
 }
 
+/// `files.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// `local`: files under `files.directory`, uploaded to and served by this
+    /// server; `s3`: an S3-compatible bucket (`files.s3`), uploaded to and
+    /// downloaded from it directly with presigned URLs.
+    pub backend: FilesBackend,
+    /// Largest file in bytes; a larger upload is cut off.
+    pub max_bytes: u64,
+    /// How long an upload URL may be used (`15m`).
+    #[serde(with = "humantime_serde")]
+    pub upload_url_ttl: Duration,
+    /// How long a download URL may be used (`10m`).
+    #[serde(with = "humantime_serde")]
+    pub download_url_ttl: Duration,
+    /// `local`: where files are kept; unset means `files` in the data directory.
+    pub directory: Option<PathBuf>,
+    /// `s3`: the bucket.
+    pub s3: S3FilesConfig,
+}
+
+/// See [`FilesConfig::backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBackend {
+    Local,
+    S3,
+}
+
+/// `files.s3.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3FilesConfig {
+    /// The bucket (it must exist).
+    pub bucket: String,
+    pub region: String,
+    /// Another S3-compatible service than AWS (`http://127.0.0.1:9000`);
+    /// clients must be able to reach it too.
+    pub endpoint_url: Option<String>,
+    /// Address the bucket in the path (`host/bucket/key`), as most
+    /// S3-compatible services need.
+    pub force_path_style: bool,
+    pub access_key_id: String,
+    #[serde(serialize_with = "redacted")]
+    pub secret_access_key: Option<SecretString>,
+}
+
 /// `secrets.*`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +144,9 @@ pub struct SecretsConfig {
 pub struct HttpConfig {
     /// The address the API listens on (`127.0.0.1:8080`; port 0 picks a free port).
     pub listen: SocketAddr,
+    /// How clients reach this server (`https://chat.example.com`): the file
+    /// URLs it hands out start with it. Unset: `http://` and the listen address.
+    pub public_url: Option<String>,
     /// Largest request body in bytes; larger ones answer 413.
     pub max_body_bytes: usize,
     /// Longest a request may take before it answers 503 (`30s`).
@@ -176,6 +229,7 @@ impl Default for Config {
         Config {
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: None,
                 max_body_bytes: 256 * 1024,
                 request_timeout: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(10),
@@ -205,6 +259,21 @@ impl Default for Config {
                 lease: Duration::from_secs(90),
                 poll_interval: Duration::from_secs(1),
                 sqs_batching: true,
+            },
+            files: FilesConfig {
+                backend: FilesBackend::Local,
+                max_bytes: 100 * 1024 * 1024,
+                upload_url_ttl: Duration::from_secs(15 * 60),
+                download_url_ttl: Duration::from_secs(10 * 60),
+                directory: None,
+                s3: S3FilesConfig {
+                    bucket: String::new(),
+                    region: "us-east-1".to_owned(),
+                    endpoint_url: None,
+                    force_path_style: false,
+                    access_key_id: String::new(),
+                    secret_access_key: None,
+                },
             },
             secrets: SecretsConfig { key: None },
             log: LogConfig {
@@ -295,6 +364,7 @@ impl Config {
             !self.delivery.poll_interval.is_zero(),
             "invalid configuration: delivery.poll_interval must be more than 0"
         );
+        self.validate_files()?;
         if let Some(key) = &self.secrets.key {
             SecretBox::from_base64(key.expose_secret())
                 .map_err(|err| anyhow::anyhow!("invalid configuration: secrets.key: {err}"))?;
@@ -304,6 +374,62 @@ impl Config {
             "invalid configuration: bootstrap.company_name must not be empty"
         );
         Ok(())
+    }
+
+    fn validate_files(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.http.public_url {
+            anyhow::ensure!(
+                reqwest::Url::parse(url).is_ok_and(
+                    |url| matches!(url.scheme(), "http" | "https") && url.query().is_none()
+                ),
+                "invalid configuration: http.public_url must be an http:// or https:// URL without a query"
+            );
+        }
+        let files = &self.files;
+        anyhow::ensure!(
+            files.max_bytes >= 1,
+            "invalid configuration: files.max_bytes must be at least 1"
+        );
+        anyhow::ensure!(
+            files.upload_url_ttl >= Duration::from_secs(1)
+                && files.download_url_ttl >= Duration::from_secs(1),
+            "invalid configuration: files.upload_url_ttl and files.download_url_ttl must be at least 1s"
+        );
+        // S3 presigned URLs live at most 7 days.
+        anyhow::ensure!(
+            files.upload_url_ttl <= Duration::from_secs(7 * 24 * 3600)
+                && files.download_url_ttl <= Duration::from_secs(7 * 24 * 3600),
+            "invalid configuration: files.upload_url_ttl and files.download_url_ttl must be at most 7 days"
+        );
+        if files.backend == FilesBackend::S3 {
+            let s3 = &files.s3;
+            anyhow::ensure!(
+                !s3.bucket.trim().is_empty(),
+                "invalid configuration: files.s3.bucket is needed when files.backend is s3"
+            );
+            anyhow::ensure!(
+                !s3.access_key_id.trim().is_empty() && s3.secret_access_key.is_some(),
+                "invalid configuration: files.s3.access_key_id and files.s3.secret_access_key are needed when files.backend is s3"
+            );
+            switchboard_domain::validation::aws_region("files.s3.region", &s3.region)
+                .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+            if let Some(endpoint) = &s3.endpoint_url {
+                anyhow::ensure!(
+                    reqwest::Url::parse(endpoint)
+                        .is_ok_and(|url| matches!(url.scheme(), "http" | "https")),
+                    "invalid configuration: files.s3.endpoint_url must be an http:// or https:// URL"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of the local file store.
+    pub fn files_directory(&self) -> PathBuf {
+        self.files
+            .directory
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("files"))
     }
 
     /// The delays of `delivery.retry_schedule`.
@@ -427,5 +553,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.sqlite_durability"), "{err}");
+        let err = with(&[("files.backend", "s3")]).unwrap_err().to_string();
+        assert!(err.contains("files.s3.bucket"), "{err}");
+        let err = with(&[("files.backend", "s3"), ("files.s3.bucket", "b")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("files.s3.secret_access_key"), "{err}");
+        let err = with(&[("files.backend", "ftp")]).unwrap_err().to_string();
+        assert!(err.contains("files.backend"), "{err}");
+        let err = with(&[("http.public_url", "chat.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.public_url"), "{err}");
+        let err = with(&[("files.upload_url_ttl", "0s")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("files.upload_url_ttl"), "{err}");
     }
 }

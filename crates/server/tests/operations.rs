@@ -20,6 +20,11 @@ const ROUTES: &[&str] = &[
     "GET /health",
     "GET /openapi.json",
     "GET /metrics",
+    "POST /v2/conversations/channels/{channelId}/files",
+    "GET /v2/conversations/channels/{channelId}/files/{fileId}",
+    "GET /v2/conversations/channels/{channelId}/messages/{messageId}/files/{fileId}/url",
+    "PUT /files/{key}",
+    "GET /files/{key}",
     "GET /v2/conversations/channels",
     "POST /v2/conversations/channels",
     "POST /v2/conversations/channels/direct",
@@ -101,7 +106,9 @@ async fn the_openapi_document_covers_every_route_and_every_documented_route_exis
             .replace("{keyId}", "key_x")
             .replace("{tokenId}", "key_x")
             .replace("{integrationId}", "int_x")
-            .replace("{type}", "like");
+            .replace("{type}", "like")
+            .replace("{fileId}", "file_x")
+            .replace("{key}", "obj_x");
         let reply = server
             .call(
                 method.parse().unwrap(),

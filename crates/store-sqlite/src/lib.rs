@@ -14,6 +14,7 @@
 mod channels;
 mod events;
 mod failure;
+mod files;
 mod integrations;
 mod load;
 mod messages;

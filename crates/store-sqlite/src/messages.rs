@@ -22,6 +22,7 @@ use crate::SqliteStore;
 use crate::channels::{clear_typing, touch};
 use crate::events::{self, Recipients};
 use crate::failure::{Failure, Outcome};
+use crate::files::resolve_attachments;
 use crate::load;
 use crate::rows::{MESSAGE_COLUMNS, MessageRow};
 
@@ -43,7 +44,8 @@ impl MessageStore for SqliteStore {
             return Ok(load::message(&mut tx, first).await?);
         }
         ensure_members(&mut tx, channel, &new.mentions).await?;
-        let attachments = resolve_attachments(&new.attachments)?;
+        let attachments =
+            resolve_attachments(&mut tx, actor, channel, "attachments", &new.attachments).await?;
         let quote = match &new.quote {
             Some(quoted) => Some(quote_of(&mut tx, channel, quoted).await?),
             None => None,
@@ -194,7 +196,7 @@ impl MessageStore for SqliteStore {
             None => serde_json::from_str(&row.elements).map_err(Failure::from)?,
         };
         let attachments: Vec<MessageAttachment> = match &patch.attachments {
-            Some(ids) => resolve_attachments(ids)?,
+            Some(ids) => resolve_attachments(&mut tx, actor, channel, "attachments", ids).await?,
             None => serde_json::from_str(&row.attachments).map_err(Failure::from)?,
         };
         let mentions: Vec<UserId> = match patch.mentions {
@@ -533,19 +535,6 @@ async fn ensure_members(
         )
         .into()),
         None => Ok(()),
-    }
-}
-
-/// The attachments for these file ids. Files are uploaded through the files
-/// routes; until a file of this channel with the id exists, the id is refused.
-fn resolve_attachments(ids: &[String]) -> Outcome<Vec<MessageAttachment>> {
-    match ids.first() {
-        None => Ok(Vec::new()),
-        Some(id) => Err(StoreError::invalid(
-            "attachments[0].id",
-            format!("no uploaded file `{id}` exists in this channel"),
-        )
-        .into()),
     }
 }
 

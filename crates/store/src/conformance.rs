@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use switchboard_domain::credentials::{self, CredentialKind};
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
-use switchboard_domain::{Actor, ChannelId, CompanyId, PrincipalKind, UserId, now_micros};
+use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, PrincipalKind, UserId, now_micros};
 use switchboard_protocol::{ChannelAccess, MemberRole};
 
 use crate::*;
@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             concurrent_direct_channels_are_one,
             typing_indicators_expire_and_are_purged,
             members_and_counts_stay_consistent,
+            files_are_reached_only_through_their_channel_and_live_messages,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {
@@ -463,5 +464,121 @@ pub async fn members_and_counts_stay_consistent(store: Arc<dyn Store>) {
             .channel
             .member_count,
         2
+    );
+}
+
+fn new_file(name: &str) -> NewFile {
+    NewFile {
+        id: FileId::generate(),
+        object_key: format!(
+            "obj_{}",
+            FileId::generate().as_str().trim_start_matches("file_")
+        ),
+        name: name.to_owned(),
+        content_type: "text/plain".to_owned(),
+        max_bytes: 100,
+        declared: false,
+        upload_expires_at: now_micros() + 60_000_000,
+    }
+}
+
+pub async fn files_are_reached_only_through_their_channel_and_live_messages(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let (company, _) = company(store, "A").await;
+    let alice = person(store, &company, "alice@example.com").await;
+    let bob = person(store, &company, "bob@example.com").await;
+    let channel = group(store, &alice, Vec::new()).await;
+    let other_channel = group(store, &alice, Vec::new()).await;
+
+    let announced = new_file("notes.txt");
+    store
+        .create_file(&bob, &channel, new_file("x"))
+        .await
+        .expect_err("only members announce files");
+    let file = store
+        .create_file(&alice, &channel, announced.clone())
+        .await
+        .unwrap();
+    assert_eq!(file.size, None);
+    assert_eq!(file.attachment(), None);
+    assert_eq!(file.object_key, announced.object_key);
+    assert!(matches!(
+        store.get_file(&alice, &other_channel, &file.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.get_file(&bob, &channel, &file.id).await.is_err());
+
+    // Not attachable before the upload is recorded.
+    let mut with_file = text("see");
+    with_file.attachments = vec![file.id.as_str().to_owned()];
+    assert!(matches!(
+        store
+            .send_message(&alice, &channel, with_file.clone(), None)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    store.record_upload(&file.id, 42).await.unwrap();
+    store.record_upload(&file.id, 99).await.unwrap();
+    let file = store.get_file(&alice, &channel, &file.id).await.unwrap();
+    assert_eq!(file.size, Some(42), "the first recorded size stays");
+    assert!(matches!(
+        store
+            .send_message(&alice, &other_channel, with_file.clone(), None)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let message = store
+        .send_message(&alice, &channel, with_file, None)
+        .await
+        .unwrap();
+    assert_eq!(message.attachments, vec![file.attachment().unwrap()]);
+    let message_id = switchboard_domain::MessageId::from_stored(message.message_id.clone());
+
+    assert_eq!(
+        store
+            .message_file(&alice, &channel, &message_id, &file.id)
+            .await
+            .unwrap(),
+        file
+    );
+    assert!(
+        store
+            .message_file(&bob, &channel, &message_id, &file.id)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .still_attached(&message_id, &file.object_key)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .still_attached(&message_id, "obj_other")
+            .await
+            .unwrap()
+    );
+
+    store
+        .delete_message(&alice, &channel, &message_id)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .still_attached(&message_id, &file.object_key)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .message_file(&alice, &channel, &message_id, &file.id)
+            .await
+            .is_err()
+    );
+    // The file itself stays.
+    assert_eq!(
+        store.get_file(&alice, &channel, &file.id).await.unwrap(),
+        file
     );
 }

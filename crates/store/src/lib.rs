@@ -16,10 +16,12 @@
 pub mod conformance;
 mod delivery;
 mod error;
+mod files;
 mod model;
 mod traits;
 
 pub use delivery::*;
 pub use error::{StoreError, StoreResult};
+pub use files::*;
 pub use model::*;
 pub use traits::*;

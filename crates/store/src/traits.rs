@@ -10,6 +10,7 @@ use switchboard_protocol::{Channel, Message, User};
 
 use crate::delivery::{DeliveryStore, IntegrationStore};
 use crate::error::StoreResult;
+use crate::files::FileStore;
 use crate::model::*;
 
 /// Companies and credentials.
@@ -269,6 +270,7 @@ pub trait Store:
     + UserStore
     + ChannelStore
     + MessageStore
+    + FileStore
     + IntegrationStore
     + DeliveryStore
     + MaintenanceStore
@@ -280,6 +282,7 @@ impl<T> Store for T where
         + UserStore
         + ChannelStore
         + MessageStore
+        + FileStore
         + IntegrationStore
         + DeliveryStore
         + MaintenanceStore

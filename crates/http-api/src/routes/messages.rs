@@ -10,6 +10,7 @@ use switchboard_domain::{Actor, UserId, validation};
 use switchboard_protocol::api::*;
 use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
 
+use super::files::check_attachments;
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -95,6 +96,7 @@ pub async fn send_message(
             })
         })
         .transpose()?;
+    check_attachments(&app, &actor, &channel, "attachments", &attachments).await?;
     let new = NewMessage {
         text,
         elements,
@@ -142,25 +144,21 @@ pub async fn update_message(
     request: ApiJson<UpdateMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
+    let channel = channel_id(&channel)?;
     let body = request.body;
     check_content("", &body)?;
+    let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
+    check_attachments(&app, &actor, &channel, "attachments", &attachments).await?;
     let patch = MessagePatch {
         text: Some(body.text),
         elements: Some(body.elements.unwrap_or_default()),
-        attachments: Some(attachment_ids(
-            body.attachments.as_deref().unwrap_or_default(),
-        )?),
+        attachments: Some(attachments),
         mentions: Some(mention_ids(body.mentions.as_deref().unwrap_or_default())?),
         silent: None,
     };
     let message = app
         .store
-        .update_message(
-            &actor,
-            &channel_id(&channel)?,
-            &message_id(&message)?,
-            patch,
-        )
+        .update_message(&actor, &channel, &message_id(&message)?, patch)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -197,6 +195,7 @@ pub async fn patch_message(
             ("mentions", set.mentions.is_some()),
         ],
     )?;
+    let channel = channel_id(&channel)?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
     let patch = MessagePatch {
         text: set
@@ -205,7 +204,11 @@ pub async fn patch_message(
             .or_else(|| cleared("text").then_some(None)),
         elements: set.elements.or_else(|| cleared("elements").then(Vec::new)),
         attachments: match set.attachments {
-            Some(list) => Some(attachment_ids(&list)?),
+            Some(list) => {
+                let attachments = attachment_ids(&list)?;
+                check_attachments(&app, &actor, &channel, "set.attachments", &attachments).await?;
+                Some(attachments)
+            }
             None => cleared("attachments").then(Vec::new),
         },
         mentions: match set.mentions {
@@ -216,12 +219,7 @@ pub async fn patch_message(
     };
     let message = app
         .store
-        .update_message(
-            &actor,
-            &channel_id(&channel)?,
-            &message_id(&message)?,
-            patch,
-        )
+        .update_message(&actor, &channel, &message_id(&message)?, patch)
         .await?;
     Ok(Json(MessageResponse { message }))
 }

@@ -4,6 +4,7 @@
 
 pub mod bots;
 pub mod channels;
+pub mod files;
 pub mod health;
 pub mod integrations;
 pub mod keys;
@@ -102,6 +103,7 @@ pub(crate) mod tags {
     pub const CHANNELS: &str = "channels";
     pub const MEMBERS: &str = "members";
     pub const MESSAGES: &str = "messages";
+    pub const FILES: &str = "files";
     pub const USERS: &str = "users";
     pub const BOTS: &str = "bots";
     pub const KEYS: &str = "keys";

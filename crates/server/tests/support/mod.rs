@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod receiver;
+pub mod s3;
 pub mod sqs;
 
 use std::time::Duration;
@@ -299,6 +300,13 @@ impl TestServer {
             .expect("second company");
         key.reveal().to_owned()
     }
+}
+
+/// A loopback port that was free a moment ago (for peers that take a port
+/// number rather than a listener).
+pub async fn free_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 pub async fn reply(response: reqwest::Response) -> Reply {

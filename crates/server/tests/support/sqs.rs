@@ -38,7 +38,7 @@ impl Moto {
         let program =
             std::env::var("TEST_MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
         for _ in 0..5 {
-            let port = free_port().await;
+            let port = super::free_port().await;
             let mut child = Command::new(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
@@ -233,11 +233,6 @@ pub fn client(endpoint: &str) -> aws_sdk_sqs::Client {
         .http_client(http)
         .build();
     aws_sdk_sqs::Client::from_conf(config)
-}
-
-async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// A TCP proxy on a free loopback port that holds every chunk from the client

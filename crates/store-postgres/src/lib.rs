@@ -1,0 +1,170 @@
+//! The PostgreSQL backend: several switchboard processes sharing one
+//! database. This first part opens the database and guards its schema; the
+//! storage traits follow.
+//!
+//! Migrations are embedded. Unlike the embedded SQLite default, a server on
+//! PostgreSQL never changes the schema by itself: `switchboard migrate`
+//! applies migrations ([`MigrationPolicy::Apply`]), and `serve` refuses a
+//! database with migrations not yet applied, applied ones this build does not
+//! know (written by a newer switchboard), or applied ones that differ from
+//! this build's ([`MigrationPolicy::Require`]) — with several instances
+//! behind a load balancer, a rolling upgrade must not migrate under the feet
+//! of older instances.
+
+#[cfg(feature = "test-support")]
+pub mod test_database;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use switchboard_store::{StoreError, StoreResult};
+
+/// The embedded migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Whether opening may change the schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Apply migrations not yet applied (`switchboard migrate`).
+    Apply,
+    /// Refuse a schema that is not exactly this build's (`serve`).
+    Require,
+}
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// `postgres://user@host:port/database`
+    pub url: String,
+    /// Connections of this process.
+    pub max_connections: u32,
+    /// How long a request waits for a connection (or for the database to
+    /// answer a connection attempt) before failing with "unavailable".
+    pub acquire_timeout: Duration,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the schema was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SchemaError {
+    #[error("the database lacks migrations {0:?} of this build; run `switchboard migrate` first")]
+    Unapplied(Vec<i64>),
+    #[error(
+        "the database has migrations {0:?} that this build does not know (applied by a newer switchboard?); \
+         run that version, or restore a matching backup"
+    )]
+    Unknown(Vec<i64>),
+    #[error(
+        "migration {0} in the database differs from this build's (edited after it was applied?)"
+    )]
+    Changed(i64),
+    #[error(
+        "migration {0} failed part way when it was applied; repair the database before starting"
+    )]
+    Dirty(i64),
+}
+
+/// The PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects, then applies or checks the migrations as `policy` says.
+    pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<Self> {
+        let connect: PgConnectOptions = options
+            .url
+            .parse()
+            .map_err(|err: sqlx::Error| StoreError::Backend(Box::new(err)))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        match policy {
+            MigrationPolicy::Apply => MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|err| StoreError::Backend(Box::new(err)))?,
+            MigrationPolicy::Require => check_schema(&pool)
+                .await?
+                .map_err(|err| StoreError::Backend(Box::new(err)))?,
+        }
+        Ok(PgStore { pool })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Compares the migrations recorded in the database with this build's.
+async fn check_schema(pool: &PgPool) -> StoreResult<Result<(), SchemaError>> {
+    let recorded: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if recorded {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))?
+    } else {
+        Vec::new()
+    };
+    Ok(compare(&applied))
+}
+
+fn compare(applied: &[(i64, bool, Vec<u8>)]) -> Result<(), SchemaError> {
+    let known: BTreeMap<i64, &[u8]> = MIGRATOR
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| (migration.version, migration.checksum.as_ref()))
+        .collect();
+    let unknown: Vec<i64> = applied
+        .iter()
+        .map(|(version, _, _)| *version)
+        .filter(|version| !known.contains_key(version))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(SchemaError::Unknown(unknown));
+    }
+    for (version, success, checksum) in applied {
+        if !success {
+            return Err(SchemaError::Dirty(*version));
+        }
+        if known
+            .get(version)
+            .is_some_and(|known| *known != checksum.as_slice())
+        {
+            return Err(SchemaError::Changed(*version));
+        }
+    }
+    let unapplied: Vec<i64> = known
+        .keys()
+        .copied()
+        .filter(|version| !applied.iter().any(|(applied, _, _)| applied == version))
+        .collect();
+    if !unapplied.is_empty() {
+        return Err(SchemaError::Unapplied(unapplied));
+    }
+    Ok(())
+}

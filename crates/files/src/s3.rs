@@ -7,10 +7,11 @@
 //! declared size S3 cannot bound an upload; its size is checked when the file
 //! is first looked at, and an object over the limit is removed then.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use secrecy::{ExposeSecret, SecretString};
@@ -19,6 +20,7 @@ use crate::object_key::ObjectKey;
 use crate::storage::{
     Download, ObjectStorage, StorageError, UploadBody, UploadLimit, content_disposition,
 };
+use crate::unix_now;
 
 /// Where the bucket is and how to reach it.
 #[derive(Clone, Debug)]
@@ -68,13 +70,7 @@ impl S3Storage {
 }
 
 fn failed(operation: &str, err: impl std::error::Error) -> StorageError {
-    let mut message = format!("S3 {operation}: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    StorageError::Backend(message)
+    StorageError::Backend(format!("S3 {operation}: {}", DisplayErrorContext(err)))
 }
 
 fn presigning(valid_for: Duration) -> Result<PresigningConfig, StorageError> {
@@ -90,11 +86,7 @@ impl ObjectStorage for S3Storage {
         limit: UploadLimit,
         expires_at: i64,
     ) -> Result<String, StorageError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as i64;
-        let valid_for = Duration::from_secs(expires_at.saturating_sub(now).max(1) as u64);
+        let valid_for = Duration::from_secs(expires_at.saturating_sub(unix_now()).max(1) as u64);
         let presigned = self
             .client
             .put_object()

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchboard_domain::credentials::parse_presented;
-use switchboard_domain::{Actor, ChannelId, CompanyId, MessageId, Principal, UserId};
+use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, Principal, UserId};
 use utoipa::IntoParams;
 
 use crate::AppState;
@@ -213,6 +213,11 @@ pub fn channel_id(text: &str) -> Result<ChannelId, ApiError> {
 pub fn message_id(text: &str) -> Result<MessageId, ApiError> {
     MessageId::parse(text)
         .ok_or_else(|| ApiError::not_found(format!("message `{text}` was not found")))
+}
+
+/// A file id from the path.
+pub fn file_id(text: &str) -> Result<FileId, ApiError> {
+    FileId::parse(text).ok_or_else(|| ApiError::not_found(format!("file `{text}` was not found")))
 }
 
 /// A user id from the path.

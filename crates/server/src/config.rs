@@ -378,11 +378,11 @@ impl Config {
 
     fn validate_files(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.http.public_url {
+            switchboard_domain::validation::url("http.public_url", url)
+                .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
             anyhow::ensure!(
-                reqwest::Url::parse(url).is_ok_and(
-                    |url| matches!(url.scheme(), "http" | "https") && url.query().is_none()
-                ),
-                "invalid configuration: http.public_url must be an http:// or https:// URL without a query"
+                !url.contains(['?', '#']),
+                "invalid configuration: http.public_url must have no query or fragment"
             );
         }
         let files = &self.files;
@@ -414,11 +414,8 @@ impl Config {
             switchboard_domain::validation::aws_region("files.s3.region", &s3.region)
                 .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
             if let Some(endpoint) = &s3.endpoint_url {
-                anyhow::ensure!(
-                    reqwest::Url::parse(endpoint)
-                        .is_ok_and(|url| matches!(url.scheme(), "http" | "https")),
-                    "invalid configuration: files.s3.endpoint_url must be an http:// or https:// URL"
-                );
+                switchboard_domain::validation::url("files.s3.endpoint_url", endpoint)
+                    .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
             }
         }
         Ok(())

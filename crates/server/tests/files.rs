@@ -46,10 +46,6 @@ impl Setup {
             Backend::S3 => Some(S3Server::start().await),
             Backend::Local => None,
         };
-        Self::start_on(s3, adjust).await
-    }
-
-    async fn start_on(s3: Option<S3Server>, adjust: impl FnOnce(&mut Config)) -> Setup {
         let server = TestServer::start_with(|config| {
             if let Some(s3) = &s3 {
                 s3.configure(config);
@@ -469,19 +465,15 @@ async fn uploads_are_bounded(backend: Backend) {
 
 /// Upload and download URLs stop working when they expire.
 async fn urls_expire(backend: Backend) {
-    // Two servers on one storage: one whose upload URLs live a second, one
-    // whose download URLs do.
+    // Two servers, each on its own storage: one whose upload URLs live a
+    // second, one whose download URLs do.
     let uploads = Setup::start(backend, |config| {
         config.files.upload_url_ttl = Duration::from_secs(1)
     })
     .await;
-    let downloads = Setup::start_on(
-        match backend {
-            Backend::S3 => Some(S3Server::start().await),
-            Backend::Local => None,
-        },
-        |config| config.files.download_url_ttl = Duration::from_secs(1),
-    )
+    let downloads = Setup::start(backend, |config| {
+        config.files.download_url_ttl = Duration::from_secs(1)
+    })
     .await;
     let announced = uploads.announce(json!({"name": "late.txt"})).await;
     let upload_url = announced["presignedUploadUrl"].as_str().unwrap().to_owned();

@@ -132,12 +132,7 @@ impl FileStore for SqliteStore {
         let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
         load::channel_as_member(&mut conn, actor, channel).await?;
         let row = load::live_message_row(&mut conn, channel, message).await?;
-        let attachments: Vec<MessageAttachment> =
-            serde_json::from_str(&row.attachments).map_err(Failure::from)?;
-        if !attachments
-            .iter()
-            .any(|attached| attached.id == file.as_str())
-        {
+        if !carries(&row.attachments, file.as_str())? {
             return Err(StoreError::not_found("file", file));
         }
         Ok(file_of_channel(&mut conn, actor, channel, file.as_str())
@@ -160,10 +155,14 @@ impl FileStore for SqliteStore {
         let Some((attachments, file)) = found else {
             return Ok(false);
         };
-        let attachments: Vec<MessageAttachment> =
-            serde_json::from_str(&attachments).map_err(Failure::from)?;
-        Ok(attachments.iter().any(|attached| attached.id == file))
+        Ok(carries(&attachments, &file)?)
     }
+}
+
+/// Whether a message's attachments (as stored, JSON) include the file.
+fn carries(attachments: &str, file: &str) -> Outcome<bool> {
+    let attachments: Vec<MessageAttachment> = serde_json::from_str(attachments)?;
+    Ok(attachments.iter().any(|attached| attached.id == file))
 }
 
 /// The attachments for these file ids, in order: each must be a file of the

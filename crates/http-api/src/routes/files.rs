@@ -27,7 +27,7 @@ use tower_http::services::ServeFile;
 use super::tags;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, message_id};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, file_id, message_id};
 
 /// Announces a file of the channel and answers where to `PUT` its bytes.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/files", tag = tags::FILES,
@@ -68,6 +68,7 @@ pub async fn upload_file(
         .new_upload(body.size)
         .await
         .map_err(storage_failure)?;
+    let expires_at = upload.expires_at * 1_000_000;
     let file = app
         .store
         .create_file(
@@ -80,14 +81,14 @@ pub async fn upload_file(
                 content_type,
                 max_bytes: upload.limit.max_bytes,
                 declared: upload.limit.exact,
-                upload_expires_at: upload.expires_at * 1_000_000,
+                upload_expires_at: expires_at,
             },
         )
         .await?;
     Ok(Json(UploadFileResponse {
         file_id: file.id.into_string(),
         presigned_upload_url: upload.url,
-        expires_at: Timestamp::from_unix_micros(upload.expires_at * 1_000_000),
+        expires_at: Timestamp::from_unix_micros(expires_at),
     }))
 }
 
@@ -103,8 +104,7 @@ pub async fn get_uploaded_file(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let file = FileId::parse(&file)
-        .ok_or_else(|| ApiError::not_found(format!("file `{file}` was not found")))?;
+    let file = file_id(&file)?;
     let record = app
         .store
         .get_file(&actor, &channel_id(&channel)?, &file)
@@ -129,8 +129,7 @@ pub async fn file_download_url(
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileUrlResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let file = FileId::parse(&file)
-        .ok_or_else(|| ApiError::not_found(format!("file `{file}` was not found")))?;
+    let file = file_id(&file)?;
     let message = message_id(&message)?;
     let record = app
         .store

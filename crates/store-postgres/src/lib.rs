@@ -1,6 +1,28 @@
 //! The PostgreSQL backend: several switchboard processes sharing one
-//! database. This first part opens the database and guards its schema; the
-//! storage traits follow.
+//! database, with the same behaviour as the embedded SQLite default.
+//!
+//! - **Changes** (every mutating method of the API's traits) run as one
+//!   `SERIALIZABLE` transaction each. Where SQLite runs one writer at a time,
+//!   PostgreSQL runs them side by side and aborts one of two that would not
+//!   have been possible one after the other; the aborted one is run again
+//!   from the start ([`RETRIES`] times at most, with a short random pause), so
+//!   every access rule checked inside a transaction holds as it does on SQLite.
+//!   Every event of a channel takes the channel's next `channelSeq` by
+//!   updating the channel row, so changes to one channel commit in the order
+//!   of their events.
+//! - **Delivery workers** of any number of instances claim lane heads with
+//!   `FOR UPDATE SKIP LOCKED` and a lease, in `READ COMMITTED` transactions
+//!   that lock the rows they change: two workers never hold one lane at once,
+//!   and a lane whose lease ran out (its instance died) is claimed by another.
+//!   Each integration's in-flight limit holds across instances (claims of one
+//!   integration take a transaction-scoped advisory lock while they count).
+//! - **Wake-ups**: a commit that queued deliveries sends `NOTIFY
+//!   switchboard_outbox`; every instance `LISTEN`s and wakes its workers, so
+//!   an event accepted by one instance is sent at once by any. A lost listener
+//!   connection reconnects by itself; workers also poll every second.
+//! - **Outages**: a request that cannot get a connection within
+//!   [`PgOptions::acquire_timeout`] fails as unavailable (503); connections
+//!   are re-established as the database comes back, without a restart.
 //!
 //! Migrations are embedded. Unlike the embedded SQLite default, a server on
 //! PostgreSQL never changes the schema by itself: `switchboard migrate`
@@ -11,14 +33,38 @@
 //! behind a load balancer, a rolling upgrade must not migrate under the feet
 //! of older instances.
 
+#[macro_use]
+mod transaction;
+
+mod channels;
+mod events;
+mod failure;
+mod files;
+mod integrations;
+mod listener;
+mod load;
+mod messages;
+mod outbox;
+mod rows;
+mod tenancy;
+mod users;
+
 #[cfg(feature = "test-support")]
 pub mod test_database;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use switchboard_store::{StoreError, StoreResult};
+use switchboard_domain::UnixMicros;
+use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
+use tokio::sync::Notify;
+
+pub(crate) use failure::Failure;
+pub use transaction::RETRIES;
 
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -78,6 +124,10 @@ pub enum SchemaError {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Woken when any instance commits deliveries (through the listener).
+    outbox: Arc<Notify>,
+    /// The `LISTEN` task, stopped by [`PgStore::close`].
+    listener: Arc<listener::Listener>,
 }
 
 impl PgStore {
@@ -102,7 +152,23 @@ impl PgStore {
                 .await?
                 .map_err(|err| StoreError::Backend(Box::new(err)))?,
         }
-        Ok(PgStore { pool })
+        let outbox = Arc::new(Notify::new());
+        let listener = Arc::new(listener::Listener::start(&pool, &outbox));
+        Ok(PgStore {
+            pool,
+            outbox,
+            listener,
+        })
+    }
+
+    /// Wakes the workers of every instance after a commit that queued
+    /// deliveries: this one's at once, the others' through `NOTIFY`. A lost
+    /// notification costs at most the workers' poll interval.
+    pub(crate) async fn wake_workers_if(&self, queued: bool) {
+        if queued {
+            self.outbox.notify_one();
+            listener::notify(&self.pool).await;
+        }
     }
 
     /// The connection pool.
@@ -110,9 +176,37 @@ impl PgStore {
         &self.pool
     }
 
-    /// Closes every connection.
+    /// Stops listening and closes every connection.
     pub async fn close(&self) {
+        self.listener.stop();
         self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: UnixMicros) -> StoreResult<u64> {
+        // Independent deletes: no transaction needed, nothing to retry.
+        let window = switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
+        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(now - window)
+            .execute(&self.pool)
+            .await
+            .map_err(Failure::from)?;
+        let typing = sqlx::query("DELETE FROM typing WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(Failure::from)?;
+        Ok(keys.rows_affected() + typing.rows_affected())
     }
 }
 

@@ -1,0 +1,620 @@
+//! Bot integrations: create, read, change, pause, rotate, test, the delivery
+//! log and replay.
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId, now_micros};
+use switchboard_protocol::EventType;
+use switchboard_store::{
+    Attempt, DeliveryRecord, DeliverySettings, DeliveryState, Integration, IntegrationPatch,
+    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, SqsQueue, StoreError,
+    StoreResult, Target,
+};
+
+use crate::PgStore;
+use crate::events;
+use crate::failure::{Failure, Outcome};
+
+/// Most events one replay request may queue.
+pub const MAX_REPLAY_EVENTS: usize = 100_000;
+
+const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, sqs_endpoint_url, event_types, timeout_ms, retry_schedule, \
+     max_in_flight, state, disabled_reason, previous_secret_until, failing_since, last_success_at, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct IntegrationRow {
+    id: String,
+    company_id: String,
+    bot_id: String,
+    kind: String,
+    url: Option<String>,
+    sqs_region: Option<String>,
+    sqs_access_key_id: Option<String>,
+    sqs_endpoint_url: Option<String>,
+    event_types: Option<String>,
+    timeout_ms: Option<i64>,
+    retry_schedule: Option<String>,
+    max_in_flight: Option<i64>,
+    state: String,
+    disabled_reason: Option<String>,
+    previous_secret_until: Option<i64>,
+    failing_since: Option<i64>,
+    last_success_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl IntegrationRow {
+    fn into_integration(self) -> Outcome<Integration> {
+        Ok(Integration {
+            id: IntegrationId::from_stored(self.id),
+            company: CompanyId::from_stored(self.company_id),
+            bot: UserId::from_stored(self.bot_id),
+            target: target(
+                &self.kind,
+                self.url,
+                self.sqs_region,
+                self.sqs_access_key_id,
+                self.sqs_endpoint_url,
+            ),
+            event_types: self.event_types.as_deref().map(parse_types).transpose()?,
+            settings: settings(
+                self.timeout_ms,
+                self.retry_schedule.as_deref(),
+                self.max_in_flight,
+            )?,
+            state: IntegrationState::from_stored(&self.state),
+            disabled_reason: self.disabled_reason,
+            previous_secret_until: self.previous_secret_until,
+            failing_since: self.failing_since,
+            last_success_at: self.last_success_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn parse_types(text: &str) -> Outcome<Vec<EventType>> {
+    let names: Vec<String> = serde_json::from_str(text)?;
+    Ok(names
+        .iter()
+        .map(|name| EventType::from(name.as_str()))
+        .collect())
+}
+
+fn types_json(types: &Option<Vec<EventType>>) -> Option<String> {
+    types.as_ref().map(|types| {
+        serde_json::to_string(&types.iter().map(EventType::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+    })
+}
+
+/// An integration's target from its columns.
+pub(crate) fn target(
+    kind: &str,
+    url: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    endpoint_url: Option<String>,
+) -> Target {
+    let url = url.unwrap_or_default();
+    match kind {
+        "sqs" => Target::Sqs(SqsQueue {
+            queue_url: url,
+            region: region.unwrap_or_default(),
+            access_key_id: access_key_id.unwrap_or_default(),
+            endpoint_url,
+        }),
+        _ => Target::Webhook { url },
+    }
+}
+
+/// The columns a target is stored in: kind, url, region, access key id, endpoint.
+type TargetColumns<'a> = (
+    &'static str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn target_columns(target: &Target) -> TargetColumns<'_> {
+    match target {
+        Target::Webhook { url } => ("webhook", url, None, None, None),
+        Target::Sqs(queue) => (
+            "sqs",
+            &queue.queue_url,
+            Some(&queue.region),
+            Some(&queue.access_key_id),
+            queue.endpoint_url.as_deref(),
+        ),
+    }
+}
+
+/// Delivery settings from their columns.
+pub(crate) fn settings(
+    timeout_ms: Option<i64>,
+    schedule: Option<&str>,
+    max_in_flight: Option<i64>,
+) -> Outcome<DeliverySettings> {
+    Ok(DeliverySettings {
+        timeout_ms: timeout_ms.map(|ms| ms as u32),
+        retry_schedule_ms: schedule.map(serde_json::from_str).transpose()?,
+        max_in_flight: max_in_flight.map(|n| n as u32),
+    })
+}
+
+/// The live integration of a live bot of the company.
+async fn integration(
+    conn: &mut PgConnection,
+    company: &CompanyId,
+    bot: &UserId,
+    id: &IntegrationId,
+) -> Outcome<Integration> {
+    let sql = format!(
+        "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1 AND company_id = $2 AND bot_id = $3 \
+         AND deleted_at IS NULL"
+    );
+    let row = sqlx::query_as::<_, IntegrationRow>(&sql)
+        .bind(id.as_str())
+        .bind(company.as_str())
+        .bind(bot.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.ok_or_else(|| StoreError::not_found("integration", id))?
+        .into_integration()
+}
+
+async fn ensure_bot(conn: &mut PgConnection, company: &CompanyId, bot: &UserId) -> Outcome<()> {
+    crate::users::live_user(conn, company, bot, Some(true))
+        .await
+        .map(|_| ())
+}
+
+#[async_trait]
+impl IntegrationStore for PgStore {
+    async fn create_integration(
+        &self,
+        company: &CompanyId,
+        new: NewIntegration,
+    ) -> StoreResult<Integration> {
+        transaction!(self, |tx| {
+            ensure_bot(&mut tx, company, &new.bot).await?;
+            let id = IntegrationId::generate();
+            let now = now_micros();
+            let (kind, url, region, access_key_id, endpoint_url) = target_columns(&new.target);
+            sqlx::query(
+                "INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
+                 sqs_secret_access_key, sqs_endpoint_url, event_types, secret, timeout_ms, \
+                 retry_schedule, max_in_flight, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'active', $15, $16)",
+            )
+            .bind(id.as_str())
+            .bind(company.as_str())
+            .bind(new.bot.as_str())
+            .bind(kind)
+            .bind(url)
+            .bind(region)
+            .bind(access_key_id)
+            .bind(&new.sealed_aws_secret)
+            .bind(endpoint_url)
+            .bind(types_json(&new.event_types))
+            .bind(&new.sealed_secret)
+            .bind(new.settings.timeout_ms.map(i64::from))
+            .bind(new.settings.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
+            .bind(new.settings.max_in_flight.map(i64::from))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            let created = integration(&mut tx, company, &new.bot, &id).await?;
+            tx.commit().await?;
+            Ok(created)
+        })
+    }
+
+    async fn list_integrations(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+    ) -> StoreResult<Vec<Integration>> {
+        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
+        ensure_bot(&mut conn, company, bot).await?;
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE company_id = $1 AND bot_id = $2 \
+             AND deleted_at IS NULL ORDER BY created_at, id"
+        );
+        let rows = sqlx::query_as::<_, IntegrationRow>(&sql)
+            .bind(company.as_str())
+            .bind(bot.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Failure::from)?;
+        Ok(rows
+            .into_iter()
+            .map(IntegrationRow::into_integration)
+            .collect::<Outcome<_>>()?)
+    }
+
+    async fn get_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<Integration> {
+        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
+        Ok(integration(&mut conn, company, bot, id).await?)
+    }
+
+    async fn update_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration> {
+        transaction!(self, |tx| {
+            // Each run of the transaction starts from the request as it came.
+            let patch = patch.clone();
+            let mut current = integration(&mut tx, company, bot, id).await?;
+            match &mut current.target {
+                Target::Webhook { url } => {
+                    if let Some(new_url) = patch.url {
+                        *url = new_url;
+                    }
+                }
+                Target::Sqs(queue) => {
+                    if let Some(url) = patch.url {
+                        queue.queue_url = url;
+                    }
+                    if let Some(region) = patch.sqs_region {
+                        queue.region = region;
+                    }
+                    if let Some(key_id) = patch.sqs_access_key_id {
+                        queue.access_key_id = key_id;
+                    }
+                    if let Some(endpoint) = patch.sqs_endpoint_url {
+                        queue.endpoint_url = endpoint;
+                    }
+                }
+            }
+            if let Some(types) = patch.event_types {
+                current.event_types = types;
+            }
+            if let Some(timeout) = patch.timeout_ms {
+                current.settings.timeout_ms = timeout;
+            }
+            if let Some(schedule) = patch.retry_schedule_ms {
+                current.settings.retry_schedule_ms = schedule;
+            }
+            if let Some(max) = patch.max_in_flight {
+                current.settings.max_in_flight = max;
+            }
+            let (_, url, region, access_key_id, endpoint_url) = target_columns(&current.target);
+            sqlx::query(
+                "UPDATE integrations SET url = $1, sqs_region = $2, sqs_access_key_id = $3, \
+                 sqs_secret_access_key = COALESCE($4, sqs_secret_access_key), sqs_endpoint_url = $5, \
+                 event_types = $6, timeout_ms = $7, retry_schedule = $8, max_in_flight = $9, updated_at = $10 WHERE id = $11",
+            )
+            .bind(url)
+            .bind(region)
+            .bind(access_key_id)
+            .bind(&patch.sealed_aws_secret)
+            .bind(endpoint_url)
+            .bind(types_json(&current.event_types))
+            .bind(current.settings.timeout_ms.map(i64::from))
+            .bind(
+                current
+                    .settings
+                    .retry_schedule_ms
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default()),
+            )
+            .bind(current.settings.max_in_flight.map(i64::from))
+            .bind(now_micros())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            let updated = integration(&mut tx, company, bot, id).await?;
+            tx.commit().await?;
+            Ok(updated)
+        })
+    }
+
+    async fn delete_integration(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<()> {
+        transaction!(self, |tx| {
+            integration(&mut tx, company, bot, id).await?;
+            retire(&mut tx, id.as_str(), now_micros()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn set_integration_state(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        state: IntegrationState,
+    ) -> StoreResult<Integration> {
+        transaction!(self, |tx| {
+            integration(&mut tx, company, bot, id).await?;
+            let now = now_micros();
+            sqlx::query(
+                "UPDATE integrations SET state = $1, disabled_reason = NULL, \
+                 failing_since = CASE WHEN $2 = 'active' THEN NULL ELSE failing_since END, updated_at = $3 WHERE id = $4",
+            )
+            .bind(state.as_str())
+            .bind(state.as_str())
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            if state == IntegrationState::Active {
+                // What waited during the pause is due at once.
+                sqlx::query(
+                    "UPDATE delivery_lanes SET due_at = LEAST(due_at, $1) WHERE integration_id = $2",
+                )
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(Failure::from)?;
+            }
+            let updated = integration(&mut tx, company, bot, id).await?;
+            tx.commit().await?;
+            if state == IntegrationState::Active {
+                self.wake_workers_if(true).await;
+            }
+            Ok(updated)
+        })
+    }
+
+    async fn rotate_secret(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        sealed_secret: String,
+        previous_until: i64,
+    ) -> StoreResult<Integration> {
+        transaction!(self, |tx| {
+            integration(&mut tx, company, bot, id).await?;
+            sqlx::query(
+                "UPDATE integrations SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(previous_until)
+            .bind(&sealed_secret)
+            .bind(now_micros())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::from)?;
+            let updated = integration(&mut tx, company, bot, id).await?;
+            tx.commit().await?;
+            Ok(updated)
+        })
+    }
+
+    async fn send_test_event(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+    ) -> StoreResult<EventId> {
+        transaction!(self, |tx| {
+            integration(&mut tx, company, bot, id).await?;
+            let targets = [id.as_str().to_owned()];
+            let event = events::record(
+                &mut tx,
+                company.as_str(),
+                None,
+                &EventType::IntegrationTest,
+                &serde_json::json!({}),
+                &targets,
+                now_micros(),
+            )
+            .await?;
+            tx.commit().await?;
+            self.wake_workers_if(true).await;
+            Ok(event)
+        })
+    }
+
+    async fn list_deliveries(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        state: Option<DeliveryState>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
+        integration(&mut conn, company, bot, id).await?;
+        let rows: Vec<(i64, String, String, Option<String>, i64, String, i64, Option<i64>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT d.id, d.event_id, e.event_type, e.channel_id, d.channel_seq, d.state, d.created_at, \
+                 d.finished_at, d.last_error FROM deliveries d JOIN events e ON e.id = d.event_id \
+                 WHERE d.integration_id = $1 AND ($2 IS NULL OR d.state = $3) AND ($4 IS NULL OR d.id < $5) \
+                 ORDER BY d.id DESC LIMIT $6",
+            )
+            .bind(id.as_str())
+            .bind(state.map(DeliveryState::as_str))
+            .bind(state.map(DeliveryState::as_str))
+            .bind(before)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Failure::from)?;
+        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+        let attempts: Vec<(i64, i64, i64, Option<i32>, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT delivery_id, attempted_at, duration_us, status_code, outcome, error, response_snippet \
+             FROM delivery_attempts WHERE delivery_id = ANY($1) ORDER BY id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Failure::from)?;
+        let mut by_delivery: std::collections::HashMap<i64, Vec<Attempt>> =
+            std::collections::HashMap::new();
+        for (delivery, attempted_at, duration_us, status_code, outcome, error, response_snippet) in
+            attempts
+        {
+            by_delivery.entry(delivery).or_default().push(Attempt {
+                attempted_at,
+                duration_us,
+                status_code: status_code.map(|code| code as u16),
+                outcome,
+                error,
+                response_snippet,
+            });
+        }
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    delivery,
+                    event_id,
+                    event_type,
+                    channel_id,
+                    channel_seq,
+                    state,
+                    created_at,
+                    finished_at,
+                    last_error,
+                )| {
+                    DeliveryRecord {
+                        id: delivery,
+                        event_id: EventId::from_stored(event_id),
+                        event_type: EventType::from(event_type.as_str()),
+                        channel_id,
+                        channel_seq,
+                        state: DeliveryState::from_stored(&state),
+                        created_at,
+                        finished_at,
+                        last_error,
+                        attempts: by_delivery.remove(&delivery).unwrap_or_default(),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn replay(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        id: &IntegrationId,
+        selection: ReplaySelection,
+    ) -> StoreResult<u64> {
+        transaction!(self, |tx| {
+            integration(&mut tx, company, bot, id).await?;
+            // Events meant for this integration before, oldest first, without those
+            // still waiting to be delivered (they will be anyway).
+            let candidates: Vec<(String, Option<String>, Option<i64>)> = match &selection {
+                ReplaySelection::Range { since, until } => sqlx::query_as(
+                    "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
+                     WHERE d.integration_id = $1 AND e.created_at >= $2 AND e.created_at <= $3 \
+                     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND p.integration_id = $4 \
+                                     AND p.state = 'pending') \
+                     GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5",
+                )
+                .bind(id.as_str())
+                .bind(since)
+                .bind(until)
+                .bind(id.as_str())
+                .bind((MAX_REPLAY_EVENTS + 1) as i64)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(Failure::from)?,
+                ReplaySelection::Events(ids) => {
+                    let wanted: Vec<&str> = ids.iter().map(EventId::as_str).collect();
+                    let found: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+                        "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d \
+                         JOIN events e ON e.id = d.event_id \
+                         WHERE d.integration_id = $1 AND e.id = ANY($2) \
+                         GROUP BY e.id ORDER BY e.created_at, e.id",
+                    )
+                    .bind(id.as_str())
+                    .bind(&wanted)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(Failure::from)?;
+                    if let Some((index, missing)) =
+                        wanted.iter().enumerate().find(|(_, event)| !found.iter().any(|row| row.0 == **event))
+                    {
+                        return Err(StoreError::invalid(
+                            format!("eventIds[{index}]"),
+                            format!("event `{missing}` was never delivered to this integration"),
+                        ).into());
+                    }
+                    found
+                }
+            };
+            if candidates.len() > MAX_REPLAY_EVENTS {
+                return Err(StoreError::invalid(
+                    "since",
+                    format!(
+                        "the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range"
+                    ),
+                ).into());
+            }
+            // Hold the channels as a change to them does, so a delivery worker
+            // closing one of their lanes waits for these deliveries.
+            let mut channels: Vec<&str> = candidates
+                .iter()
+                .filter_map(|row| row.1.as_deref())
+                .collect();
+            channels.sort_unstable();
+            channels.dedup();
+            sqlx::query("SELECT 1 FROM channels WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+                .bind(&channels)
+                .execute(&mut *tx)
+                .await?;
+            let now = now_micros();
+            for (event, channel, seq) in &candidates {
+                let lane = channel.as_deref().unwrap_or(event);
+                events::enqueue(&mut tx, event, id.as_str(), lane, seq.unwrap_or(0), now).await?;
+            }
+            tx.commit().await?;
+            if !candidates.is_empty() {
+                self.wake_workers_if(true).await;
+            }
+            Ok(candidates.len() as u64)
+        })
+    }
+}
+
+/// Deletes an integration: its pending deliveries are dead-lettered and its lanes closed.
+pub(crate) async fn retire(conn: &mut PgConnection, id: &str, now: i64) -> Outcome<()> {
+    sqlx::query("UPDATE integrations SET deleted_at = $1, updated_at = $2 WHERE id = $3")
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET state = 'dead', finished_at = $1, last_error = 'the integration was deleted' \
+         WHERE integration_id = $2 AND state = 'pending'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM delivery_lanes WHERE integration_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

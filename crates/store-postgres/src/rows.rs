@@ -1,0 +1,136 @@
+//! Rows as read from the tables, and their wire form.
+
+use switchboard_protocol::{Channel, ChannelMember, MemberRole, Timestamp, User};
+
+/// The columns of `users` that [`UserRow`] reads.
+pub(crate) const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
+     pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub id: String,
+    pub company_id: String,
+    pub is_bot: bool,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub picture: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    pub pbx_domain: Option<String>,
+    pub pbx_port: Option<String>,
+    pub pbx_extension: Option<String>,
+    pub pbx_serial: Option<String>,
+    pub pbx_user_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl UserRow {
+    pub fn into_user(self) -> User {
+        User {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            phone: self.phone,
+            picture: self.picture,
+            locale: self.locale,
+            time_zone: self.time_zone,
+            company: Some(self.company_id),
+            bot: self.is_bot,
+            pbx_domain: self.pbx_domain,
+            pbx_port: self.pbx_port,
+            pbx_extension: self.pbx_extension,
+            pbx_serial: self.pbx_serial,
+            pbx_user_id: self.pbx_user_id,
+            created_at: Timestamp::from_unix_micros(self.created_at),
+            updated_at: Timestamp::from_unix_micros(self.updated_at),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// The columns of `channels` that [`ChannelRow`] reads.
+pub(crate) const CHANNEL_COLUMNS: &str = "c.id, c.company_id, c.channel_type, c.subject, c.description, c.access, \
+     c.service, c.service_title, c.broadcast, c.external, c.member_count, c.created_at, c.updated_at";
+
+#[derive(sqlx::FromRow, Clone)]
+pub(crate) struct ChannelRow {
+    pub id: String,
+    pub company_id: String,
+    pub channel_type: String,
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub access: String,
+    pub service: Option<String>,
+    pub service_title: Option<String>,
+    pub broadcast: bool,
+    pub external: bool,
+    pub member_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ChannelRow {
+    pub fn into_channel(self) -> Channel {
+        Channel {
+            channel_id: self.id,
+            channel_type: self.channel_type.as_str().into(),
+            member_count: self.member_count.max(0) as u64,
+            subject: self.subject,
+            description: self.description,
+            access: self.access.as_str().into(),
+            company: self.company_id,
+            service: self.service,
+            service_title: self.service_title,
+            broadcast: self.broadcast,
+            external: self.external,
+            created_at: Timestamp::from_unix_micros(self.created_at),
+            updated_at: Timestamp::from_unix_micros(self.updated_at),
+            extra: Default::default(),
+        }
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.channel_type == "direct"
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: i64,
+}
+
+impl MemberRow {
+    pub fn into_member(self) -> ChannelMember {
+        ChannelMember {
+            id: self.user_id,
+            created_at: Timestamp::from_unix_micros(self.joined_at),
+            role: MemberRole::from(self.role.as_str()),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// The columns of `messages` that [`MessageRow`] reads.
+pub(crate) const MESSAGE_COLUMNS: &str = "id, channel_id, user_id, message_type, text, elements, attachments, \
+     mentions, quote, silent, created_at, updated_at, deleted_at";
+
+#[derive(sqlx::FromRow, Clone)]
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub channel_id: String,
+    pub user_id: String,
+    pub message_type: String,
+    pub text: Option<String>,
+    pub elements: String,
+    pub attachments: String,
+    pub mentions: String,
+    pub quote: Option<String>,
+    pub silent: bool,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+}

@@ -18,6 +18,7 @@ use switchboard_files::{
 use switchboard_http_api::rate_limit::{RateLimitSettings, RateLimits};
 use switchboard_http_api::{ApiLimits, AppState};
 use switchboard_store::Store;
+use switchboard_store_postgres::{MigrationPolicy, PgOptions, PgStore};
 use switchboard_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,17 +30,85 @@ use crate::config::{Config, FilesBackend, SqliteDurability};
 /// How often expired idempotency keys and typing indicators are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Opens the configured database, applying migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+/// What opening the database is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `switchboard migrate`: apply migrations.
+    Migrate,
+    /// Serving or administering: on PostgreSQL the schema must already be
+    /// this build's (`switchboard migrate` first); the embedded SQLite
+    /// default migrates itself, as one process owns its file.
+    Use,
+}
+
+/// The configured database.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Database {
+    /// The store behind the API and the delivery workers.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(store) => Arc::new(store.clone()),
+            Database::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(store) => store.close().await,
+            Database::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens the configured database: SQLite (migrated at open) or PostgreSQL
+/// (migrated only for [`Purpose::Migrate`], else checked).
+pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<Database> {
+    if config.uses_postgres() {
+        let url = config.database.url.clone().unwrap_or_default();
+        let options = PgOptions {
+            url,
+            max_connections: config.database.max_connections,
+            acquire_timeout: config.database.acquire_timeout,
+        };
+        let policy = match purpose {
+            Purpose::Migrate => MigrationPolicy::Apply,
+            Purpose::Use => MigrationPolicy::Require,
+        };
+        let store = PgStore::open(&options, policy)
+            .await
+            .map_err(|err| anyhow::anyhow!(with_causes(&err)))
+            .context("could not open the PostgreSQL database (database.url)")?;
+        return Ok(Database::Postgres(store));
+    }
     let mut options = SqliteOptions::new(config.sqlite_path());
     options.durability = match config.database.sqlite_durability {
         SqliteDurability::Full => Durability::Full,
         SqliteDurability::Normal => Durability::Normal,
     };
     options.read_connections = config.database.read_connections;
-    SqliteStore::open(&options)
+    let store = SqliteStore::open(&options)
         .await
-        .with_context(|| format!("could not open the database {}", options.path.display()))
+        .with_context(|| format!("could not open the database {}", options.path.display()))?;
+    Ok(Database::Sqlite(store))
+}
+
+/// An error and its causes on one line (the schema check says why it refused
+/// in the cause; a connection failure says where it failed).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A server running in this process.
@@ -77,8 +146,8 @@ impl RunningServer {
 
 /// Opens the store, bootstraps it, binds the listener and serves in a task.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
-    let store = open_store(config).await?;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let database = open_database(config, Purpose::Use).await?;
+    let shared = database.store();
     let bootstrap = bootstrap::run(shared.as_ref(), &config.bootstrap).await?;
     let listener = TcpListener::bind(config.http.listen)
         .await
@@ -143,7 +212,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         if let Some(workers) = workers {
             let _ = workers.await;
         }
-        store.close().await;
+        database.close().await;
         tracing::info!("stopped");
         Ok(())
     });

@@ -167,8 +167,16 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://PATH`; unset means `switchboard.db` in the data directory.
+    /// `sqlite://PATH` (the embedded default) or `postgres://USER@HOST:PORT/DB`
+    /// (several instances sharing one database); unset means `switchboard.db`
+    /// in the data directory.
     pub url: Option<String>,
+    /// PostgreSQL: connections this instance keeps at most.
+    pub max_connections: u32,
+    /// PostgreSQL: how long a request waits for a connection before it fails
+    /// with 503 (also while the database is down or restarting).
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
     /// SQLite commit durability: `full` (fsync every commit) or `normal`
     /// (survives a process crash, may lose the last commits on power loss).
     pub sqlite_durability: SqliteDurability,
@@ -239,6 +247,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./switchboard-data"),
             database: DatabaseConfig {
                 url: None,
+                max_connections: 16,
+                acquire_timeout: Duration::from_secs(5),
                 sqlite_durability: SqliteDurability::Full,
                 read_connections: 4,
             },
@@ -335,10 +345,21 @@ impl Config {
         );
         if let Some(url) = &self.database.url {
             anyhow::ensure!(
-                url.starts_with("sqlite:"),
-                "invalid configuration: database.url must be a sqlite://PATH URL (got a URL of another kind)"
+                url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"),
+                "invalid configuration: database.url must be sqlite://PATH or postgres://USER@HOST:PORT/DATABASE \
+                 (got a URL of another kind)"
             );
         }
+        anyhow::ensure!(
+            self.database.max_connections >= 1,
+            "invalid configuration: database.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.database.acquire_timeout.is_zero(),
+            "invalid configuration: database.acquire_timeout must be more than 0"
+        );
         if let Some(key) = &self.bootstrap.company_key {
             credentials::from_configured(CredentialKind::Company, key.expose_secret()).map_err(
                 |err| anyhow::anyhow!("invalid configuration: bootstrap.company_key {err}"),
@@ -447,6 +468,14 @@ impl Config {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(delays)
+    }
+
+    /// Whether `database.url` names a PostgreSQL database.
+    pub fn uses_postgres(&self) -> bool {
+        self.database
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
     }
 
     /// The SQLite database file.

@@ -85,20 +85,28 @@ async fn main() -> anyhow::Result<()> {
             result
         }
         Command::Migrate => {
-            let store = app::open_store(&config).await?;
-            store.close().await;
-            println!("migrations applied to {}", config.sqlite_path().display());
+            let database = app::open_database(&config, app::Purpose::Migrate).await?;
+            database.close().await;
+            match database {
+                app::Database::Postgres(_) => {
+                    println!("migrations applied to the PostgreSQL database")
+                }
+                app::Database::Sqlite(_) => {
+                    println!("migrations applied to {}", config.sqlite_path().display())
+                }
+            }
             Ok(())
         }
         Command::Company {
             command: CompanyCommand::Create { name },
         } => {
-            let store = app::open_store(&config).await?;
+            let database = app::open_database(&config, app::Purpose::Use).await?;
             let key = credentials::generate(CredentialKind::Company);
-            let (company, _) = bootstrap::create_company(&store, name.trim(), &key)
-                .await
-                .context("could not create the company")?;
-            store.close().await;
+            let (company, _) =
+                bootstrap::create_company(database.store().as_ref(), name.trim(), &key)
+                    .await
+                    .context("could not create the company")?;
+            database.close().await;
             println!("company {} ({})", company.id, company.name);
             println!("company key (shown once, keep it): {}", key.reveal());
             Ok(())

@@ -360,14 +360,16 @@ impl IntegrationStore for PgStore {
             .map_err(Failure::from)?;
             if state == IntegrationState::Active {
                 // What waited during the pause is due at once.
-                sqlx::query(
-                    "UPDATE delivery_lanes SET due_at = LEAST(due_at, $1) WHERE integration_id = $2",
-                )
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
+                for table in ["delivery_lanes", "delivery_lane_state"] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET due_at = LEAST(due_at, $1) WHERE integration_id = $2"
+                    ))
+                    .bind(now)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Failure::from)?;
+                }
             }
             let updated = integration(&mut tx, company, bot, id).await?;
             tx.commit().await?;
@@ -612,9 +614,11 @@ pub(crate) async fn retire(conn: &mut PgConnection, id: &str, now: i64) -> Outco
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM delivery_lanes WHERE integration_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    for table in ["delivery_lane_state", "delivery_lanes"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE integration_id = $1"))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }

@@ -63,15 +63,40 @@ impl DeliveryStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(Failure::from)?;
         // Lanes another instance is claiming or finishing right now are
         // locked by it and skipped; those it claimed before carry a lease.
-        let due: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
+        let candidates: Vec<(String, String)> = sqlx::query_as(
+            "SELECT l.integration_id, l.lane FROM delivery_lanes l \
              JOIN integrations i ON i.id = l.integration_id \
-             WHERE l.due_at <= $1 AND (l.lease_until IS NULL OR l.lease_until < $1) \
+             LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
+             WHERE COALESCE(s.due_at, l.due_at) <= $1 AND (s.lease_until IS NULL OR s.lease_until < $1) \
                AND i.state = 'active' AND i.deleted_at IS NULL \
-             ORDER BY l.due_at LIMIT $2 FOR UPDATE OF l SKIP LOCKED",
+             ORDER BY COALESCE(s.due_at, l.due_at) LIMIT $2 FOR UPDATE OF l SKIP LOCKED",
         )
         .bind(now)
         .bind(i64::from(limit) * 4)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The lanes are now ours; read their state again: what the statement
+        // above saw may predate a finish that committed just before we locked.
+        let (integrations, lanes): (Vec<&str>, Vec<&str>) = candidates
+            .iter()
+            .map(|(integration, lane)| (integration.as_str(), lane.as_str()))
+            .unzip();
+        let due: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT l.integration_id, l.lane, COALESCE(s.head_id, l.head_id), i.max_in_flight \
+             FROM UNNEST($2::text[], $3::text[]) AS locked(integration_id, lane) \
+             JOIN delivery_lanes l ON l.integration_id = locked.integration_id AND l.lane = locked.lane \
+             JOIN integrations i ON i.id = l.integration_id \
+             LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
+             WHERE COALESCE(s.due_at, l.due_at) <= $1 AND (s.lease_until IS NULL OR s.lease_until < $1) \
+             ORDER BY COALESCE(s.due_at, l.due_at)",
+        )
+        .bind(now)
+        .bind(&integrations)
+        .bind(&lanes)
         .fetch_all(&mut *tx)
         .await
         .map_err(Failure::from)?;
@@ -93,7 +118,7 @@ impl DeliveryStore for PgStore {
                 .map_err(Failure::from)?;
         }
         let mut in_flight: HashMap<String, i64> = sqlx::query_as(
-            "SELECT integration_id, COUNT(*) FROM delivery_lanes \
+            "SELECT integration_id, COUNT(*) FROM delivery_lane_state \
              WHERE lease_until >= $1 AND integration_id = ANY($2) GROUP BY integration_id",
         )
         .bind(now)
@@ -121,12 +146,16 @@ impl DeliveryStore for PgStore {
             heads.push(*head);
         }
         sqlx::query(
-            "UPDATE delivery_lanes l SET lease_until = $1 FROM UNNEST($2::text[], $3::text[]) AS leased(integration_id, lane) \
-             WHERE l.integration_id = leased.integration_id AND l.lane = leased.lane",
+            "INSERT INTO delivery_lane_state (integration_id, lane, head_id, due_at, lease_until) \
+             SELECT integration_id, lane, head_id, $1, $2 \
+             FROM UNNEST($3::text[], $4::text[], $5::bigint[]) AS leased(integration_id, lane, head_id) \
+             ON CONFLICT (integration_id, lane) DO UPDATE SET lease_until = EXCLUDED.lease_until",
         )
+        .bind(now)
         .bind(lease_until)
         .bind(&leased_integrations)
         .bind(&leased_lanes)
+        .bind(&heads)
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
@@ -222,8 +251,10 @@ impl DeliveryStore for PgStore {
 
     async fn next_due(&self) -> StoreResult<Option<i64>> {
         let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(COALESCE(l.lease_until, l.due_at)) FROM delivery_lanes l \
-             JOIN integrations i ON i.id = l.integration_id WHERE i.state = 'active' AND i.deleted_at IS NULL",
+            "SELECT MIN(COALESCE(s.lease_until, s.due_at, l.due_at)) FROM delivery_lanes l \
+             JOIN integrations i ON i.id = l.integration_id \
+             LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
+             WHERE i.state = 'active' AND i.deleted_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await
@@ -235,7 +266,8 @@ impl DeliveryStore for PgStore {
         let (due, waiting, held, dead, disabled): (i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT \
                (SELECT COUNT(*) FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
-                 WHERE i.state = 'active' AND l.due_at <= $1), \
+                 LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
+                 WHERE i.state = 'active' AND COALESCE(s.due_at, l.due_at) <= $1), \
                (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
                  WHERE d.state = 'pending' AND i.state = 'active'), \
                (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
@@ -313,13 +345,23 @@ async fn finish_one(conn: &mut PgConnection, item: &Finished) -> Outcome<()> {
     // Only the holder of the lane's lease may record: a worker whose lease ran
     // out has been replaced and its outcome is dropped (the event is re-sent).
     // The lane stays locked until the commit.
-    let lease: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT lease_until FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 FOR UPDATE",
+    let lane_exists: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 FOR UPDATE",
     )
     .bind(integration)
     .bind(lane)
     .fetch_optional(&mut *conn)
     .await?;
+    let lease: Option<Option<i64>> = match lane_exists {
+        Some(_) => sqlx::query_scalar(
+            "SELECT lease_until FROM delivery_lane_state WHERE integration_id = $1 AND lane = $2",
+        )
+        .bind(integration)
+        .bind(lane)
+        .fetch_optional(&mut *conn)
+        .await?,
+        None => None,
+    };
     if lease.flatten() != Some(claimed.lease_until) {
         tracing::info!(
             delivery = claimed.delivery_id,
@@ -414,12 +456,14 @@ async fn release_lane(
     lane: &str,
     due_at: i64,
 ) -> Outcome<()> {
-    sqlx::query("UPDATE delivery_lanes SET due_at = $1, lease_until = NULL WHERE integration_id = $2 AND lane = $3")
-        .bind(due_at)
-        .bind(integration)
-        .bind(lane)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE delivery_lane_state SET due_at = $1, lease_until = NULL WHERE integration_id = $2 AND lane = $3",
+    )
+    .bind(due_at)
+    .bind(integration)
+    .bind(lane)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -431,24 +475,37 @@ async fn advance_lane(
     now: i64,
 ) -> Outcome<()> {
     let head: Option<i64> = sqlx::query_scalar(
-        "UPDATE delivery_lanes SET lease_until = NULL, due_at = $1, head_id = COALESCE( \
-           (SELECT id FROM deliveries WHERE integration_id = $2 AND lane = $3 AND state = 'pending' \
-            ORDER BY channel_seq, id LIMIT 1), 0) \
-         WHERE integration_id = $2 AND lane = $3 RETURNING head_id",
+        "SELECT id FROM deliveries WHERE integration_id = $1 AND lane = $2 AND state = 'pending' \
+         ORDER BY channel_seq, id LIMIT 1",
     )
-    .bind(now)
     .bind(integration)
     .bind(lane)
     .fetch_optional(&mut *conn)
     .await?;
-    if head == Some(0) {
-        sqlx::query(
-            "DELETE FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 AND head_id = 0",
-        )
-        .bind(integration)
-        .bind(lane)
-        .execute(&mut *conn)
-        .await?;
+    match head {
+        Some(head) => {
+            sqlx::query(
+                "UPDATE delivery_lane_state SET head_id = $1, due_at = $2, lease_until = NULL \
+                 WHERE integration_id = $3 AND lane = $4",
+            )
+            .bind(head)
+            .bind(now)
+            .bind(integration)
+            .bind(lane)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {
+            for table in ["delivery_lane_state", "delivery_lanes"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE integration_id = $1 AND lane = $2"
+                ))
+                .bind(integration)
+                .bind(lane)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
     }
     Ok(())
 }

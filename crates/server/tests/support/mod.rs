@@ -1,5 +1,6 @@
 //! The end-to-end test harness: a real switchboard server on a free loopback
-//! port, on its own SQLite file, spoken to over HTTP.
+//! port, on its own SQLite file or PostgreSQL database (see [`store`]),
+//! spoken to over HTTP.
 
 #![allow(dead_code)]
 
@@ -7,6 +8,8 @@ pub mod process;
 pub mod receiver;
 pub mod s3;
 pub mod sqs;
+pub mod store;
+pub mod traffic;
 
 use std::time::Duration;
 
@@ -24,6 +27,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     server: Option<RunningServer>,
+    /// Dropped after the server (fields drop in order).
+    store: Option<store::TestStore>,
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is empty or not JSON).
@@ -95,6 +100,8 @@ impl TestServer {
         config.delivery.poll_interval = Duration::from_millis(200);
         config.delivery.timeout = Duration::from_secs(2);
         config.delivery.lease = Duration::from_secs(5);
+        let store = store::TestStore::create().await;
+        store.configure(&mut config);
         adjust(&mut config);
         let server = app::start(&config).await.expect("server starts");
         TestServer {
@@ -106,6 +113,7 @@ impl TestServer {
                 .unwrap(),
             data_dir,
             server: Some(server),
+            store: Some(store),
         }
     }
 
@@ -121,6 +129,7 @@ impl TestServer {
                 .unwrap(),
             data_dir: tempfile::tempdir().expect("temporary directory"),
             server: None,
+            store: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_domain::now_micros;
-use switchboard_store::{Attempt, ClaimedDelivery, Finished, Store, Verdict};
+use switchboard_store::{Attempt, ClaimedDelivery, Finished, Store, StoreError, Verdict};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
@@ -139,13 +139,42 @@ async fn record(
                 Err(_) => break,
             }
         }
-        if let Err(err) = store.finish(&batch).await {
-            // The leases run out and these deliveries are sent again: at least once.
-            tracing::warn!(error = %err, count = batch.len(), "could not record delivery outcomes");
-        }
+        store_outcomes(store.as_ref(), &batch).await;
         batch.clear();
         slots.clear();
         store.outbox_signal().notify_one();
+    }
+}
+
+/// Stores a batch of outcomes. While the database is unavailable (a restart,
+/// a network cut) it tries again, as long as the batch's leases hold: an
+/// outcome stored in time spares the receiver a second copy. When the leases
+/// run out first, the deliveries are sent again: at least once.
+async fn store_outcomes(store: &dyn Store, batch: &[Finished]) {
+    let leases_end = batch
+        .iter()
+        .map(|finished| finished.claimed.lease_until)
+        .min()
+        .unwrap_or_default();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match store.finish(batch).await {
+            Ok(()) => return,
+            Err(StoreError::Unavailable(_))
+                if now_micros() + (pause.as_micros() as i64) < leases_end =>
+            {
+                tracing::warn!(
+                    count = batch.len(),
+                    "database unavailable; storing delivery outcomes again shortly"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, count = batch.len(), "could not record delivery outcomes; they will be sent again");
+                return;
+            }
+        }
     }
 }
 

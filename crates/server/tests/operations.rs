@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::TestServer;
 use support::process::{BINARY, ServerProcess};
@@ -264,6 +266,7 @@ async fn company_create_adds_a_company_to_a_running_servers_database() {
     let output = Command::new(BINARY)
         .args(["company", "create", "--name", "Acme"])
         .env("SWITCHBOARD_DATA_DIR", server.data_dir.path())
+        .envs(server.database_env())
         .env("SWITCHBOARD_LOG__FILTER", "warn")
         .output()
         .await
@@ -289,4 +292,47 @@ async fn company_create_adds_a_company_to_a_running_servers_database() {
         )
         .await;
     ours.expect_error(404, "NotFoundException", "was not found");
+}
+
+#[tokio::test]
+async fn on_postgres_serve_refuses_an_unmigrated_database_until_migrate_runs() {
+    let database = support::store::TestStore::empty_postgres().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = database.url.clone().unwrap();
+    let run = |command: &'static str| {
+        let mut process = Command::new(BINARY);
+        process
+            .arg(command)
+            .env("SWITCHBOARD_DATABASE__URL", &url)
+            .env("SWITCHBOARD_DATA_DIR", data_dir.path())
+            .env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:0")
+            .env("SWITCHBOARD_LOG__FILTER", "warn");
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), process.output())
+                .await
+                .expect("the command ends within 30 s")
+                .unwrap()
+        }
+    };
+    let refused = run("serve").await;
+    assert!(!refused.status.success());
+    let complaint = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        complaint.contains("lacks migrations")
+            && complaint.contains("run `switchboard migrate` first"),
+        "{complaint}"
+    );
+    let migrated = run("migrate").await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("PostgreSQL"));
+    let server = ServerProcess::start(
+        data_dir.path(),
+        &[("SWITCHBOARD_DATABASE__URL", url.as_str())],
+    )
+    .await;
+    assert!(server.terminate().await.success());
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 pub mod s3;
 pub mod sqs;
@@ -131,6 +132,15 @@ impl TestServer {
             server: None,
             store: None,
         }
+    }
+
+    /// The environment that points another process (the CLI) at this
+    /// server's database, when it is not the data directory's SQLite file.
+    pub fn database_env(&self) -> Vec<(&'static str, String)> {
+        self.store
+            .as_ref()
+            .map(store::TestStore::env)
+            .unwrap_or_default()
     }
 
     pub async fn stop(mut self) {

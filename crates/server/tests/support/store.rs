@@ -52,6 +52,15 @@ impl TestStore {
         }
     }
 
+    /// A fresh PostgreSQL database without the schema.
+    pub async fn empty_postgres() -> TestStore {
+        let database = TestDatabase::create().await;
+        TestStore {
+            url: Some(database.url.clone()),
+            database: Some(database),
+        }
+    }
+
     /// Points a configuration at this database.
     pub fn configure(&self, config: &mut Config) {
         if let Some(url) = &self.url {

@@ -1,7 +1,9 @@
 //! The switchboard end-to-end benchmark.
 //!
-//! Starts the release server on a fresh SQLite file per scenario, with a fast
-//! webhook receiver on loopback, and measures:
+//! Starts the release server on a fresh SQLite file per scenario — or, with
+//! `--database postgres`, on a fresh PostgreSQL database shared by
+//! `--instances` processes, requests spread over them — with a fast webhook
+//! receiver on loopback, and measures:
 //! - **throughput**: messages sent through the API with N in flight until all
 //!   are delivered: API requests/s, deliveries/s, delivery latency;
 //! - **fixed rate**: latency while sending at a fixed rate;
@@ -29,7 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use receiver::Receipts;
-use server::{Server, Setup};
+use server::{Backend, Server, Setup};
 
 #[derive(Parser, Clone)]
 #[command(about = "The switchboard end-to-end benchmark")]
@@ -58,6 +60,16 @@ struct Args {
     /// `SWITCHBOARD_DATABASE__SQLITE_DURABILITY` for the server (`full` or `normal`).
     #[arg(long, default_value = "full")]
     durability: String,
+    /// `sqlite` (one process on a file) or `postgres` (a fresh database on
+    /// `--postgres-server`, shared by `--instances` processes).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// The PostgreSQL server the bench creates its databases on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres_server: String,
+    /// Server processes sharing the PostgreSQL database.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// Which scenarios to run: any of throughput, rate, backlog, sqs.
     #[arg(
         long,
@@ -74,6 +86,24 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/results")]
     out: String,
+}
+
+impl Args {
+    fn backend(&self) -> anyhow::Result<Backend> {
+        match self.database.as_str() {
+            "sqlite" => {
+                anyhow::ensure!(self.instances == 1, "--instances needs --database postgres");
+                Ok(Backend::Sqlite {
+                    durability: self.durability.clone(),
+                })
+            }
+            "postgres" => Ok(Backend::Postgres {
+                server: self.postgres_server.clone(),
+                instances: self.instances,
+            }),
+            other => anyhow::bail!("--database must be sqlite or postgres, not {other}"),
+        }
+    }
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -125,10 +155,24 @@ async fn send(
     ))
 }
 
-/// Sends `count` messages round-robin over the channels with `in_flight` at once.
+/// The SendMessage URL of every channel through every instance, so that
+/// consecutive requests go to different instances.
+fn message_urls(bases: &[String], channels: &[String]) -> Vec<String> {
+    channels
+        .iter()
+        .flat_map(|c| {
+            bases
+                .iter()
+                .map(move |base| format!("{base}/v2/conversations/channels/{c}/messages"))
+        })
+        .collect()
+}
+
+/// Sends `count` messages round-robin over the channels (and instances) with
+/// `in_flight` at once.
 async fn send_many(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     setup: &Setup,
     count: usize,
     in_flight: usize,
@@ -138,11 +182,7 @@ async fn send_many(
     for _ in 0..in_flight {
         let (client, next) = (client.clone(), next.clone());
         let token = setup.token.clone();
-        let urls: Vec<String> = setup
-            .channels
-            .iter()
-            .map(|c| format!("{base}/v2/conversations/channels/{c}/messages"))
-            .collect();
+        let urls = message_urls(bases, &setup.channels);
         workers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             loop {
@@ -224,12 +264,7 @@ async fn start_with(
     env: &[(String, String)],
     integration: serde_json::Value,
 ) -> anyhow::Result<(Server, Setup, reqwest::Client)> {
-    let mut env = env.to_vec();
-    env.push((
-        "SWITCHBOARD_DATABASE__SQLITE_DURABILITY".into(),
-        args.durability.clone(),
-    ));
-    let server = Server::start(&args.server, &env).await?;
+    let server = Server::start(&args.server, &args.backend()?, env).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.in_flight * 2)
         .build()?;
@@ -266,7 +301,7 @@ async fn measure_throughput(
     scenario: String,
 ) -> anyhow::Result<Outcome> {
     let began = Instant::now();
-    let sent = send_many(client, &server.base, setup, messages, args.in_flight).await?;
+    let sent = send_many(client, &server.bases, setup, messages, args.in_flight).await?;
     let api_seconds = began.elapsed().as_secs_f64();
     wait_for(receipts, messages, Duration::from_secs(900)).await?;
     // Until the last message arrived (for SQS: was accepted by the queue).
@@ -290,11 +325,7 @@ async fn measure_throughput(
 async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
     let (server, receipts, setup, client) = start(args, &[]).await?;
     let total = (args.rate * args.rate_seconds) as usize;
-    let urls: Vec<String> = setup
-        .channels
-        .iter()
-        .map(|c| format!("{}/v2/conversations/channels/{c}/messages", server.base))
-        .collect();
+    let urls = message_urls(&server.bases, &setup.channels);
     let began = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     let period = Duration::from_secs_f64(1.0 / args.rate as f64);
@@ -339,7 +370,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
     let (server, receipts, setup, client) = start(args, &env).await?;
     receipts.down.store(true, Ordering::Relaxed);
     let began = Instant::now();
-    send_many(&client, &server.base, &setup, args.backlog, args.in_flight).await?;
+    send_many(&client, &server.bases, &setup, args.backlog, args.in_flight).await?;
     let queued_seconds = began.elapsed().as_secs_f64();
     let recovered = Instant::now();
     receipts.down.store(false, Ordering::Relaxed);
@@ -359,17 +390,24 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Deliveries the server has made, from its metrics.
-async fn delivered(metrics_url: &str) -> f64 {
-    let Ok(response) = reqwest::get(metrics_url).await else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .find(|line| line.starts_with("switchboard_delivery_attempts_total{outcome=\"delivered\"}"))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
+/// Deliveries the server's instances have made, from their metrics.
+async fn delivered(bases: &[String]) -> f64 {
+    let mut total = 0.0;
+    for base in bases {
+        let Ok(response) = reqwest::get(format!("{base}/metrics")).await else {
+            continue;
+        };
+        let text = response.text().await.unwrap_or_default();
+        total += text
+            .lines()
+            .find(|line| {
+                line.starts_with("switchboard_delivery_attempts_total{outcome=\"delivered\"}")
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0);
+    }
+    total
 }
 
 /// Throughput to an SQS queue, with `SendMessageBatch` on or off.
@@ -396,14 +434,11 @@ async fn sqs_throughput(args: &Args, moto: &sqs::Moto, batching: bool) -> anyhow
     // compete with it for moto's one Python thread; arrival times come from
     // each message's SentTimestamp.
     let expected = (args.sqs_messages + args.channels) as f64;
-    let (metrics_url, consumer_moto, consumer_queue) = (
-        format!("{}/metrics", server.base),
-        moto.handle(),
-        queue.clone(),
-    );
+    let (bases, consumer_moto, consumer_queue) =
+        (server.bases.clone(), moto.handle(), queue.clone());
     let (consumer_receipts, consumer_stop) = (receipts.clone(), stop.clone());
     tokio::spawn(async move {
-        while delivered(&metrics_url).await < expected {
+        while delivered(&bases).await < expected {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         sqs::consume(
@@ -451,8 +486,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "\nswitchboard benchmark — SQLite ({} durability), {} channels, {} cores",
-        args.durability,
+        "\nswitchboard benchmark — {}, {} channels, {} cores",
+        args.backend()?.describe(),
         args.channels,
         std::thread::available_parallelism()
             .map(usize::from)
@@ -495,7 +530,9 @@ async fn main() -> anyhow::Result<()> {
     let path = format!("{}/bench-{stamp}.json", args.out);
     std::fs::write(
         &path,
-        serde_json::to_vec_pretty(&json!({"durability": args.durability, "results": outcomes}))?,
+        serde_json::to_vec_pretty(
+            &json!({"backend": args.backend()?.describe(), "results": outcomes}),
+        )?,
     )?;
     println!("\nresults written to {path}");
     Ok(())

@@ -1,4 +1,6 @@
-//! The server under test: the release binary on a fresh SQLite file.
+//! The server under test: the release binary, on a fresh SQLite file, or on
+//! a fresh PostgreSQL database (created here, migrated with `switchboard
+//! migrate`, dropped after) with one or several instances sharing it.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,10 +10,35 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Where the server keeps its data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A SQLite file with this durability (`full` or `normal`).
+    Sqlite { durability: String },
+    /// A fresh database on this PostgreSQL server (`postgres://user@host:port`),
+    /// shared by `instances` server processes.
+    Postgres { server: String, instances: usize },
+}
+
+impl Backend {
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite { durability } => format!("SQLite ({durability} durability)"),
+            Backend::Postgres { instances, .. } => format!(
+                "PostgreSQL, {instances} instance{}",
+                if *instances == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
 pub struct Server {
-    child: Child,
-    pub base: String,
+    children: Vec<Child>,
+    /// Every instance's base URL; requests are spread over them.
+    pub bases: Vec<String>,
     pub company_key: String,
+    /// The PostgreSQL server and the database to drop at the end.
+    database: Option<(String, String)>,
     _data: tempfile::TempDir,
 }
 
@@ -22,67 +49,116 @@ pub struct Setup {
 }
 
 impl Server {
-    pub async fn start(binary: &str, extra_env: &[(String, String)]) -> anyhow::Result<Server> {
+    pub async fn start(
+        binary: &str,
+        backend: &Backend,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
         let data = tempfile::tempdir()?;
         let company_key = switchboard_domain::credentials::generate(
             switchboard_domain::credentials::CredentialKind::Company,
         )
         .reveal()
         .to_owned();
-        let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:0")
-            .env("SWITCHBOARD_DATA_DIR", data.path())
-            .env("SWITCHBOARD_BOOTSTRAP__COMPANY_KEY", &company_key)
-            .env("SWITCHBOARD_DELIVERY__ALLOW_TARGETS", "127.0.0.1/32")
-            .env("SWITCHBOARD_HTTP__RATE_LIMIT_PER_SECOND", "0")
-            .env("SWITCHBOARD_LOG__FILTER", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (key, value) in extra_env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("could not start {binary}"))?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(address) = line.strip_prefix("switchboard is listening on ") {
-                    return Ok(address.to_owned());
-                }
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "SWITCHBOARD_BOOTSTRAP__COMPANY_KEY".into(),
+                company_key.clone(),
+            ),
+            (
+                "SWITCHBOARD_DELIVERY__ALLOW_TARGETS".into(),
+                "127.0.0.1/32".into(),
+            ),
+            ("SWITCHBOARD_HTTP__RATE_LIMIT_PER_SECOND".into(), "0".into()),
+            ("SWITCHBOARD_LOG__FILTER".into(), "warn".into()),
+            (
+                "SWITCHBOARD_SECRETS__KEY".into(),
+                switchboard_domain::secret_box::SecretBox::generate_key(),
+            ),
+        ];
+        let (instances, database) = match backend {
+            Backend::Sqlite { durability } => {
+                env.push((
+                    "SWITCHBOARD_DATABASE__SQLITE_DURABILITY".into(),
+                    durability.clone(),
+                ));
+                (1, None)
             }
-            anyhow::bail!("the server exited before listening")
-        })
-        .await
-        .context("the server did not listen within 30 s")??;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Backend::Postgres { server, instances } => {
+                let name = format!("switchboard_bench_{}", std::process::id());
+                psql(
+                    server,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )?;
+                psql(server, &format!("CREATE DATABASE {name}"))?;
+                env.push((
+                    "SWITCHBOARD_DATABASE__URL".into(),
+                    format!("{server}/{name}"),
+                ));
+                let migrated = std::process::Command::new(binary)
+                    .arg("migrate")
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .env("SWITCHBOARD_DATA_DIR", data.path())
+                    .status()?;
+                anyhow::ensure!(migrated.success(), "switchboard migrate failed");
+                (*instances, Some((server.clone(), name)))
+            }
+        };
+        env.extend(extra_env.iter().cloned());
+        let mut children = Vec::new();
+        let mut bases = Vec::new();
+        for instance in 0..instances.max(1) {
+            let dir = data.path().join(format!("instance-{instance}"));
+            std::fs::create_dir_all(&dir)?;
+            let (child, base) = spawn(binary, &dir, &env).await?;
+            children.push(child);
+            bases.push(base);
+        }
         Ok(Server {
-            child,
-            base,
+            children,
+            bases,
             company_key,
+            database,
             _data: data,
         })
     }
 
-    /// The server's peak resident memory (VmHWM), in MiB.
+    /// The first instance's base URL (setup and metrics go there).
+    pub fn base(&self) -> &str {
+        &self.bases[0]
+    }
+
+    /// The largest peak resident memory (VmHWM) among the instances, in MiB.
     pub fn peak_memory_mib(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        self.children
+            .iter()
+            .filter_map(|child| {
+                let pid = child.id()?;
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+                let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib / 1024.0)
+            })
+            .reduce(f64::max)
     }
 
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+        for child in &self.children {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        for child in &mut self.children {
+            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        }
+        if let Some((server, name)) = &self.database {
+            let _ = psql(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
     }
 
     async fn call(
@@ -93,7 +169,7 @@ impl Server {
         body: Value,
     ) -> anyhow::Result<Value> {
         let response = client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.base()))
             .bearer_auth(key)
             .json(&body)
             .send()
@@ -161,4 +237,48 @@ impl Server {
             channels: ids,
         })
     }
+}
+
+/// Starts one `serve` process and waits (bounded) until it listens.
+async fn spawn(
+    binary: &str,
+    data_dir: &std::path::Path,
+    env: &[(String, String)],
+) -> anyhow::Result<(Child, String)> {
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD_DATA_DIR", data_dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("could not start {binary}"))?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(address) = line.strip_prefix("switchboard is listening on ") {
+                return Ok(address.to_owned());
+            }
+        }
+        anyhow::bail!("the server exited before listening")
+    })
+    .await
+    .context("the server did not listen within 30 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// Runs one statement on the PostgreSQL server's `postgres` database.
+fn psql(server: &str, statement: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args(["-Atqc", statement])
+        .status()
+        .context("could not run psql")?;
+    anyhow::ensure!(status.success(), "psql failed: {statement}");
+    Ok(())
 }

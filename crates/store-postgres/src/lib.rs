@@ -135,8 +135,12 @@ impl PgStore {
     pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<Self> {
         let connect: PgConnectOptions = options
             .url
-            .parse()
-            .map_err(|err: sqlx::Error| StoreError::Backend(Box::new(err)))?;
+            .parse::<PgConnectOptions>()
+            .map_err(|err: sqlx::Error| StoreError::Backend(Box::new(err)))?
+            // A COMMIT that fails for a serialization conflict ends the
+            // transaction; the driver's ROLLBACK after it draws a harmless
+            // "no transaction in progress" warning per retry. Errors still come through.
+            .options([("client_min_messages", "error")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)

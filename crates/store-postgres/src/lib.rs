@@ -40,6 +40,7 @@ mod channels;
 mod events;
 mod failure;
 mod files;
+mod finish;
 mod integrations;
 mod listener;
 mod load;

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
 use switchboard_protocol::EventType;
 use switchboard_store::{
-    ClaimedDelivery, ClaimedIntegration, DeliveryStore, Finished, OutboxStats, StoreResult, Verdict,
+    ClaimedDelivery, ClaimedIntegration, DeliveryStore, Finished, OutboxStats, StoreResult,
 };
 
 use crate::PgStore;
 use crate::failure::{Failure, Outcome};
+use crate::finish::lane_of;
 use crate::integrations::{settings, target};
 
 #[derive(sqlx::FromRow)]
@@ -223,17 +223,14 @@ impl DeliveryStore for PgStore {
             return Ok(());
         }
         // Lanes are locked in one order by every finishing instance, so two
-        // batches never wait on each other in a circle.
+        // batches never wait on each other in a circle. READ COMMITTED, as claims.
         let mut ordered: Vec<&Finished> = finished.iter().collect();
         ordered.sort_by(|a, b| lane_of(&a.claimed).cmp(&lane_of(&b.claimed)));
         let mut attempt = 0;
         loop {
             let outcome: Outcome<()> = async {
                 let mut tx = self.pool.begin().await?;
-                wait_out_changes(&mut tx, &ordered).await?;
-                for item in &ordered {
-                    finish_one(&mut tx, item).await?;
-                }
+                crate::finish::record(&mut tx, &ordered).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -293,219 +290,5 @@ impl DeliveryStore for PgStore {
     }
 }
 
-/// Waits until the changes now queuing deliveries in the channels whose
-/// lanes this batch may close have committed, and keeps new ones waiting
-/// until this batch commits.
-///
-/// A change holds its channel's row from taking the next `channelSeq` to its
-/// commit. Without this wait a lane could be closed as empty while a change
-/// had just added a delivery to it, not yet visible: that delivery would have
-/// no lane and never be sent. Channels are locked before lanes, as changes
-/// do, and in id order.
-async fn wait_out_changes(conn: &mut PgConnection, batch: &[&Finished]) -> Outcome<()> {
-    let mut channels: Vec<&str> = batch
-        .iter()
-        .filter(|item| {
-            matches!(
-                item.verdict,
-                Verdict::Delivered | Verdict::DeadLetter { .. }
-            )
-        })
-        .filter_map(|item| item.claimed.channel_id.as_deref())
-        .collect();
-    if channels.is_empty() {
-        return Ok(());
-    }
-    channels.sort_unstable();
-    channels.dedup();
-    sqlx::query("SELECT 1 FROM channels WHERE id = ANY($1) ORDER BY id FOR SHARE")
-        .bind(&channels)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// The advisory-lock key space of claims (with the integration's hash as the second key).
 const CLAIM_LOCK_SPACE: i32 = 0x5342; // "SB"
-
-/// The (integration, lane) of a claimed delivery.
-fn lane_of(claimed: &ClaimedDelivery) -> (&str, &str) {
-    let lane = claimed
-        .channel_id
-        .as_deref()
-        .unwrap_or(claimed.event_id.as_str());
-    (claimed.integration.id.as_str(), lane)
-}
-
-/// Records one attempt and applies its verdict, unless the lease was lost.
-async fn finish_one(conn: &mut PgConnection, item: &Finished) -> Outcome<()> {
-    let claimed = &item.claimed;
-    let attempt = &item.attempt;
-    let (integration, lane) = lane_of(claimed);
-    // Only the holder of the lane's lease may record: a worker whose lease ran
-    // out has been replaced and its outcome is dropped (the event is re-sent).
-    // The lane stays locked until the commit.
-    let lane_exists: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 FOR UPDATE",
-    )
-    .bind(integration)
-    .bind(lane)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let lease: Option<Option<i64>> = match lane_exists {
-        Some(_) => sqlx::query_scalar(
-            "SELECT lease_until FROM delivery_lane_state WHERE integration_id = $1 AND lane = $2",
-        )
-        .bind(integration)
-        .bind(lane)
-        .fetch_optional(&mut *conn)
-        .await?,
-        None => None,
-    };
-    if lease.flatten() != Some(claimed.lease_until) {
-        tracing::info!(
-            delivery = claimed.delivery_id,
-            "lease lost before the outcome was recorded"
-        );
-        return Ok(());
-    }
-    let now = attempt.attempted_at + attempt.duration_us;
-    let (state, finished_at, error) = match &item.verdict {
-        Verdict::Delivered => ("delivered", Some(now), None),
-        Verdict::Retry { .. } => ("pending", None, attempt.error.as_deref()),
-        Verdict::DeadLetter { reason } => ("dead", Some(now), Some(reason.as_str())),
-        Verdict::Disable { reason } => ("pending", None, Some(reason.as_str())),
-    };
-    sqlx::query(
-        "UPDATE deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, last_error = $3 WHERE id = $4",
-    )
-    .bind(state)
-    .bind(finished_at)
-    .bind(error)
-    .bind(claimed.delivery_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, error, \
-         response_snippet) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(claimed.delivery_id)
-    .bind(attempt.attempted_at)
-    .bind(attempt.duration_us)
-    .bind(attempt.status_code.map(i32::from))
-    .bind(&attempt.outcome)
-    .bind(&attempt.error)
-    .bind(&attempt.response_snippet)
-    .execute(&mut *conn)
-    .await?;
-    match &item.verdict {
-        Verdict::Delivered => {
-            // `last_success_at` is kept to the second: a busy integration is not rewritten per event.
-            let stale = claimed
-                .integration
-                .last_success_at
-                .is_none_or(|at| now - at > 1_000_000);
-            if claimed.integration.failing_since.is_some() || stale {
-                sqlx::query("UPDATE integrations SET last_success_at = $1, failing_since = NULL WHERE id = $2")
-                    .bind(now)
-                    .bind(integration)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            advance_lane(conn, integration, lane, now).await?;
-        }
-        Verdict::Retry { at } => {
-            mark_failing(conn, claimed, now).await?;
-            release_lane(conn, integration, lane, *at).await?;
-        }
-        Verdict::DeadLetter { .. } => {
-            mark_failing(conn, claimed, now).await?;
-            advance_lane(conn, integration, lane, now).await?;
-        }
-        Verdict::Disable { reason } => {
-            sqlx::query("UPDATE integrations SET state = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3")
-                .bind(reason)
-                .bind(now)
-                .bind(integration)
-                .execute(&mut *conn)
-                .await?;
-            release_lane(conn, integration, lane, now).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Notes when the integration's run of failures began (once per run).
-async fn mark_failing(conn: &mut PgConnection, claimed: &ClaimedDelivery, now: i64) -> Outcome<()> {
-    if claimed.integration.failing_since.is_none() {
-        sqlx::query(
-            "UPDATE integrations SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-        )
-        .bind(now)
-        .bind(claimed.integration.id.as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Keeps the lane's head and makes it due at `due_at`.
-async fn release_lane(
-    conn: &mut PgConnection,
-    integration: &str,
-    lane: &str,
-    due_at: i64,
-) -> Outcome<()> {
-    sqlx::query(
-        "UPDATE delivery_lane_state SET due_at = $1, lease_until = NULL WHERE integration_id = $2 AND lane = $3",
-    )
-    .bind(due_at)
-    .bind(integration)
-    .bind(lane)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Points the lane at its next pending delivery (due at once), or closes it.
-async fn advance_lane(
-    conn: &mut PgConnection,
-    integration: &str,
-    lane: &str,
-    now: i64,
-) -> Outcome<()> {
-    let head: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE integration_id = $1 AND lane = $2 AND state = 'pending' \
-         ORDER BY channel_seq, id LIMIT 1",
-    )
-    .bind(integration)
-    .bind(lane)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match head {
-        Some(head) => {
-            sqlx::query(
-                "UPDATE delivery_lane_state SET head_id = $1, due_at = $2, lease_until = NULL \
-                 WHERE integration_id = $3 AND lane = $4",
-            )
-            .bind(head)
-            .bind(now)
-            .bind(integration)
-            .bind(lane)
-            .execute(&mut *conn)
-            .await?;
-        }
-        None => {
-            for table in ["delivery_lane_state", "delivery_lanes"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE integration_id = $1 AND lane = $2"
-                ))
-                .bind(integration)
-                .bind(lane)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-    }
-    Ok(())
-}

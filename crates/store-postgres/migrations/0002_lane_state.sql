@@ -16,3 +16,11 @@ CREATE TABLE delivery_lane_state (
     PRIMARY KEY (integration_id, lane)
 );
 ALTER TABLE delivery_lanes DROP COLUMN lease_until;
+
+-- Rows rewritten by every change or claim keep room on their page for the
+-- new version, so the update need not touch the indexes (a HOT update):
+-- fewer index writes, and fewer false conflicts between serializable
+-- transactions that read neighbouring index entries.
+ALTER TABLE channels SET (fillfactor = 50);
+ALTER TABLE integrations SET (fillfactor = 50);
+ALTER TABLE delivery_lane_state SET (fillfactor = 50);

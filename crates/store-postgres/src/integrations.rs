@@ -6,143 +6,19 @@ use sqlx::PgConnection;
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId, now_micros};
 use switchboard_protocol::EventType;
 use switchboard_store::{
-    Attempt, DeliveryRecord, DeliverySettings, DeliveryState, Integration, IntegrationPatch,
-    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, SqsQueue, StoreError,
-    StoreResult, Target,
+    Attempt, DeliveryRecord, DeliveryState, Integration, IntegrationPatch, IntegrationState,
+    IntegrationStore, NewIntegration, ReplaySelection, StoreError, StoreResult, Target,
 };
 
 use crate::PgStore;
 use crate::events;
 use crate::failure::{Failure, Outcome};
+use switchboard_store_sql::integration_rows::{
+    INTEGRATION_COLUMNS, IntegrationRow, target_columns, types_json,
+};
 
 /// Most events one replay request may queue.
 pub const MAX_REPLAY_EVENTS: usize = 100_000;
-
-const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, sqs_endpoint_url, event_types, timeout_ms, retry_schedule, \
-     max_in_flight, state, disabled_reason, previous_secret_until, failing_since, last_success_at, created_at, updated_at";
-
-#[derive(sqlx::FromRow)]
-struct IntegrationRow {
-    id: String,
-    company_id: String,
-    bot_id: String,
-    kind: String,
-    url: Option<String>,
-    sqs_region: Option<String>,
-    sqs_access_key_id: Option<String>,
-    sqs_endpoint_url: Option<String>,
-    event_types: Option<String>,
-    timeout_ms: Option<i64>,
-    retry_schedule: Option<String>,
-    max_in_flight: Option<i64>,
-    state: String,
-    disabled_reason: Option<String>,
-    previous_secret_until: Option<i64>,
-    failing_since: Option<i64>,
-    last_success_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl IntegrationRow {
-    fn into_integration(self) -> Outcome<Integration> {
-        Ok(Integration {
-            id: IntegrationId::from_stored(self.id),
-            company: CompanyId::from_stored(self.company_id),
-            bot: UserId::from_stored(self.bot_id),
-            target: target(
-                &self.kind,
-                self.url,
-                self.sqs_region,
-                self.sqs_access_key_id,
-                self.sqs_endpoint_url,
-            ),
-            event_types: self.event_types.as_deref().map(parse_types).transpose()?,
-            settings: settings(
-                self.timeout_ms,
-                self.retry_schedule.as_deref(),
-                self.max_in_flight,
-            )?,
-            state: IntegrationState::from_stored(&self.state),
-            disabled_reason: self.disabled_reason,
-            previous_secret_until: self.previous_secret_until,
-            failing_since: self.failing_since,
-            last_success_at: self.last_success_at,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-fn parse_types(text: &str) -> Outcome<Vec<EventType>> {
-    let names: Vec<String> = serde_json::from_str(text)?;
-    Ok(names
-        .iter()
-        .map(|name| EventType::from(name.as_str()))
-        .collect())
-}
-
-fn types_json(types: &Option<Vec<EventType>>) -> Option<String> {
-    types.as_ref().map(|types| {
-        serde_json::to_string(&types.iter().map(EventType::as_str).collect::<Vec<_>>())
-            .unwrap_or_default()
-    })
-}
-
-/// An integration's target from its columns.
-pub(crate) fn target(
-    kind: &str,
-    url: Option<String>,
-    region: Option<String>,
-    access_key_id: Option<String>,
-    endpoint_url: Option<String>,
-) -> Target {
-    let url = url.unwrap_or_default();
-    match kind {
-        "sqs" => Target::Sqs(SqsQueue {
-            queue_url: url,
-            region: region.unwrap_or_default(),
-            access_key_id: access_key_id.unwrap_or_default(),
-            endpoint_url,
-        }),
-        _ => Target::Webhook { url },
-    }
-}
-
-/// The columns a target is stored in: kind, url, region, access key id, endpoint.
-type TargetColumns<'a> = (
-    &'static str,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-);
-
-fn target_columns(target: &Target) -> TargetColumns<'_> {
-    match target {
-        Target::Webhook { url } => ("webhook", url, None, None, None),
-        Target::Sqs(queue) => (
-            "sqs",
-            &queue.queue_url,
-            Some(&queue.region),
-            Some(&queue.access_key_id),
-            queue.endpoint_url.as_deref(),
-        ),
-    }
-}
-
-/// Delivery settings from their columns.
-pub(crate) fn settings(
-    timeout_ms: Option<i64>,
-    schedule: Option<&str>,
-    max_in_flight: Option<i64>,
-) -> Outcome<DeliverySettings> {
-    Ok(DeliverySettings {
-        timeout_ms: timeout_ms.map(|ms| ms as u32),
-        retry_schedule_ms: schedule.map(serde_json::from_str).transpose()?,
-        max_in_flight: max_in_flight.map(|n| n as u32),
-    })
-}
 
 /// The live integration of a live bot of the company.
 async fn integration(

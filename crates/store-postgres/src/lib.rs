@@ -38,7 +38,6 @@ mod transaction;
 
 mod channels;
 mod events;
-mod failure;
 mod files;
 mod finish;
 mod integrations;
@@ -46,7 +45,6 @@ mod listener;
 mod load;
 mod messages;
 mod outbox;
-mod rows;
 mod tenancy;
 mod users;
 
@@ -64,7 +62,8 @@ use switchboard_domain::UnixMicros;
 use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
 use tokio::sync::Notify;
 
-pub(crate) use failure::Failure;
+pub(crate) use switchboard_store_sql::failure::{self, Failure};
+use switchboard_store_sql::rows;
 pub use transaction::RETRIES;
 
 /// The embedded migrations.

@@ -3,21 +3,16 @@
 //! authors, mentions and reactions). Each takes a connection so it works inside
 //! a write transaction as well as on a reader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 use switchboard_domain::{Actor, ChannelId, MessageId};
-use switchboard_protocol::{
-    Element, MemberRole, Message, MessageAttachment, MessageQuote, MessageType, Reaction,
-    Timestamp, User,
-};
+use switchboard_protocol::{MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
 use crate::failure::Outcome;
 use crate::rows::*;
-
-/// How many of a message's reactions `latestReactions` shows.
-const LATEST_REACTIONS: usize = 10;
+use switchboard_store_sql::messages as assembly;
 
 /// Fails with "user not found" unless the actor is a live user of its company.
 pub(crate) async fn ensure_actor(conn: &mut PgConnection, actor: &Actor) -> Outcome<()> {
@@ -171,77 +166,18 @@ pub(crate) async fn messages(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mentions: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| serde_json::from_str(&row.mentions))
-        .collect::<Result<_, _>>()?;
-    let mut user_ids: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
-    user_ids.extend(mentions.iter().flatten().map(String::as_str));
-    user_ids.sort_unstable();
-    user_ids.dedup();
+    let user_ids = assembly::user_ids(&rows)?;
+    let user_ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
     let users = users_by_id(conn, &user_ids).await?;
-
     let message_ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-    let reaction_rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let reactions: Vec<assembly::ReactionRow> = sqlx::query_as(
         "SELECT message_id, user_id, reaction_type, created_at FROM reactions \
          WHERE message_id = ANY($1) ORDER BY created_at DESC, user_id",
     )
     .bind(&message_ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut reactions: HashMap<String, Vec<Reaction>> = HashMap::new();
-    for (message_id, user_id, reaction_type, created_at) in reaction_rows {
-        reactions.entry(message_id).or_default().push(Reaction {
-            reaction_type,
-            user_id,
-            created_at: Timestamp::from_unix_micros(created_at),
-        });
-    }
-
-    rows.into_iter()
-        .zip(mentions)
-        .map(|(row, mentioned)| {
-            let user = users
-                .get(&row.user_id)
-                .cloned()
-                .ok_or_else(|| StoreError::not_found("user", &row.user_id))?;
-            let all_reactions = reactions.remove(&row.id).unwrap_or_default();
-            let mut reaction_counts = BTreeMap::new();
-            for reaction in &all_reactions {
-                *reaction_counts
-                    .entry(reaction.reaction_type.clone())
-                    .or_insert(0u64) += 1;
-            }
-            let elements: Vec<Element> = serde_json::from_str(&row.elements)?;
-            let attachments: Vec<MessageAttachment> = serde_json::from_str(&row.attachments)?;
-            let quote: Option<MessageQuote> =
-                row.quote.as_deref().map(serde_json::from_str).transpose()?;
-            Ok(Message {
-                message_id: row.id,
-                channel_id: row.channel_id,
-                message_type: MessageType::from(row.message_type.as_str()),
-                text: row.text,
-                elements: Some(elements),
-                attachments,
-                mentions: mentioned
-                    .iter()
-                    .filter_map(|id| users.get(id).cloned())
-                    .collect(),
-                giphy: None,
-                latest_reactions: all_reactions.into_iter().take(LATEST_REACTIONS).collect(),
-                reaction_counts,
-                created_at: Timestamp::from_unix_micros(row.created_at),
-                updated_at: row.updated_at.map(Timestamp::from_unix_micros),
-                user,
-                quote,
-                forward: None,
-                sms: false,
-                silent: row.silent,
-                event: None,
-                extra: Default::default(),
-            })
-        })
-        .collect()
+    assembly::assemble(rows, &users, reactions)
 }
 
 /// One whole message.

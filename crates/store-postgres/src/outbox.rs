@@ -5,46 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
-use switchboard_protocol::EventType;
-use switchboard_store::{
-    ClaimedDelivery, ClaimedIntegration, DeliveryStore, Finished, OutboxStats, StoreResult,
-};
+use switchboard_store::{ClaimedDelivery, DeliveryStore, Finished, OutboxStats, StoreResult};
 
 use crate::PgStore;
 use crate::failure::{Failure, Outcome};
 use crate::finish::lane_of;
-use crate::integrations::{settings, target};
-
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    delivery_id: i64,
-    event_id: String,
-    channel_seq: i64,
-    attempts: i64,
-    event_type: String,
-    company_id: String,
-    channel_id: Option<String>,
-    data: String,
-    event_time: i64,
-    queued_at: i64,
-    integration_id: String,
-    bot_id: String,
-    kind: String,
-    url: Option<String>,
-    sqs_region: Option<String>,
-    sqs_access_key_id: Option<String>,
-    sqs_secret_access_key: Option<String>,
-    sqs_endpoint_url: Option<String>,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_until: Option<i64>,
-    timeout_ms: Option<i64>,
-    retry_schedule: Option<String>,
-    max_in_flight: Option<i64>,
-    failing_since: Option<i64>,
-    last_success_at: Option<i64>,
-}
+use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 
 #[async_trait]
 impl DeliveryStore for PgStore {
@@ -159,61 +125,17 @@ impl DeliveryStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
-        let rows = sqlx::query_as::<_, ClaimRow>(
-            "SELECT d.id AS delivery_id, d.event_id, d.channel_seq, d.attempts, e.event_type, e.company_id, \
-             e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.kind, i.url, \
-             i.sqs_region, i.sqs_access_key_id, i.sqs_secret_access_key, i.sqs_endpoint_url, i.secret, \
-             i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
-             i.failing_since, i.last_success_at FROM deliveries d JOIN events e ON e.id = d.event_id \
-             JOIN integrations i ON i.id = d.integration_id \
-             WHERE d.id = ANY($1) ORDER BY d.id",
-        )
+        let rows = sqlx::query_as::<_, ClaimRow>(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
+        ))
         .bind(&heads)
         .fetch_all(&mut *tx)
         .await
         .map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         rows.into_iter()
-            .map(|row| {
-                let previous = match (row.previous_secret, row.previous_secret_until) {
-                    (Some(secret), Some(until)) if until > now => Some(secret),
-                    _ => None,
-                };
-                Ok(ClaimedDelivery {
-                    delivery_id: row.delivery_id,
-                    lease_until,
-                    event_id: EventId::from_stored(row.event_id),
-                    event_type: EventType::from(row.event_type.as_str()),
-                    company: CompanyId::from_stored(row.company_id),
-                    channel_id: row.channel_id,
-                    channel_seq: row.channel_seq,
-                    event_time: row.event_time,
-                    queued_at: row.queued_at,
-                    data: row.data,
-                    attempts: row.attempts as u32,
-                    integration: ClaimedIntegration {
-                        id: IntegrationId::from_stored(row.integration_id),
-                        bot: UserId::from_stored(row.bot_id),
-                        target: target(
-                            &row.kind,
-                            row.url,
-                            row.sqs_region,
-                            row.sqs_access_key_id,
-                            row.sqs_endpoint_url,
-                        ),
-                        sealed_secret: row.secret,
-                        sealed_aws_secret: row.sqs_secret_access_key,
-                        sealed_previous_secret: previous,
-                        settings: settings(
-                            row.timeout_ms,
-                            row.retry_schedule.as_deref(),
-                            row.max_in_flight,
-                        )?,
-                        failing_since: row.failing_since,
-                        last_success_at: row.last_success_at,
-                    },
-                })
-            })
+            .map(|row| row.into_claimed(lease_until, now))
             .collect::<Outcome<Vec<_>>>()
             .map_err(Into::into)
     }

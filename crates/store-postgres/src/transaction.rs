@@ -10,7 +10,7 @@ use crate::failure::Outcome;
 
 /// How many times a transaction aborted by a serialization failure or a
 /// deadlock is run again before the request fails as unavailable.
-pub const RETRIES: u32 = 12;
+pub const RETRIES: u32 = 30;
 
 /// Opens a `SERIALIZABLE` transaction.
 pub(crate) async fn begin(pool: &PgPool) -> Outcome<Transaction<'static, Postgres>> {

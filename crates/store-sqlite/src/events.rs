@@ -13,6 +13,7 @@ use switchboard_protocol::{Channel, EventType};
 
 use crate::failure::Outcome;
 use crate::load;
+use switchboard_store_sql::integration_rows::subscribes;
 
 /// Who hears of an event, besides the event-type filter of each integration.
 pub(crate) enum Recipients<'a> {
@@ -71,15 +72,6 @@ pub(crate) async fn targets(
         }
     }
     Ok(wanted)
-}
-
-/// Whether an integration's stored type filter lets `event_type` through.
-fn subscribes(filter: Option<&str>, event_type: &EventType) -> Outcome<bool> {
-    let Some(filter) = filter else {
-        return Ok(true);
-    };
-    let types: Vec<String> = serde_json::from_str(filter)?;
-    Ok(types.iter().any(|wanted| wanted == event_type.as_str()))
 }
 
 /// Queues an event about `channel` for `recipients`, with data built from the

@@ -13,13 +13,11 @@
 
 mod channels;
 mod events;
-mod failure;
 mod files;
 mod integrations;
 mod load;
 mod messages;
 mod outbox;
-mod rows;
 mod tenancy;
 mod users;
 
@@ -36,7 +34,8 @@ use switchboard_domain::UnixMicros;
 use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
 use tokio::sync::Notify;
 
-pub(crate) use failure::Failure;
+pub(crate) use switchboard_store_sql::failure::{self, Failure};
+use switchboard_store_sql::rows;
 
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

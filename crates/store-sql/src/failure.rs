@@ -1,21 +1,22 @@
-//! Failures inside the backend: a store error to return as it is, or a driver
-//! error to classify by its SQLSTATE and kind (never by message text).
+//! Failures inside a backend: a store error to return as it is, or a driver
+//! error to classify by its code and kind (never by message text).
 
 use switchboard_store::StoreError;
 
 /// What backend functions return, so `?` works on both driver and store errors.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     Store(StoreError),
     Database(sqlx::Error),
 }
 
-pub(crate) type Outcome<T> = Result<T, Failure>;
+pub type Outcome<T> = Result<T, Failure>;
 
 impl Failure {
     /// A conflict between concurrent transactions that running the whole
-    /// transaction again resolves: a serialization failure or a deadlock.
-    pub(crate) fn is_retryable(&self) -> bool {
+    /// transaction again resolves: PostgreSQL's serialization failure or
+    /// deadlock.
+    pub fn is_retryable(&self) -> bool {
         matches!(self, Failure::Database(sqlx::Error::Database(db))
             if matches!(db.code().as_deref(), Some("40001" | "40P01")))
     }
@@ -54,12 +55,18 @@ impl From<Failure> for StoreError {
     }
 }
 
-/// SQLSTATE classes and codes that mean "the database cannot serve now":
-/// connection exceptions (08), insufficient resources (53), operator
-/// intervention such as a shutdown or a restart in progress (57), system
-/// errors (58), and transaction conflicts that outlived their retries (40).
+/// Database error codes that mean "the database cannot serve now; retrying
+/// may help". SQLite's are numbers: SQLITE_BUSY (5), SQLITE_LOCKED (6),
+/// SQLITE_BUSY_SNAPSHOT (517) — another process holds the lock.
+/// PostgreSQL's are five-character SQLSTATEs, taken by class: connection
+/// exceptions (08), insufficient resources (53), operator intervention such
+/// as a shutdown or a restart in progress (57), system errors (58), and
+/// transaction conflicts that outlived their retries (40).
 fn unavailable_code(code: &str) -> bool {
-    matches!(&code[..2.min(code.len())], "08" | "53" | "57" | "58" | "40")
+    match code.len() {
+        5 => matches!(&code[..2], "08" | "53" | "57" | "58" | "40"),
+        _ => matches!(code, "5" | "6" | "517"),
+    }
 }
 
 fn classify(err: sqlx::Error) -> StoreError {
@@ -85,13 +92,13 @@ mod tests {
     use super::unavailable_code;
 
     #[test]
-    fn sqlstates_of_an_unreachable_database_read_unavailable() {
+    fn codes_of_an_unreachable_or_locked_database_read_unavailable() {
         for code in [
-            "08006", "08001", "57P01", "57P03", "53300", "40001", "40P01",
+            "08006", "08001", "57P01", "57P03", "53300", "40001", "40P01", "5", "6", "517",
         ] {
             assert!(unavailable_code(code), "{code}");
         }
-        for code in ["23505", "23503", "42P01", "22P02", ""] {
+        for code in ["23505", "23503", "42P01", "22P02", "19", "2067", ""] {
             assert!(!unavailable_code(code), "{code}");
         }
     }

@@ -3,11 +3,11 @@
 use switchboard_protocol::{Channel, ChannelMember, MemberRole, Timestamp, User};
 
 /// The columns of `users` that [`UserRow`] reads.
-pub(crate) const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
+pub const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
      pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
+pub struct UserRow {
     pub id: String,
     pub company_id: String,
     pub is_bot: bool,
@@ -51,11 +51,11 @@ impl UserRow {
 }
 
 /// The columns of `channels` that [`ChannelRow`] reads.
-pub(crate) const CHANNEL_COLUMNS: &str = "c.id, c.company_id, c.channel_type, c.subject, c.description, c.access, \
+pub const CHANNEL_COLUMNS: &str = "c.id, c.company_id, c.channel_type, c.subject, c.description, c.access, \
      c.service, c.service_title, c.broadcast, c.external, c.member_count, c.created_at, c.updated_at";
 
 #[derive(sqlx::FromRow, Clone)]
-pub(crate) struct ChannelRow {
+pub struct ChannelRow {
     pub id: String,
     pub company_id: String,
     pub channel_type: String,
@@ -97,7 +97,7 @@ impl ChannelRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct MemberRow {
+pub struct MemberRow {
     pub user_id: String,
     pub role: String,
     pub joined_at: i64,
@@ -115,11 +115,11 @@ impl MemberRow {
 }
 
 /// The columns of `messages` that [`MessageRow`] reads.
-pub(crate) const MESSAGE_COLUMNS: &str = "id, channel_id, user_id, message_type, text, elements, attachments, \
+pub const MESSAGE_COLUMNS: &str = "id, channel_id, user_id, message_type, text, elements, attachments, \
      mentions, quote, silent, created_at, updated_at, deleted_at";
 
 #[derive(sqlx::FromRow, Clone)]
-pub(crate) struct MessageRow {
+pub struct MessageRow {
     pub id: String,
     pub channel_id: String,
     pub user_id: String,

@@ -16,7 +16,8 @@ pub enum Bootstrap {
     CreatedWithGeneratedKey(Company, NewCredential),
 }
 
-/// Creates the first company when the database has none.
+/// Creates the first company when the database has none. Instances that
+/// start at once on an empty database create one company between them.
 pub async fn run(store: &dyn Store, config: &BootstrapConfig) -> anyhow::Result<Bootstrap> {
     if store.company_count().await? > 0 {
         return Ok(Bootstrap::AlreadyDone);
@@ -28,7 +29,12 @@ pub async fn run(store: &dyn Store, config: &BootstrapConfig) -> anyhow::Result<
         ),
         None => (credentials::generate(CredentialKind::Company), false),
     };
-    let (company, _) = create_company(store, &config.company_name, &key).await?;
+    let Some((company, _)) = store
+        .create_first_company(&config.company_name, first_key_record(&key))
+        .await?
+    else {
+        return Ok(Bootstrap::AlreadyDone);
+    };
     tracing::info!(company = %company.id, "created the first company");
     Ok(if configured {
         Bootstrap::CreatedWithConfiguredKey(company)
@@ -43,12 +49,16 @@ pub async fn create_company(
     name: &str,
     key: &NewCredential,
 ) -> anyhow::Result<(Company, switchboard_store::CredentialInfo)> {
-    let record = NewCredentialRecord {
+    Ok(store.create_company(name, first_key_record(key)).await?)
+}
+
+/// What is stored of a company's first key.
+fn first_key_record(key: &NewCredential) -> NewCredentialRecord {
+    NewCredentialRecord {
         owner: CredentialOwner::Company,
         hash: key.hash.clone(),
         last_four: key.last_four.clone(),
         name: Some("first key".to_owned()),
         read_only: false,
-    };
-    Ok(store.create_company(name, record).await?)
+    }
 }

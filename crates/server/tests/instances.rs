@@ -171,3 +171,46 @@ async fn deliveries_leased_by_a_killed_instance_are_made_by_the_others() {
     assert!(twice <= CHANNELS, "{twice} messages arrived twice");
     assert!(survivor.terminate().await.success());
 }
+
+#[tokio::test]
+async fn instances_starting_together_on_an_empty_database_create_one_company() {
+    let store = TestStore::postgres().await;
+    let url = store.url.clone().unwrap();
+    let key = SecretBox::generate_key();
+    let data_dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHBOARD_DATABASE__URL", url.as_str()),
+        ("SWITCHBOARD_SECRETS__KEY", key.as_str()),
+    ];
+    let dirs: Vec<_> = (0..3)
+        .map(|i| data_dir.path().join(i.to_string()))
+        .collect();
+    let (a, b, c) = tokio::join!(
+        ServerProcess::start(&dirs[0], &env),
+        ServerProcess::start(&dirs[1], &env),
+        ServerProcess::start(&dirs[2], &env),
+    );
+    let instances = [a, b, c];
+    let printed: Vec<String> = instances
+        .iter()
+        .flat_map(|instance| instance.printed.clone())
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find(|word| word.starts_with("wsk-v1-"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        printed.len(),
+        1,
+        "one instance creates the company and shows its key"
+    );
+    // That key is the company's on every instance.
+    for instance in &instances {
+        let api = TestServer::attach(&instance.base, &printed[0]);
+        api.get("/v2/users", &printed[0]).await.expect(200);
+    }
+    for instance in instances {
+        assert!(instance.terminate().await.success());
+    }
+}

@@ -29,25 +29,29 @@ impl TenancyStore for PgStore {
         first_key: NewCredentialRecord,
     ) -> StoreResult<(Company, CredentialInfo)> {
         transaction!(self, |tx| {
-            // Each run of the transaction starts from the request as it came.
-            let first_key = first_key.clone();
-            let id = CompanyId::generate();
-            let now = now_micros();
-            sqlx::query("INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id.as_str())
-                .bind(name)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(crate::Failure::from)?;
-            let key = insert_credential(&mut tx, &id, first_key).await?;
+            let created = insert_company(&mut tx, name, first_key.clone()).await?;
             tx.commit().await?;
-            let company = Company {
-                id,
-                name: name.to_owned(),
-                created_at: Timestamp::from_unix_micros(now),
-            };
-            Ok((company, key))
+            Ok(created)
+        })
+    }
+
+    async fn create_first_company(
+        &self,
+        name: &str,
+        first_key: NewCredentialRecord,
+    ) -> StoreResult<Option<(Company, CredentialInfo)>> {
+        // Serializable: of instances bootstrapping at once, one commits and
+        // the others are run again and find its company.
+        transaction!(self, |tx| {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
+                .fetch_one(&mut *tx)
+                .await?;
+            if count > 0 {
+                return Ok(None);
+            }
+            let created = insert_company(&mut tx, name, first_key.clone()).await?;
+            tx.commit().await?;
+            Ok(Some(created))
         })
     }
 
@@ -193,6 +197,29 @@ impl TenancyStore for PgStore {
             Ok(())
         })
     }
+}
+
+/// A new company with its first company key.
+async fn insert_company(
+    conn: &mut PgConnection,
+    name: &str,
+    first_key: NewCredentialRecord,
+) -> Outcome<(Company, CredentialInfo)> {
+    let id = CompanyId::generate();
+    let now = now_micros();
+    sqlx::query("INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let key = insert_credential(conn, &id, first_key).await?;
+    let company = Company {
+        id,
+        name: name.to_owned(),
+        created_at: Timestamp::from_unix_micros(now),
+    };
+    Ok((company, key))
 }
 
 fn owner_user(owner: &CredentialOwner) -> Option<&str> {

@@ -29,23 +29,28 @@ impl TenancyStore for SqliteStore {
         first_key: NewCredentialRecord,
     ) -> StoreResult<(Company, CredentialInfo)> {
         let mut tx = self.writer.begin().await.map_err(crate::Failure::from)?;
-        let id = CompanyId::generate();
-        let now = now_micros();
-        sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(id.as_str())
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
+        let created = insert_company(&mut tx, name, first_key).await?;
+        tx.commit().await.map_err(crate::Failure::from)?;
+        Ok(created)
+    }
+
+    async fn create_first_company(
+        &self,
+        name: &str,
+        first_key: NewCredentialRecord,
+    ) -> StoreResult<Option<(Company, CredentialInfo)>> {
+        // The one writer connection makes the count and the insert one step.
+        let mut tx = self.writer.begin().await.map_err(crate::Failure::from)?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
+            .fetch_one(&mut *tx)
             .await
             .map_err(crate::Failure::from)?;
-        let key = insert_credential(&mut tx, &id, first_key).await?;
+        if count > 0 {
+            return Ok(None);
+        }
+        let created = insert_company(&mut tx, name, first_key).await?;
         tx.commit().await.map_err(crate::Failure::from)?;
-        let company = Company {
-            id,
-            name: name.to_owned(),
-            created_at: Timestamp::from_unix_micros(now),
-        };
-        Ok((company, key))
+        Ok(Some(created))
     }
 
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company> {
@@ -186,6 +191,29 @@ impl TenancyStore for SqliteStore {
         tx.commit().await.map_err(crate::Failure::from)?;
         Ok(())
     }
+}
+
+/// A new company with its first company key.
+async fn insert_company(
+    conn: &mut SqliteConnection,
+    name: &str,
+    first_key: NewCredentialRecord,
+) -> Outcome<(Company, CredentialInfo)> {
+    let id = CompanyId::generate();
+    let now = now_micros();
+    sqlx::query("INSERT INTO companies (id, name, created_at) VALUES (?, ?, ?)")
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let key = insert_credential(conn, &id, first_key).await?;
+    let company = Company {
+        id,
+        name: name.to_owned(),
+        created_at: Timestamp::from_unix_micros(now),
+    };
+    Ok((company, key))
 }
 
 fn owner_user(owner: &CredentialOwner) -> Option<&str> {

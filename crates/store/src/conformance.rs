@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             typing_indicators_expire_and_are_purged,
             members_and_counts_stay_consistent,
             files_are_reached_only_through_their_channel_and_live_messages,
+            the_first_company_is_created_once_however_many_try,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {
@@ -581,4 +582,36 @@ pub async fn files_are_reached_only_through_their_channel_and_live_messages(stor
         store.get_file(&alice, &channel, &file.id).await.unwrap(),
         file
     );
+}
+
+/// Bootstrapping: of several concurrent attempts on an empty store, one
+/// creates the company; the others find it. A database with a company is
+/// left alone.
+pub async fn the_first_company_is_created_once_however_many_try(store: Arc<dyn Store>) {
+    let mut attempts = Vec::new();
+    for index in 0..8 {
+        let store = store.clone();
+        attempts.push(tokio::spawn(async move {
+            let key = credentials::generate(CredentialKind::Company);
+            let record = NewCredentialRecord {
+                owner: CredentialOwner::Company,
+                hash: key.hash.clone(),
+                last_four: key.last_four.clone(),
+                name: None,
+                read_only: false,
+            };
+            store
+                .create_first_company(&format!("First {index}"), record)
+                .await
+                .expect("bootstrapping succeeds or finds the company")
+        }));
+    }
+    let mut created = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().is_some() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.company_count().await.unwrap(), 1);
 }

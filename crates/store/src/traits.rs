@@ -26,6 +26,15 @@ pub trait TenancyStore: Send + Sync {
         first_key: NewCredentialRecord,
     ) -> StoreResult<(Company, CredentialInfo)>;
 
+    /// Creates a company with its first company key only when the database
+    /// has no company yet (bootstrapping); `None` when one exists — also when
+    /// another instance created one at the same moment.
+    async fn create_first_company(
+        &self,
+        name: &str,
+        first_key: NewCredentialRecord,
+    ) -> StoreResult<Option<(Company, CredentialInfo)>>;
+
     /// The company with this id.
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company>;
 

@@ -30,6 +30,9 @@ pub(crate) async fn backoff(attempt: u32) {
 /// Runs `$body` as one serializable transaction on `$store`'s pool, again
 /// from the start when it is aborted for a conflict (see [`RETRIES`]).
 ///
+/// Each run counts the events it records only if it succeeds (see
+/// [`switchboard_store_sql::created_events`]).
+///
 /// The body sees the open transaction as `$tx`, must commit it itself, and
 /// evaluates to an `Outcome`; returning early without committing rolls the
 /// transaction back. Its value becomes a `StoreResult`.
@@ -37,12 +40,13 @@ macro_rules! transaction {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let mut attempt = 0u32;
         loop {
-            let outcome: $crate::failure::Outcome<_> = async {
-                #[allow(unused_mut)]
-                let mut $tx = $crate::transaction::begin(&$store.pool).await?;
-                $body
-            }
-            .await;
+            let outcome: $crate::failure::Outcome<_> =
+                switchboard_store_sql::created_events::count_if_committed(async {
+                    #[allow(unused_mut)]
+                    let mut $tx = $crate::transaction::begin(&$store.pool).await?;
+                    $body
+                })
+                .await;
             match outcome {
                 Err(failure)
                     if failure.is_retryable() && attempt < $crate::transaction::RETRIES =>

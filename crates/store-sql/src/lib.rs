@@ -7,6 +7,7 @@
 //! arrays, locking), and each backend's transactions are built for how its
 //! database runs them side by side.
 
+pub mod created_events;
 pub mod failure;
 pub mod integration_rows;
 pub mod messages;

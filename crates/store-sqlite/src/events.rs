@@ -13,6 +13,7 @@ use switchboard_protocol::{Channel, EventType};
 
 use crate::failure::Outcome;
 use crate::load;
+use switchboard_store_sql::created_events;
 use switchboard_store_sql::integration_rows::subscribes;
 
 /// Who hears of an event, besides the event-type filter of each integration.
@@ -138,8 +139,7 @@ pub(crate) async fn record(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    metrics::counter!("switchboard_events_created_total", "type" => event_type.as_str().to_owned())
-        .increment(1);
+    created_events::recorded(event_type);
     let lane = channel.unwrap_or(id.as_str());
     for integration in targets {
         enqueue(conn, id.as_str(), integration, lane, seq, now).await?;

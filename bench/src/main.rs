@@ -6,7 +6,10 @@
 //! receiver on loopback, and measures:
 //! - **throughput**: messages sent through the API with N in flight until all
 //!   are delivered: API requests/s, deliveries/s, delivery latency;
-//! - **fixed rate**: latency while sending at a fixed rate;
+//! - **fixed rate**: latency while sending at a fixed rate, whatever the
+//!   answers (open loop); requests the server refuses with 503 because it
+//!   cannot keep up (its database connections stayed busy past
+//!   `database.acquire_timeout`) are counted as refused, not retried;
 //! - **backlog**: events queued while the receiver answers 503, then the
 //!   seconds to deliver them all once it recovers;
 //! - **sqs**: throughput to an SQS queue of moto's server, read by consumers,
@@ -124,15 +127,25 @@ struct Outcome {
     drain_seconds: Option<f64>,
     peak_memory_mib: Option<f64>,
     seconds: f64,
+    /// Requests answered 503 because the server was overloaded (fixed rate only).
+    refused: usize,
 }
 
-/// Sends one message; returns its id and when the request started.
+/// What a `SendMessage` request came to.
+enum Sent {
+    /// Stored: the message id and when the request started.
+    Accepted(String, Instant),
+    /// Answered 503: the server could not take it now.
+    Refused,
+}
+
+/// Sends one message.
 async fn send(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     text: String,
-) -> anyhow::Result<(String, Instant)> {
+) -> anyhow::Result<Sent> {
     let started = Instant::now();
     let response = client
         .post(url)
@@ -140,13 +153,16 @@ async fn send(
         .json(&json!({"text": text}))
         .send()
         .await?;
+    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Ok(Sent::Refused);
+    }
     anyhow::ensure!(
         response.status().is_success(),
         "SendMessage answered {}",
         response.status()
     );
     let body: serde_json::Value = response.json().await?;
-    Ok((
+    Ok(Sent::Accepted(
         body["message"]["messageId"]
             .as_str()
             .context("message id")?
@@ -190,15 +206,11 @@ async fn send_many(
                 if index >= count {
                     return anyhow::Ok(sent);
                 }
-                sent.push(
-                    send(
-                        &client,
-                        &urls[index % urls.len()],
-                        &token,
-                        format!("message {index}"),
-                    )
-                    .await?,
-                );
+                let text = format!("message {index}");
+                match send(&client, &urls[index % urls.len()], &token, text).await? {
+                    Sent::Accepted(id, started) => sent.push((id, started)),
+                    Sent::Refused => anyhow::bail!("SendMessage answered 503 Service Unavailable"),
+                }
             }
         }));
     }
@@ -319,6 +331,7 @@ async fn measure_throughput(
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         seconds,
+        refused: 0,
     })
 }
 
@@ -342,22 +355,28 @@ async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
         }));
     }
     let mut sent = HashMap::with_capacity(total);
+    let mut refused = 0;
     for task in tasks {
-        let (id, started) = task.await??;
-        sent.insert(id, started);
+        match task.await?? {
+            Sent::Accepted(id, started) => {
+                sent.insert(id, started);
+            }
+            Sent::Refused => refused += 1,
+        }
     }
     let api_seconds = began.elapsed().as_secs_f64();
-    wait_for(&receipts, total, Duration::from_secs(600)).await?;
+    wait_for(&receipts, sent.len(), Duration::from_secs(600)).await?;
     let seconds = began.elapsed().as_secs_f64();
     let outcome = Outcome {
         scenario: format!("fixed rate ({}/s for {} s)", args.rate, args.rate_seconds),
         messages: total,
-        api_requests_per_second: total as f64 / api_seconds,
-        deliveries_per_second: total as f64 / seconds,
+        api_requests_per_second: sent.len() as f64 / api_seconds,
+        deliveries_per_second: sent.len() as f64 / seconds,
         latency: latency(&sent, &receipts),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         seconds,
+        refused,
     };
     server.stop().await;
     Ok(outcome)
@@ -385,6 +404,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
         drain_seconds: Some(drain),
         peak_memory_mib: server.peak_memory_mib(),
         seconds: began.elapsed().as_secs_f64(),
+        refused: 0,
     };
     server.stop().await;
     Ok(outcome)
@@ -494,9 +514,10 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0)
     );
     println!(
-        "{:<34} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "scenario",
         "messages",
+        "refused",
         "api req/s",
         "deliveries/s",
         "p50 ms",
@@ -508,9 +529,10 @@ async fn main() -> anyhow::Result<()> {
     );
     for o in &outcomes {
         println!(
-            "{:<34} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1}",
+            "{:<34} {:>8} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1}",
             o.scenario,
             o.messages,
+            o.refused,
             o.api_requests_per_second,
             o.deliveries_per_second,
             o.latency.p50_ms,

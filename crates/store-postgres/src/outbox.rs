@@ -26,7 +26,7 @@ impl DeliveryStore for PgStore {
         }
         // READ COMMITTED: each statement sees what other instances committed
         // before it, and the locks below keep two of them off one lane.
-        let mut tx = self.pool.begin().await.map_err(Failure::from)?;
+        let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
         // Lanes another instance is claiming or finishing right now are
         // locked by it and skipped; those it claimed before carry a lease.
         let candidates: Vec<(String, String)> = sqlx::query_as(
@@ -151,7 +151,7 @@ impl DeliveryStore for PgStore {
         let mut attempt = 0;
         loop {
             let outcome: Outcome<()> = async {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
                 crate::finish::record(&mut tx, &ordered).await?;
                 tx.commit().await?;
                 Ok(())

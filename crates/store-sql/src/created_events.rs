@@ -52,7 +52,8 @@ mod tests {
 
     use super::*;
 
-    /// How many `chat:message:new` events the recorder has counted.
+    /// How many events the recorder has counted (the tests record only
+    /// `chat:message:new`, so one counter holds them all).
     fn counted(recorder: &DebuggingRecorder) -> u64 {
         recorder
             .snapshotter()

@@ -3,7 +3,7 @@
 //! deliveries; polling is the fallback that keeps it correct.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -12,6 +12,7 @@ use switchboard_store::{Attempt, ClaimedDelivery, Finished, Store, StoreError, V
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
+use crate::idle::IdleReporter;
 use crate::policy::{AttemptResult, RetryPolicy};
 use crate::transport::{Outgoing, Sent, Transports};
 
@@ -40,11 +41,13 @@ impl Default for DispatchSettings {
 }
 
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
+/// Each look for due deliveries that finds nothing to do is told to `idle`.
 pub async fn run(
     store: Arc<dyn Store>,
     transports: Arc<Transports>,
     policy: Arc<RetryPolicy>,
     settings: DispatchSettings,
+    idle: IdleReporter,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_in_flight));
@@ -59,8 +62,12 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
+        let began = Instant::now();
         let free = slots.available_permits();
+        // Every slot free: nothing is being sent and every outcome is stored.
+        let nothing_in_flight = free == settings.max_in_flight;
         let mut claimed = Vec::new();
+        let mut claim_failed = false;
         if free > 0 {
             match store
                 .claim(
@@ -72,10 +79,14 @@ pub async fn run(
                 .await
             {
                 Ok(found) => claimed = found,
-                Err(err) => tracing::warn!(error = %err, "could not claim deliveries; retrying"),
+                Err(err) => {
+                    claim_failed = true;
+                    tracing::warn!(error = %err, "could not claim deliveries; retrying")
+                }
             }
         }
         let full_batch = free > 0 && claimed.len() == free;
+        let idle_pass = nothing_in_flight && !claim_failed && claimed.is_empty();
         for group in groups(claimed, &transports) {
             let Ok(permits) = slots.clone().acquire_many_owned(group.len() as u32).await else {
                 break;
@@ -97,11 +108,14 @@ pub async fn run(
             tokio::task::yield_now().await;
             continue;
         }
-        let sleep = match store.next_due().await {
+        let next_due = store.next_due().await;
+        if idle_pass && let Ok(next_due) = next_due {
+            idle.idle(began, next_due);
+        }
+        let sleep = match next_due {
             Ok(Some(due)) => Duration::from_micros((due - now_micros()).max(0) as u64)
                 .min(settings.poll_interval),
-            Ok(None) => settings.poll_interval,
-            Err(_) => settings.poll_interval,
+            Ok(None) | Err(_) => settings.poll_interval,
         };
         tokio::select! {
             () = wake.notified() => {}

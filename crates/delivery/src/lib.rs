@@ -14,6 +14,7 @@
 
 pub mod dispatcher;
 pub mod envelope;
+pub mod idle;
 pub mod policy;
 pub mod sqs;
 pub mod target_guard;
@@ -21,6 +22,7 @@ pub mod transport;
 pub mod webhook;
 
 pub use dispatcher::{DispatchSettings, run};
+pub use idle::{IdleReporter, IdleWatch, idle_signal};
 pub use policy::{AttemptResult, RetryPolicy};
 pub use sqs::{SqsSettings, SqsTransport};
 pub use target_guard::TargetGuard;

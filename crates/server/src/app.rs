@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use switchboard_delivery::{
-    DispatchSettings, RetryPolicy, SqsSettings, SqsTransport, TargetGuard, Transports,
-    WebhookTransport,
+    DispatchSettings, IdleReporter, IdleWatch, RetryPolicy, SqsSettings, SqsTransport, TargetGuard,
+    Transports, WebhookTransport,
 };
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_files::{
@@ -82,7 +82,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
         };
         let store = PgStore::open(&options, policy)
             .await
-            .map_err(|err| anyhow::anyhow!(with_causes(&err)))
+            .map_err(|err| anyhow::anyhow!(crate::output::chain(&err)))
             .context("could not open the PostgreSQL database (database.url)")?;
         return Ok(Database::Postgres(store));
     }
@@ -98,19 +98,6 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
     Ok(Database::Sqlite(store))
 }
 
-/// An error and its causes on one line (the schema check says why it refused
-/// in the cause; a connection failure says where it failed).
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A server running in this process.
 pub struct RunningServer {
     /// The address it listens on (the real port when port 0 was asked for).
@@ -119,11 +106,26 @@ pub struct RunningServer {
     pub bootstrap: Bootstrap,
     /// The store it serves, for callers that prepare data (the demo).
     pub store: Arc<dyn Store>,
+    /// Whether its delivery workers are idle (`None` when `delivery.enabled`
+    /// is off).
+    deliveries: Option<IdleWatch>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
+    /// Completes once this server's delivery workers have attempted every
+    /// delivery due by now (and any retry due within `horizon`) and stored
+    /// each outcome: what a caller needs before it reads the delivery log or
+    /// shows that something was not delivered. Completes at once when this
+    /// server runs no workers; never completes while another instance holds
+    /// a lease this one waits on, so bound it with a timeout.
+    pub async fn deliveries_settled(&self, horizon: Duration) {
+        if let Some(deliveries) = &self.deliveries {
+            deliveries.settled(horizon).await;
+        }
+    }
+
     /// Asks the server to stop and waits until it has.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -144,14 +146,16 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, bootstraps it, binds the listener and serves in a task.
+/// Opens the store, binds the listener, checks the file storage, then
+/// bootstraps and serves in a task. Bootstrapping comes last of all that can
+/// fail, so an empty database never gets a first company whose generated key
+/// a failed start could not show.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let database = open_database(config, Purpose::Use).await?;
     let shared = database.store();
-    let bootstrap = bootstrap::run(shared.as_ref(), &config.bootstrap).await?;
     let listener = TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| format!("could not listen on {} (http.listen)", config.http.listen))?;
+        .with_context(|| listen_failure(config.http.listen))?;
     let addr = listener.local_addr()?;
     let secrets = load_secret_box(config)?;
     let files = open_files(config, &secrets, addr).await?;
@@ -177,21 +181,20 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let app = switchboard_http_api::router(state);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.http.shutdown_grace;
+    let (workers, deliveries) = if config.delivery.enabled {
+        let (idle, deliveries) = switchboard_delivery::idle_signal(shared.outbox_signal());
+        let workers = delivery_workers(config, shared.clone(), secrets, idle, stop.subscribe())?;
+        (Some(workers), Some(deliveries))
+    } else {
+        (None, None)
+    };
+    let bootstrap = bootstrap::run(shared.as_ref(), &config.bootstrap).await?;
+    let workers = workers.map(tokio::spawn);
     let janitor = tokio::spawn(purge_periodically(
         shared.clone(),
         rate_limits,
         stop.subscribe(),
     ));
-    let workers = if config.delivery.enabled {
-        Some(tokio::spawn(delivery_workers(
-            config,
-            shared.clone(),
-            secrets,
-            stop.subscribe(),
-        )?))
-    } else {
-        None
-    };
     let task = tokio::spawn(async move {
         let mut graceful = stopped.clone();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -221,9 +224,18 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         addr,
         bootstrap,
         store: shared,
+        deliveries,
         stop,
         task,
     })
+}
+
+/// What to say when the listener cannot be bound.
+fn listen_failure(addr: SocketAddr) -> String {
+    format!(
+        "could not listen on {addr} (http.listen, or --listen): is another server using that \
+         port? Stop it or choose another address"
+    )
 }
 
 /// The configured file storage, checked to be usable, with URLs signed by a
@@ -292,6 +304,7 @@ fn delivery_workers(
     config: &Config,
     store: Arc<dyn Store>,
     secrets: SecretBox,
+    idle: IdleReporter,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<impl Future<Output = ()> + use<>> {
     let delivery = &config.delivery;
@@ -332,6 +345,7 @@ fn delivery_workers(
         Arc::new(Transports { webhook, sqs }),
         Arc::new(policy),
         settings,
+        idle,
         stop,
     ))
 }

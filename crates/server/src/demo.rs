@@ -1,25 +1,204 @@
 //! `switchboard demo`: a demo company with people, a bot and a channel to try
 //! the API with at once.
+//!
+//! Without `--data-dir` the demo lives in a temporary directory removed at
+//! exit. With `--data-dir DIR` it stays there, and what the demo printed is
+//! kept in `DIR/demo.json` (readable by its owner only, beside `secret.key`),
+//! so a later `demo --data-dir DIR` starts on the same data, prints the same
+//! credentials and points the echo bot's integration at its new address.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use switchboard_domain::credentials::{self, CredentialKind};
 use switchboard_domain::{Actor, CompanyId, UserId};
 use switchboard_protocol::ChannelAccess;
 
-use crate::echo_bot;
+use crate::app::{self, shutdown_signal};
+use crate::bootstrap::Bootstrap;
+use crate::config::Config;
+use crate::{echo_bot, output};
 use switchboard_store::{
     BotProfile, CredentialOwner, NewChannel, NewCredentialRecord, NewMessage, Store, UserProfile,
 };
 
-/// The credentials and ids the demo prints.
+/// The credentials and ids the demo prints (and keeps in `demo.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DemoData {
     pub integration_id: String,
     pub company_key: String,
     pub alice_id: String,
     pub alice_token: String,
     pub bob_id: String,
+    pub bob_token: String,
     pub bot_id: String,
     pub bot_key: String,
     pub channel_id: String,
+    /// The echo bot's webhook signing secret.
+    pub echo_secret: String,
+    /// Where the echo bot listens (its integration's URL).
+    pub echo_url: String,
+}
+
+/// Where a kept demo's data is described.
+const DEMO_FILE: &str = "demo.json";
+
+/// `switchboard demo`: serves a demo until Ctrl-C or SIGTERM.
+pub async fn run(
+    mut config: Config,
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let temporary = match data_dir {
+        Some(dir) => {
+            config.data_dir = dir;
+            None
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("switchboard-demo-")
+                .tempdir()
+                .context("could not make a temporary directory for the demo")?;
+            config.data_dir = dir.path().to_owned();
+            Some(dir)
+        }
+    };
+    config.http.listen = listen;
+    config.database.url = None;
+    config.bootstrap.company_key = None;
+    config.bootstrap.company_name = "Demo Company".to_owned();
+    // The demo's echo bot listens on loopback.
+    config.delivery.allow_targets = "127.0.0.0/8,::1/128".to_owned();
+    let kept = temporary.is_none();
+    let result = serve(&config, kept).await;
+    // The temporary directory is removed here, also after a failure.
+    drop(temporary);
+    result
+}
+
+async fn serve(config: &Config, kept: bool) -> anyhow::Result<()> {
+    let described = config.data_dir.join(DEMO_FILE);
+    if kept && !described.exists() && config.sqlite_path().exists() {
+        anyhow::bail!(
+            "{} holds switchboard data that is not a demo's (no {DEMO_FILE}): run \
+             `switchboard serve --data-dir {}` to use it, or give `demo --data-dir` an empty or \
+             new directory to start afresh",
+            config.data_dir.display(),
+            config.data_dir.display()
+        );
+    }
+    let server = app::start(config).await?;
+    let base = format!("http://{}", server.addr);
+    let data = match &server.bootstrap {
+        Bootstrap::CreatedWithGeneratedKey(company, key) => {
+            let data = prepare(
+                server.store.as_ref(),
+                &base,
+                &company.id,
+                key.reveal().to_owned(),
+            )
+            .await?;
+            if kept {
+                save(&described, &data)?;
+            }
+            data
+        }
+        _ => {
+            let mut data = load(&described)?;
+            resume(&base, &mut data).await?;
+            save(&described, &data)?;
+            data
+        }
+    };
+    output::say(&data.instructions(&base));
+    if kept {
+        output::say(&format!(
+            "The data is kept in {}: `switchboard demo --data-dir {}` starts it again with these \
+             credentials; remove the directory to start afresh.",
+            config.data_dir.display(),
+            config.data_dir.display()
+        ));
+    } else {
+        output::say(
+            "The data lives in a temporary directory and is gone when the demo stops (Ctrl-C); \
+             `--data-dir DIR` keeps it.",
+        );
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), "the demo is ready");
+    server.run_until(shutdown_signal()).await
+}
+
+/// Writes the demo's description, readable by its owner only.
+fn save(path: &Path, data: &DemoData) -> anyhow::Result<()> {
+    let text = serde_json::to_vec_pretty(data)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &text)
+        .with_context(|| format!("could not write {}", path.display()))
+}
+
+fn load(path: &Path) -> anyhow::Result<DemoData> {
+    let text = std::fs::read(path).with_context(|| {
+        format!(
+            "could not read {}: remove its directory to start the demo afresh",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not a demo description: remove its directory to start the demo afresh",
+            path.display()
+        )
+    })
+}
+
+/// Starts the echo bot of a kept demo on its old address when that is free
+/// (so what was queued for it goes out at once), else on a new port that its
+/// integration is pointed at, through the API as an operator would.
+async fn resume(base: &str, data: &mut DemoData) -> anyhow::Result<()> {
+    let old_address = data
+        .echo_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook");
+    if let Ok((_, listener)) = echo_bot::listen_on(old_address).await {
+        spawn_echo_bot(listener, base, data);
+        return Ok(());
+    }
+    let (hook_url, listener) = echo_bot::listen().await?;
+    reqwest::Client::new()
+        .patch(format!(
+            "{base}/v2/users/bots/{}/integrations/{}",
+            data.bot_id, data.integration_id
+        ))
+        .bearer_auth(&data.company_key)
+        .json(&serde_json::json!({"set": {"url": hook_url}}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("could not point the echo bot's integration at its new address")?;
+    data.echo_url = hook_url;
+    spawn_echo_bot(listener, base, data);
+    Ok(())
+}
+
+fn spawn_echo_bot(listener: tokio::net::TcpListener, base: &str, data: &DemoData) {
+    let (api, key, secret) = (
+        base.to_owned(),
+        data.bot_key.clone(),
+        data.echo_secret.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(err) = echo_bot::serve(listener, api, key, &secret).await {
+            tracing::error!(error = %err, "the echo bot stopped");
+        }
+    });
 }
 
 /// Fills the (fresh) company with Alice, Bob, an echo bot and a welcome
@@ -81,18 +260,11 @@ pub async fn prepare(
         .error_for_status()?
         .json()
         .await?;
-    let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+    let echo_secret = created["secret"].as_str().unwrap_or_default().to_owned();
     let integration_id = created["integration"]["integrationId"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let echo_key = bot_key.clone();
-    let api = base.to_owned();
-    tokio::spawn(async move {
-        if let Err(err) = echo_bot::serve(listener, api, echo_key, &secret).await {
-            tracing::error!(error = %err, "the echo bot stopped");
-        }
-    });
     let actor = Actor {
         company: company.clone(),
         user: alice_id,
@@ -125,16 +297,28 @@ pub async fn prepare(
             None,
         )
         .await?;
-    Ok(DemoData {
+    let bob_token = issue(
+        store,
+        company,
+        CredentialOwner::User(UserId::from_stored(bob.id.clone())),
+        CredentialKind::User,
+    )
+    .await?;
+    let data = DemoData {
         integration_id,
         company_key,
         alice_id: alice.id,
         alice_token,
         bob_id: bob.id,
+        bob_token,
         bot_id: bot.id,
         bot_key,
         channel_id: channel.channel.channel_id,
-    })
+        echo_secret,
+        echo_url: hook_url,
+    };
+    spawn_echo_bot(listener, base, &data);
+    Ok(data)
 }
 
 async fn issue(
@@ -160,7 +344,8 @@ async fn issue(
 }
 
 impl DemoData {
-    /// What the demo prints: where to find it and how to try it.
+    /// What the demo prints: where to find it, `export` lines to paste into
+    /// a shell (the names the README's examples use), and commands to try.
     pub fn instructions(&self, base: &str) -> String {
         format!(
             r#"
@@ -168,34 +353,45 @@ switchboard demo is running at {base}
 
   company key   {company_key}
   Alice         {alice_id}   token {alice_token}
-  Bob           {bob_id}
+  Bob           {bob_id}   token {bob_token}
   Echo Bot      {bot_id}   bot key {bot_key}
   channel       {channel_id}   ("Welcome": Alice, Bob, Echo Bot)
 
+Paste these into a shell; the commands below and in the README use them:
+
+export BASE={base}
+export COMPANY_KEY={company_key}
+export ALICE={alice_id}
+export ALICE_TOKEN={alice_token}
+export BOB={bob_id}
+export BOB_TOKEN={bob_token}
+export BOT={bot_id}
+export BOT_KEY={bot_key}
+export CHANNEL={channel_id}
+export INTEGRATION={integration_id}
+
 Try it:
-  curl -s {base}/v2/conversations/channels -H 'Authorization: Bearer {alice_token}'
-  curl -s {base}/v2/conversations/channels/{channel_id}/messages -H 'Authorization: Bearer {alice_token}'
-  curl -s -X POST {base}/v2/conversations/channels/{channel_id}/messages \
-       -H 'Authorization: Bearer {bot_key}' -H 'Content-Type: application/json' \
+  curl -s $BASE/v2/conversations/channels -H "Authorization: Bearer $ALICE_TOKEN"
+  curl -s $BASE/v2/conversations/channels/$CHANNEL/messages -H "Authorization: Bearer $ALICE_TOKEN"
+  curl -s -X POST $BASE/v2/conversations/channels/$CHANNEL/messages \
+       -H "Authorization: Bearer $BOT_KEY" -H 'Content-Type: application/json' \
        -d '{{"text": "Hi, I am the echo bot"}}'
-  curl -s '{base}/v2/conversations/channels?userId={bob_id}' -H 'Authorization: Bearer {company_key}'
-  curl -s {base}/openapi.json
+  curl -s "$BASE/v2/conversations/channels?userId=$BOB" -H "Authorization: Bearer $COMPANY_KEY"
+  curl -s $BASE/openapi.json
 
 Watch the echo bot answer (it receives each message by signed webhook, shows
 typing and replies quoting it):
-  curl -s -X POST {base}/v2/conversations/channels/{channel_id}/messages \
-       -H 'Authorization: Bearer {alice_token}' -H 'Content-Type: application/json' -d '{{"text": "Hello bot"}}'
-  curl -s {base}/v2/conversations/channels/{channel_id}/typing -H 'Authorization: Bearer {alice_token}'
-  sleep 1; curl -s '{base}/v2/conversations/channels/{channel_id}/messages?limit=2' -H 'Authorization: Bearer {alice_token}'
-  curl -s {base}/v2/users/bots/{bot_id}/integrations/{integration_id}/deliveries -H 'Authorization: Bearer {company_key}'
-
-
-The data lives in a fresh SQLite file and is gone when the demo stops (Ctrl-C).
+  curl -s -X POST $BASE/v2/conversations/channels/$CHANNEL/messages \
+       -H "Authorization: Bearer $ALICE_TOKEN" -H 'Content-Type: application/json' -d '{{"text": "Hello bot"}}'
+  curl -s $BASE/v2/conversations/channels/$CHANNEL/typing -H "Authorization: Bearer $ALICE_TOKEN"
+  sleep 1; curl -s "$BASE/v2/conversations/channels/$CHANNEL/messages?limit=2" -H "Authorization: Bearer $ALICE_TOKEN"
+  curl -s $BASE/v2/users/bots/$BOT/integrations/$INTEGRATION/deliveries -H "Authorization: Bearer $COMPANY_KEY"
 "#,
             company_key = self.company_key,
             alice_id = self.alice_id,
             alice_token = self.alice_token,
             bob_id = self.bob_id,
+            bob_token = self.bob_token,
             bot_id = self.bot_id,
             integration_id = self.integration_id,
             bot_key = self.bot_key,

@@ -27,9 +27,15 @@ struct EchoBot {
 }
 
 /// Binds the bot's webhook listener on a free loopback port; returns its URL
-/// and the future that serves it.
+/// and the listener.
 pub async fn listen() -> anyhow::Result<(String, TcpListener)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    listen_on("127.0.0.1:0").await
+}
+
+/// Binds the bot's webhook listener on `address`; returns its URL and the
+/// listener.
+pub async fn listen_on(address: &str) -> anyhow::Result<(String, TcpListener)> {
+    let listener = TcpListener::bind(address).await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     Ok((url, listener))
 }

@@ -3,11 +3,13 @@
 //! The binary (`main.rs`) adds the command line on top; tests start the same
 //! server in-process with [`app::start`].
 
+pub mod admin;
 pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod demo;
 pub mod echo_bot;
+pub mod output;
 pub mod telemetry;
 
 pub use config::Config;

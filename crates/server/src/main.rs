@@ -1,43 +1,81 @@
-//! The `switchboard` command line: `serve`, `demo`, `migrate`, `company create`.
+//! The `switchboard` command line: `serve`, `demo`, `migrate`, `company …`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchboard_domain::credentials::{self, CredentialKind};
 use switchboard_server::app::{self, shutdown_signal};
-use switchboard_server::bootstrap::{self, Bootstrap};
-use switchboard_server::{Config, demo, telemetry};
+use switchboard_server::bootstrap::Bootstrap;
+use switchboard_server::{Config, admin, demo, output, telemetry};
 
-/// A self-hostable chat service that delivers every chat event to your bots.
+/// A self-hostable chat service that delivers every chat event to your bots
+/// by signed webhook or AWS SQS, and lets the bots answer through an HTTP API
+/// (compatible with Wildix x-bees chatbots).
+///
+/// Start with `switchboard demo`: a ready company with two people, an echo
+/// bot and a channel, and the commands to try it.
 #[derive(Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version, about, long_about)]
 struct Cli {
     /// A TOML configuration file (default: ./switchboard.toml when present).
-    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where settings come from, later ones winning.
+const SETTINGS_HELP: &str = "\
+Settings come from, later ones winning: built-in defaults; the TOML file
+(--config FILE, else ./switchboard.toml when present); SWITCHBOARD_…
+environment variables, `__` between levels (SWITCHBOARD_HTTP__LISTEN,
+SWITCHBOARD_DATABASE__URL=postgres://…); then the flags above. Every key,
+its variable and its default are in the README's Configuration table.";
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server with the configured database.
-    Serve,
-    /// Run the server on a fresh SQLite file with a demo company, people, a bot and a channel.
-    Demo {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Keep the demo's data in this directory instead of a temporary one.
-        #[arg(long)]
+    /// Run the server on the configured database (the embedded SQLite file
+    /// in the data directory unless database.url says otherwise).
+    ///
+    /// On an empty database it first creates a company and prints its
+    /// company key once (bootstrap.company_key sets a fixed one).
+    #[command(after_help = SETTINGS_HELP)]
+    Serve {
+        /// Address to listen on (http.listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Where the embedded database, secret key and files live (data_dir).
+        #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Manage companies.
+    /// Run the server on a fresh SQLite file with a demo company, two people,
+    /// an echo bot and a channel, and print credentials and commands to try.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Keep the demo in DIR (created when missing) instead of a temporary
+        /// directory removed at exit. A later `demo --data-dir DIR` reuses it
+        /// and prints the same credentials; remove DIR to start afresh.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit (PostgreSQL needs this before
+    /// `serve`; the embedded SQLite file migrates itself).
+    #[command(after_help = SETTINGS_HELP)]
+    Migrate {
+        /// Where the embedded database lives (data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage companies: list them, create one, give one a new company key.
     Company {
+        /// Where the embedded database lives (data_dir); PostgreSQL is chosen
+        /// by database.url as for `serve`.
+        #[arg(long, global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         #[command(subcommand)]
         command: CompanyCommand,
     },
@@ -45,70 +83,77 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CompanyCommand {
+    /// List every company: id, name, when it was made.
+    List,
     /// Create a company and print its first company key (shown once).
     Create {
         /// The company's name.
         #[arg(long)]
         name: String,
     },
+    /// Create a new company key for a company and print it (shown once):
+    /// how an operator recovers a lost key. Keys already issued keep working
+    /// until revoked (DELETE /v2/company/keys/{keyId} with the new key).
+    NewKey {
+        /// The company's id (`switchboard company list`); may be left out
+        /// when the database holds one company.
+        #[arg(long, value_name = "ID")]
+        company: Option<String>,
+        /// A name for the key, shown when keys are listed.
+        #[arg(long, default_value = "recovery key")]
+        name: String,
+    },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => return output::fail(&anyhow::Error::from(err)),
+    };
+    let result = runtime.block_on(run(cli));
+    // Tasks still running (an echo bot, idle connections) end with the runtime.
+    drop(runtime);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => output::fail(&err),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
     telemetry::init(&config.log)?;
     match cli.command {
-        Command::Serve => serve(config).await,
-        Command::Demo { listen, data_dir } => {
-            let temporary = match data_dir {
-                Some(dir) => {
-                    config.data_dir = dir;
-                    None
-                }
-                None => {
-                    let dir = tempfile::Builder::new()
-                        .prefix("switchboard-demo-")
-                        .tempdir()?;
-                    config.data_dir = dir.path().to_owned();
-                    Some(dir)
-                }
-            };
-            config.http.listen = listen;
-            config.database.url = None;
-            config.bootstrap.company_key = None;
-            config.bootstrap.company_name = "Demo Company".to_owned();
-            // The demo's echo bot listens on loopback.
-            config.delivery.allow_targets = "127.0.0.0/8,::1/128".to_owned();
-            let result = run_demo(config).await;
-            drop(temporary);
-            result
-        }
-        Command::Migrate => {
-            let database = app::open_database(&config, app::Purpose::Migrate).await?;
-            database.close().await;
-            match database {
-                app::Database::Postgres(_) => {
-                    println!("migrations applied to the PostgreSQL database")
-                }
-                app::Database::Sqlite(_) => {
-                    println!("migrations applied to {}", config.sqlite_path().display())
-                }
+        Command::Serve { listen, data_dir } => {
+            if let Some(listen) = listen {
+                config.http.listen = listen;
             }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            serve(config).await
+        }
+        Command::Demo { listen, data_dir } => demo::run(config, listen, data_dir).await,
+        Command::Migrate { data_dir } => {
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let done = admin::migrate(&config).await?;
+            output::say(&done);
             Ok(())
         }
-        Command::Company {
-            command: CompanyCommand::Create { name },
-        } => {
-            let database = app::open_database(&config, app::Purpose::Use).await?;
-            let key = credentials::generate(CredentialKind::Company);
-            let (company, _) =
-                bootstrap::create_company(database.store().as_ref(), name.trim(), &key)
-                    .await
-                    .context("could not create the company")?;
-            database.close().await;
-            println!("company {} ({})", company.id, company.name);
-            println!("company key (shown once, keep it): {}", key.reveal());
+        Command::Company { data_dir, command } => {
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let said = match command {
+                CompanyCommand::List => admin::list_companies(&config).await?,
+                CompanyCommand::Create { name } => admin::create_company(&config, &name).await?,
+                CompanyCommand::NewKey { company, name } => {
+                    admin::new_company_key(&config, company.as_deref(), &name).await?
+                }
+            };
+            output::say(&said);
             Ok(())
         }
     }
@@ -117,30 +162,18 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = app::start(&config).await?;
     if let Bootstrap::CreatedWithGeneratedKey(company, key) = &server.bootstrap {
-        println!(
-            "Created the first company {} ({}).\nIts company key is shown this once, keep it:\n\n  {}\n",
+        output::say(&format!(
+            "Created the first company {} ({}).\nIts company key is shown this once, keep it:\n\n  {}\n\n\
+             (Lost it? `switchboard company new-key` makes another.)\n",
             company.id,
             company.name,
             key.reveal()
-        );
+        ));
     }
-    println!("switchboard is listening on http://{}", server.addr);
-    server.run_until(shutdown_signal()).await
-}
-
-async fn run_demo(config: Config) -> anyhow::Result<()> {
-    let server = app::start(&config).await?;
-    let Bootstrap::CreatedWithGeneratedKey(company, key) = &server.bootstrap else {
-        anyhow::bail!("the demo needs an empty data directory");
-    };
-    let base = format!("http://{}", server.addr);
-    let data = demo::prepare(
-        server.store.as_ref(),
-        &base,
-        &company.id,
-        key.reveal().to_owned(),
-    )
-    .await?;
-    println!("{}", data.instructions(&base));
+    output::say(&format!(
+        "switchboard is listening on http://{}",
+        server.addr
+    ));
+    let _ = std::io::stdout().flush();
     server.run_until(shutdown_signal()).await
 }

@@ -1,5 +1,6 @@
 //! Structured logs with `tracing`: text for people or JSON for collectors.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -8,14 +9,18 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured filter.
+/// Log lines carry colour codes only when standard error is a terminal.
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => EnvFilter::try_new(filter),
         _ => EnvFilter::try_new(&config.filter),
     }
     .map_err(|err| anyhow::anyhow!("invalid configuration: log.filter: {err}"))?;
+    // Colour only for a person at a terminal, and not when NO_COLOR is set.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Text => builder.try_init(),

@@ -57,6 +57,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use switchboard_domain::UnixMicros;
 use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
@@ -141,6 +142,23 @@ impl PgStore {
             // transaction; the driver's ROLLBACK after it draws a harmless
             // "no transaction in progress" warning per retry. Errors still come through.
             .options([("client_min_messages", "error")]);
+        // One connection first: the pool would report any failure to connect
+        // as a timeout, where this says what went wrong (refused, no such
+        // role or database, wrong password).
+        match tokio::time::timeout(options.acquire_timeout, connect.connect()).await {
+            Ok(Ok(first)) => drop(first),
+            Ok(Err(err)) => {
+                return Err(StoreError::Unavailable(Box::new(Unreachable::new(
+                    &connect, err,
+                ))));
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(Box::new(Unreachable::new(
+                    &connect,
+                    sqlx::Error::PoolTimedOut,
+                ))));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -174,7 +192,42 @@ impl PgStore {
             listener::notify(&self.pool).await;
         }
     }
+}
 
+/// PostgreSQL could not be connected to: where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe_unreachable(.host, .port, .cause))]
+pub struct Unreachable {
+    host: String,
+    port: u16,
+    #[source]
+    cause: sqlx::Error,
+}
+
+impl Unreachable {
+    fn new(options: &PgConnectOptions, cause: sqlx::Error) -> Self {
+        Unreachable {
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            cause,
+        }
+    }
+}
+
+fn describe_unreachable(host: &str, port: &u16, cause: &sqlx::Error) -> String {
+    match cause {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            format!("could not connect to PostgreSQL at {host}:{port} (is it running there?)")
+        }
+        sqlx::Error::PoolTimedOut => format!(
+            "no answer from PostgreSQL at {host}:{port} within database.acquire_timeout \
+             (is it running there and reachable?)"
+        ),
+        _ => format!("PostgreSQL at {host}:{port} refused the connection"),
+    }
+}
+
+impl PgStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -55,6 +55,22 @@ impl TenancyStore for PgStore {
         })
     }
 
+    async fn list_companies(&self) -> StoreResult<Vec<Company>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT id, name, created_at FROM companies ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(crate::Failure::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| Company {
+                id: CompanyId::from_stored(id),
+                name,
+                created_at: Timestamp::from_unix_micros(created_at),
+            })
+            .collect())
+    }
+
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company> {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT name, created_at FROM companies WHERE id = $1")

@@ -606,12 +606,16 @@ pub async fn the_first_company_is_created_once_however_many_try(store: Arc<dyn S
                 .expect("bootstrapping succeeds or finds the company")
         }));
     }
-    let mut created = 0;
+    let mut created = Vec::new();
     for attempt in attempts {
-        if attempt.await.unwrap().is_some() {
-            created += 1;
+        if let Some((company, _)) = attempt.await.unwrap() {
+            created.push(company);
         }
     }
-    assert_eq!(created, 1);
+    assert_eq!(created.len(), 1);
     assert_eq!(store.company_count().await.unwrap(), 1);
+    let listed = store.list_companies().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, created[0].id);
+    assert_eq!(listed[0].name, created[0].name);
 }

@@ -35,6 +35,9 @@ pub trait TenancyStore: Send + Sync {
         first_key: NewCredentialRecord,
     ) -> StoreResult<Option<(Company, CredentialInfo)>>;
 
+    /// Every company, oldest first (for operators at the command line).
+    async fn list_companies(&self) -> StoreResult<Vec<Company>>;
+
     /// The company with this id.
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company>;
 

@@ -1,9 +1,7 @@
 //! Channels and members through the HTTP API.
 
-mod support;
-
+use crate::support::TestServer;
 use serde_json::json;
-use support::TestServer;
 
 const CHANNELS: &str = "/v2/conversations/channels";
 

@@ -1,16 +1,14 @@
 //! Event delivery to bots by webhook, end to end: a real server, a real
 //! SQLite file and a real HTTP receiver.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::TestServer;
+use crate::support::receiver::{Received, Receiver};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::TestServer;
-use support::receiver::{Received, Receiver};
 use switchboard_protocol::signing::{WebhookSecret, verify_standard};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -303,8 +301,8 @@ async fn every_event_type_goes_to_exactly_the_bots_the_contract_names() {
     filtered_bot
         .wait_until("the filtered bot's messages", WAIT, |r| r.len() >= 2)
         .await;
-    // Wait for the member bot's last event, so nothing more is on its way.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every delivery made and recorded: nothing more is on its way.
+    server.settle().await;
     assert_eq!(
         filtered_bot.event_types(),
         ["chat:message:new", "chat:message:new"]
@@ -414,7 +412,7 @@ async fn gone_disables_and_resume_delivers_what_waited() {
     }
     // While disabled nothing new is queued for it; the one that got 410 waits.
     server.say(&token, &channel, "while disabled").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.settle().await;
     assert_eq!(receiver.received().len(), 1);
 
     let resumed = server
@@ -490,6 +488,8 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
         .wait_until("the replayed event", WAIT, |r| r.len() >= 4)
         .await;
     assert_eq!(received[3].json["id"], dead["eventId"]);
+    // The receiver saw the request before the server had its answer.
+    server.settle().await;
     let delivered = server
         .get(&format!("{log}?status=delivered"), &server.company_key)
         .await
@@ -634,7 +634,7 @@ async fn rotation_signs_with_both_secrets_and_pause_holds_deliveries() {
         .await
         .expect(200);
     server.channel(&token, &[&bot]).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.settle().await;
     assert_eq!(receiver.received().len(), 1, "nothing while paused");
     server
         .post(&format!("{path}/resume"), &server.company_key, json!({}))
@@ -766,12 +766,11 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order_when_it_recovers()
             sent.entry(channel.clone()).or_default().push(id);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let failed_while_down = receiver.received().len() - 3;
-    assert!(
-        failed_while_down >= 6,
-        "the receiver was tried while down ({failed_while_down} times)"
-    );
+    receiver
+        .wait_until("six attempts while the receiver is down", WAIT, |r| {
+            r.len() >= 3 + 6
+        })
+        .await;
     receiver.answer_with(200);
     receiver
         .wait_until("all 120 messages after recovery", WAIT, |r| {
@@ -800,7 +799,8 @@ async fn a_slow_bot_does_not_slow_another_bot() {
     let (fast_bot, _) = server.bot("Fast").await;
     let slow = Receiver::start().await;
     let fast = Receiver::start().await;
-    slow.delay(Duration::from_millis(1_500));
+    // The slow bot answers nothing until released.
+    slow.hold();
     server
         .webhook(&slow_bot, &slow.url, json!({"maxInFlight": 2}))
         .await;
@@ -813,19 +813,17 @@ async fn a_slow_bot_does_not_slow_another_bot() {
     for channel in &channels {
         server.say(&token, channel, "hello").await;
     }
-    let started = std::time::Instant::now();
-    fast.wait_until("the fast bot's 16 events", Duration::from_secs(3), |r| {
-        r.len() >= 16
-    })
-    .await;
-    assert!(
-        started.elapsed() < Duration::from_millis(1_400),
-        "the fast bot waited for the slow one"
-    );
+    fast.wait_until("the fast bot's 16 events", WAIT, |r| r.len() >= 16)
+        .await;
     assert!(
         slow.received().len() <= 2,
         "the slow bot had at most its 2 in flight"
     );
+    slow.release();
+    slow.wait_until("the slow bot's 16 events once it answers", WAIT, |r| {
+        r.len() >= 16
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -840,6 +838,8 @@ async fn metrics_count_events_attempts_latency_and_the_outbox() {
     receiver
         .wait_until("two deliveries", WAIT, |r| r.len() >= 2)
         .await;
+    // Attempts are counted once the receiver's answer is in.
+    server.settle().await;
 
     let response = server
         .client
@@ -899,6 +899,8 @@ async fn redirects_timeouts_and_long_failure_are_handled_as_the_contract_says() 
     receiver.delay(Duration::from_millis(1_500));
     let deadline = std::time::Instant::now() + WAIT;
     let (attempts, state) = loop {
+        // The state first: once it says disabled, the log holds every attempt.
+        let state = server.get(&path, &server.company_key).await.expect(200)["integration"].clone();
         let log = server
             .get(&format!("{path}/deliveries"), &server.company_key)
             .await
@@ -907,7 +909,6 @@ async fn redirects_timeouts_and_long_failure_are_handled_as_the_contract_says() 
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let state = server.get(&path, &server.company_key).await.expect(200)["integration"].clone();
         if state["state"] == "disabled" && attempts.len() >= 2 {
             break (attempts, state);
         }
@@ -942,6 +943,7 @@ async fn redirects_timeouts_and_long_failure_are_handled_as_the_contract_says() 
     );
     assert!(state["failingSince"].is_string());
     // Only the redirect and the timed-out attempts reached the receiver.
+    server.settle().await;
     assert!(receiver.received().len() <= attempts.len());
 }
 

@@ -143,6 +143,24 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// Waits (bounded) until this server's delivery workers have attempted
+    /// every delivery due by now and stored each outcome: before reading the
+    /// delivery log or metrics after a receiver saw a request (it sees it
+    /// before the server has the answer), and before showing that something
+    /// was *not* delivered. Retries due later are not waited for.
+    pub async fn settle(&self) {
+        let server = self
+            .server
+            .as_ref()
+            .expect("settle needs a server in this process");
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            server.deliveries_settled(Duration::ZERO),
+        )
+        .await
+        .expect("the delivery workers settled within 15 s");
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await.expect("server stops cleanly");

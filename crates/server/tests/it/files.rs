@@ -3,19 +3,17 @@
 //! signatures and expiry of presigned URLs). Uploads and downloads go over
 //! HTTP without credentials, as a bot's or a browser's would.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::TestServer;
+use crate::support::receiver::Receiver;
+use crate::support::s3::S3Server;
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::StreamBody;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::TestServer;
-use support::receiver::Receiver;
-use support::s3::S3Server;
 use switchboard_server::Config;
 
 const MIB: usize = 1024 * 1024;
@@ -94,7 +92,7 @@ impl Setup {
     }
 
     /// One PUT of `bytes` to an upload URL, without credentials.
-    async fn upload(&self, url: &str, bytes: Vec<u8>) -> support::Reply {
+    async fn upload(&self, url: &str, bytes: Vec<u8>) -> crate::support::Reply {
         let response = self
             .anonymous
             .put(url)
@@ -102,11 +100,11 @@ impl Setup {
             .send()
             .await
             .expect("the upload reaches the server");
-        support::reply(response).await
+        crate::support::reply(response).await
     }
 
     /// GetUploadedFileInfo as `token`.
-    async fn file_info(&self, token: &str, file: &str) -> support::Reply {
+    async fn file_info(&self, token: &str, file: &str) -> crate::support::Reply {
         self.server
             .get(
                 &format!("/v2/conversations/channels/{}/files/{file}", self.channel),
@@ -116,7 +114,7 @@ impl Setup {
     }
 
     /// Sends a message carrying these files.
-    async fn send_with(&self, files: &[&str]) -> support::Reply {
+    async fn send_with(&self, files: &[&str]) -> crate::support::Reply {
         let attachments: Vec<Value> = files.iter().map(|id| json!({"id": id})).collect();
         self.server
             .post(
@@ -128,7 +126,7 @@ impl Setup {
     }
 
     /// GetMessageFileDownloadUrl as `token`.
-    async fn download_url(&self, token: &str, message: &str, file: &str) -> support::Reply {
+    async fn download_url(&self, token: &str, message: &str, file: &str) -> crate::support::Reply {
         self.server
             .get(
                 &format!(
@@ -338,7 +336,7 @@ async fn share_a_large_file(backend: Backend) {
 
     let tampered = url.replace("type=application%2Fpdf", "type=text%2Fhtml");
     assert_ne!(tampered, url);
-    let refused = support::reply(setup.anonymous.get(&tampered).send().await.unwrap()).await;
+    let refused = crate::support::reply(setup.anonymous.get(&tampered).send().await.unwrap()).await;
     refused.expect_error(403, "ForbiddenException", "signature");
 
     // Deleting the message ends access through it.
@@ -352,7 +350,7 @@ async fn share_a_large_file(backend: Backend) {
         )
         .await
         .expect(200);
-    let gone = support::reply(setup.anonymous.get(&url).send().await.unwrap()).await;
+    let gone = crate::support::reply(setup.anonymous.get(&url).send().await.unwrap()).await;
     gone.expect_error(404, "NotFoundException", "no longer available");
     setup
         .download_url(&setup.alice, &message, &file)
@@ -506,7 +504,7 @@ async fn urls_expire(backend: Backend) {
         late.expect_error(403, "ForbiddenException", "expired");
     }
     let expired =
-        support::reply(downloads.anonymous.get(&download_url).send().await.unwrap()).await;
+        crate::support::reply(downloads.anonymous.get(&download_url).send().await.unwrap()).await;
     expired.expect_error(403, "ForbiddenException", "expired");
     uploads.server.stop().await;
     downloads.server.stop().await;
@@ -680,7 +678,7 @@ async fn attachments_are_uploaded_files_of_the_same_channel() {
         )
         .await
         .expect(200);
-    support::reply(setup.anonymous.get(&url).send().await.unwrap())
+    crate::support::reply(setup.anonymous.get(&url).send().await.unwrap())
         .await
         .expect_error(404, "NotFoundException", "no longer available");
     setup.server.stop().await;

@@ -40,25 +40,44 @@ struct Inner {
     /// Answer 500 to every request whose body contains this text.
     poison: Option<String>,
     delay: Duration,
+    /// While it holds `true`, requests wait before they are answered.
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
     inner: Arc<Mutex<Inner>>,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        let (gate, held) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Mutex::new(Inner {
             default_status: 200,
+            gate: Some(held),
             ..Inner::default()
         }));
         let app = Router::new().fallback(receive).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, inner }
+        Receiver {
+            url,
+            inner,
+            gate: Arc::new(gate),
+        }
+    }
+
+    /// Holds every request (recorded, not answered) until [`Receiver::release`].
+    pub fn hold(&self) {
+        self.gate.send_replace(true);
+    }
+
+    /// Answers the held requests and stops holding.
+    pub fn release(&self) {
+        self.gate.send_replace(false);
     }
 
     /// The next answers, in order: `(status, Retry-After)`.
@@ -130,7 +149,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (status, retry_after, delay) = {
+    let (status, retry_after, delay, gate) = {
         let mut inner = inner.lock().unwrap();
         let poisoned = inner.poison.as_ref().is_some_and(|marker| {
             std::str::from_utf8(&body).is_ok_and(|text| text.contains(marker.as_str()))
@@ -148,8 +167,11 @@ async fn receive(
             json: serde_json::from_slice(&body).unwrap_or(Value::Null),
             body,
         });
-        (status, retry, inner.delay)
+        (status, retry, inner.delay, inner.gate.clone())
     };
+    if let Some(mut gate) = gate {
+        let _ = gate.wait_for(|held| !*held).await;
+    }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

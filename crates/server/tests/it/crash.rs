@@ -2,16 +2,14 @@
 //! the middle of delivering, then started again on the same database (the
 //! run's backend: SQLite, or PostgreSQL in the test command's second pass).
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::TestServer;
-use support::process::ServerProcess;
-use support::receiver::Receiver;
-use support::store::TestStore;
-use support::traffic::{assert_channel_order, bot_channels, delivered_messages, send_round};
+use crate::support::TestServer;
+use crate::support::process::ServerProcess;
+use crate::support::receiver::Receiver;
+use crate::support::store::TestStore;
+use crate::support::traffic::{assert_channel_order, bot_channels, delivered_messages, send_round};
 use switchboard_domain::credentials::{self, CredentialKind};
 
 const CHANNELS: usize = 4;

@@ -3,18 +3,16 @@
 //! outage fail quickly with 503 and say why; afterwards the same server,
 //! not restarted, accepts again and delivers everything it ever accepted.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::TestServer;
+use crate::support::proxy::Proxy;
+use crate::support::receiver::Receiver;
+use crate::support::store::TestStore;
+use crate::support::traffic::{bot_channels, delivered_messages, send_round};
 use reqwest::Url;
 use serde_json::json;
-use support::TestServer;
-use support::proxy::Proxy;
-use support::receiver::Receiver;
-use support::store::TestStore;
-use support::traffic::{bot_channels, delivered_messages, send_round};
 
 #[tokio::test]
 async fn an_outage_answers_503_quickly_and_loses_nothing_after_recovery() {

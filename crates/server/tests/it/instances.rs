@@ -6,16 +6,14 @@
 //! These always run on PostgreSQL (a fresh database each), whatever the
 //! run's backend; the test command runs them in its first pass only.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::TestServer;
-use support::process::ServerProcess;
-use support::receiver::Receiver;
-use support::store::TestStore;
-use support::traffic::{
+use crate::support::TestServer;
+use crate::support::process::ServerProcess;
+use crate::support::receiver::Receiver;
+use crate::support::store::TestStore;
+use crate::support::traffic::{
     arrivals, assert_channel_order, bot_channels, delivered_messages, send_round,
 };
 use switchboard_domain::credentials::{self, CredentialKind};

@@ -1,13 +1,11 @@
 //! Operations: health, the OpenAPI document, request ids, and the real
 //! binary (bootstrap, configuration errors, graceful shutdown, admin CLI).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::TestServer;
+use crate::support::process::{BINARY, ServerProcess};
 use serde_json::json;
-use support::TestServer;
-use support::process::{BINARY, ServerProcess};
 use tokio::process::Command;
 
 #[tokio::test]
@@ -152,7 +150,7 @@ async fn every_response_carries_a_request_id_and_errors_repeat_it() {
         .unwrap();
     assert_eq!(chosen.headers()["x-request-id"], "trace-me-123");
     assert_eq!(
-        support::reply(chosen).await.body["requestId"],
+        crate::support::reply(chosen).await.body["requestId"],
         "trace-me-123"
     );
 }
@@ -296,7 +294,7 @@ async fn company_create_adds_a_company_to_a_running_servers_database() {
 
 #[tokio::test]
 async fn on_postgres_serve_refuses_an_unmigrated_database_until_migrate_runs() {
-    let database = support::store::TestStore::empty_postgres().await;
+    let database = crate::support::store::TestStore::empty_postgres().await;
     let data_dir = tempfile::tempdir().unwrap();
     let url = database.url.clone().unwrap();
     let run = |command: &'static str| {

@@ -1,18 +1,16 @@
 //! Event delivery to SQS queues, end to end: a real server, a real SQLite
 //! file and a real SQS-compatible server (moto), read the way a bot would.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::support::TestServer;
+use crate::support::process::ServerProcess;
+use crate::support::sqs::{self, Moto, QueueMessage, SlowProxy};
 use aws_sdk_sqs::types::QueueAttributeName;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::TestServer;
-use support::process::ServerProcess;
-use support::sqs::{self, Moto, QueueMessage, SlowProxy};
 use switchboard_domain::credentials::{self, CredentialKind};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -242,6 +240,8 @@ async fn fifo_queues_get_groups_and_deduplication_ids_and_keep_channel_order_in_
         "each channel's messages in the order they were sent"
     );
 
+    // Requests are counted once SQS has answered them.
+    server.settle().await;
     let batches = metric(
         &server,
         "switchboard_sqs_requests_total{operation=\"SendMessageBatch\"}",

@@ -1,9 +1,7 @@
 //! Access rules: each test tries to break one.
 
-mod support;
-
+use crate::support::TestServer;
 use serde_json::json;
-use support::TestServer;
 
 const CHANNELS: &str = "/v2/conversations/channels";
 
@@ -290,7 +288,7 @@ async fn credentials_are_checked_revoked_and_scoped() {
         .send()
         .await
         .unwrap();
-    support::reply(basic)
+    crate::support::reply(basic)
         .await
         .expect_error(401, "UnauthorizedException", "Bearer");
 

@@ -1,11 +1,9 @@
 //! Messages, reactions, buttons, typing and idempotent sends through the HTTP API.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::TestServer;
 use serde_json::{Value, json};
-use support::TestServer;
 
 fn messages_path(channel: &str) -> String {
     format!("/v2/conversations/channels/{channel}/messages")
@@ -418,7 +416,7 @@ async fn idempotency_key_returns_the_first_message_and_creates_nothing() {
             .bearer_auth(token)
             .header("Idempotency-Key", key)
             .json(&json!({"text": text}));
-        async move { support::reply(request.send().await.unwrap()).await }
+        async move { crate::support::reply(request.send().await.unwrap()).await }
     };
 
     let first = send(alice_token.clone(), "order-1", "hello")

@@ -1,9 +1,7 @@
 //! People, invitations and bots through the HTTP API.
 
-mod support;
-
+use crate::support::TestServer;
 use serde_json::{Value, json};
-use support::TestServer;
 
 #[tokio::test]
 async fn people_are_created_found_and_changed() {

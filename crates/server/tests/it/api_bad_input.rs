@@ -1,10 +1,8 @@
 //! Bad input: each request answers the contract's error body with the right
 //! status and a message naming the field, and changes nothing.
 
-mod support;
-
+use crate::support::TestServer;
 use serde_json::{Value, json};
-use support::TestServer;
 
 const CHANNELS: &str = "/v2/conversations/channels";
 
@@ -34,7 +32,7 @@ async fn malformed_bodies_name_the_problem_and_change_nothing() {
             .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(body);
-        async move { support::reply(request.send().await.unwrap()).await }
+        async move { crate::support::reply(request.send().await.unwrap()).await }
     };
     raw(messages.clone(), "{\"text\": ").await.expect_error(
         400,

@@ -23,9 +23,19 @@ impl ServerProcess {
     /// Starts `serve` on a free port on this data directory with these
     /// environment settings, and waits (bounded) until it listens.
     pub async fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        Self::start_with_args(data_dir, env, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with these arguments after `serve`.
+    pub async fn start_with_args(
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> ServerProcess {
         let mut command = Command::new(BINARY);
         command
             .arg("serve")
+            .args(args)
             .env("SWITCHBOARD_HTTP__LISTEN", "127.0.0.1:0")
             .env("SWITCHBOARD_DATA_DIR", data_dir)
             .env("SWITCHBOARD_LOG__FILTER", "warn")

@@ -1,0 +1,79 @@
+//! Whether the delivery workers have anything left to do: for a caller that
+//! must know that every delivery due by now was attempted and its outcome
+//! stored — a test that reads the delivery log after a bot received an
+//! event, or shows that something was *not* delivered.
+//!
+//! The workers report an **idle pass**: a look for due deliveries that began
+//! with nothing in flight (every outcome stored) and claimed nothing. A
+//! waiter asks after its own changes committed, wakes the workers and waits
+//! for an idle pass that *began after it asked*, so a change committed before
+//! the question can never be missed; with a horizon it also waits out
+//! retries due within it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_domain::now_micros;
+use tokio::sync::{Notify, watch};
+
+/// One idle pass of the workers.
+#[derive(Clone, Copy, Debug)]
+struct IdlePass {
+    /// When the pass began.
+    began: Instant,
+    /// When the next delivery falls due (a retry waiting), if any (µs).
+    next_due: Option<i64>,
+}
+
+/// The workers' side: reports idle passes.
+#[derive(Debug)]
+pub struct IdleReporter {
+    passes: watch::Sender<Option<IdlePass>>,
+}
+
+/// The waiters' side: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct IdleWatch {
+    passes: watch::Receiver<Option<IdlePass>>,
+    wake: Arc<Notify>,
+}
+
+/// A connected reporter and watch; `wake` is what wakes the workers (the
+/// store's outbox signal).
+pub fn idle_signal(wake: Arc<Notify>) -> (IdleReporter, IdleWatch) {
+    let (passes, watching) = watch::channel(None);
+    (
+        IdleReporter { passes },
+        IdleWatch {
+            passes: watching,
+            wake,
+        },
+    )
+}
+
+impl IdleReporter {
+    /// A pass that began at `began` with nothing in flight found nothing to
+    /// claim; the next delivery is due at `next_due`.
+    pub(crate) fn idle(&self, began: Instant, next_due: Option<i64>) {
+        self.passes.send_replace(Some(IdlePass { began, next_due }));
+    }
+}
+
+impl IdleWatch {
+    /// Completes once the workers, after this call, found nothing due and
+    /// nothing in flight, and no retry is due within `horizon` of the call.
+    /// Waits forever if the workers have stopped: bound it with a timeout.
+    pub async fn settled(&self, horizon: Duration) {
+        let asked = Instant::now();
+        let horizon_end = now_micros().saturating_add(horizon.as_micros() as i64);
+        let mut passes = self.passes.clone();
+        self.wake.notify_one();
+        let _ = passes
+            .wait_for(|pass| {
+                pass.is_some_and(|pass| {
+                    pass.began >= asked && pass.next_due.is_none_or(|due| due > horizon_end)
+                })
+            })
+            .await;
+    }
+}

@@ -1,0 +1,21 @@
+//! The end-to-end tests of the `switchboard` server, one binary: a real server
+//! (in process, or as a separate process where a test stops or kills it) on a
+//! real SQLite file or PostgreSQL database, spoken to over HTTP, with real
+//! receivers: an HTTP server, moto's SQS, s3s-fs. Harness in [`support`].
+
+mod support;
+
+mod api_access;
+mod api_bad_input;
+mod api_channels;
+mod api_messages;
+mod api_users;
+mod command_line;
+mod crash;
+mod database_outage;
+mod delivery;
+mod demo;
+mod files;
+mod instances;
+mod operations;
+mod sqs;

@@ -1,0 +1,5 @@
+//! The PostgreSQL store's tests, one binary: the conformance suite and the
+//! schema checks, each on a fresh database dropped after.
+
+mod conformance;
+mod migrations;

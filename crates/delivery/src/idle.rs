@@ -77,3 +77,52 @@ impl IdleWatch {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `settled(horizon)` completes once `report` has run.
+    async fn completes(horizon: Duration, report: impl FnOnce(&IdleReporter, Instant)) -> bool {
+        let (reporter, watch) = idle_signal(Arc::new(Notify::new()));
+        let before = Instant::now();
+        let waiter = tokio::spawn(async move { watch.settled(horizon).await });
+        tokio::task::yield_now().await;
+        report(&reporter, before);
+        tokio::time::timeout(Duration::from_millis(200), waiter)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn only_a_pass_begun_after_the_question_settles_it() {
+        assert!(
+            !completes(Duration::ZERO, |reporter, before| reporter
+                .idle(before, None))
+            .await,
+            "a pass that began before the question may have missed a change"
+        );
+        assert!(
+            completes(Duration::ZERO, |reporter, _| reporter
+                .idle(Instant::now(), None))
+            .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_due_within_the_horizon_is_waited_for() {
+        let soon = now_micros() + 1_000_000;
+        assert!(
+            !completes(Duration::from_secs(5), |reporter, _| {
+                reporter.idle(Instant::now(), Some(soon))
+            })
+            .await
+        );
+        assert!(
+            completes(Duration::ZERO, |reporter, _| {
+                reporter.idle(Instant::now(), Some(soon))
+            })
+            .await
+        );
+    }
+}

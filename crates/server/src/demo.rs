@@ -90,6 +90,7 @@ async fn serve(config: &Config, kept: bool) -> anyhow::Result<()> {
         );
     }
     let server = app::start(config).await?;
+    let stop = shutdown_signal();
     let base = format!("http://{}", server.addr);
     let data = match &server.bootstrap {
         Bootstrap::CreatedWithGeneratedKey(company, key) => {
@@ -127,7 +128,7 @@ async fn serve(config: &Config, kept: bool) -> anyhow::Result<()> {
         );
     }
     tracing::info!(data_dir = %config.data_dir.display(), "the demo is ready");
-    server.run_until(shutdown_signal()).await
+    server.run_until(stop).await
 }
 
 /// Writes the demo's description, readable by its owner only.

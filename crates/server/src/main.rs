@@ -1,6 +1,5 @@
 //! The `switchboard` command line: `serve`, `demo`, `migrate`, `company …`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -161,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = app::start(&config).await?;
+    let stop = shutdown_signal();
     if let Bootstrap::CreatedWithGeneratedKey(company, key) = &server.bootstrap {
         output::say(&format!(
             "Created the first company {} ({}).\nIts company key is shown this once, keep it:\n\n  {}\n\n\
@@ -174,6 +174,5 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "switchboard is listening on http://{}",
         server.addr
     ));
-    let _ = std::io::stdout().flush();
-    server.run_until(shutdown_signal()).await
+    server.run_until(stop).await
 }

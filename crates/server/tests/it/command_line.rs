@@ -204,3 +204,15 @@ async fn on_postgres_a_wrong_role_is_said_once() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_sigterm_right_after_the_ready_line_stops_the_server_gracefully() {
+    let data_dir = tempfile::tempdir().unwrap();
+    // The signal handlers are in place before the line is printed; a signal
+    // sent at once must never find the default action (death by SIGTERM).
+    for _ in 0..10 {
+        let server = ServerProcess::start(data_dir.path(), &[]).await;
+        let status = server.terminate().await;
+        assert!(status.success(), "{status}");
+    }
+}

@@ -12,6 +12,7 @@ use switchboard_store::{
 
 use crate::PgStore;
 use crate::failure::Outcome;
+use switchboard_store_sql::rows::{self, CompanyRow};
 
 #[async_trait]
 impl TenancyStore for PgStore {
@@ -56,19 +57,11 @@ impl TenancyStore for PgStore {
     }
 
     async fn list_companies(&self) -> StoreResult<Vec<Company>> {
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT id, name, created_at FROM companies ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(crate::Failure::from)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, created_at)| Company {
-                id: CompanyId::from_stored(id),
-                name,
-                created_at: Timestamp::from_unix_micros(created_at),
-            })
-            .collect())
+        let rows: Vec<CompanyRow> = sqlx::query_as(rows::LIST_COMPANIES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(crate::Failure::from)?;
+        Ok(rows.into_iter().map(CompanyRow::into_company).collect())
     }
 
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company> {

@@ -2,6 +2,27 @@
 
 use switchboard_protocol::{Channel, ChannelMember, MemberRole, Timestamp, User};
 
+/// Every company, oldest first, as [`CompanyRow`]s.
+pub const LIST_COMPANIES: &str =
+    "SELECT id, name, created_at FROM companies ORDER BY created_at, id";
+
+#[derive(sqlx::FromRow)]
+pub struct CompanyRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl CompanyRow {
+    pub fn into_company(self) -> switchboard_store::Company {
+        switchboard_store::Company {
+            id: switchboard_domain::CompanyId::from_stored(self.id),
+            name: self.name,
+            created_at: Timestamp::from_unix_micros(self.created_at),
+        }
+    }
+}
+
 /// The columns of `users` that [`UserRow`] reads.
 pub const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
      pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, created_at, updated_at";

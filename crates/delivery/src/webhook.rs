@@ -145,7 +145,8 @@ impl WebhookTransport {
     }
 
     /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (both secrets
-    /// during a rotation) and `x-signature`.
+    /// during a rotation) and `x-signature` (the previous secret's during a
+    /// rotation).
     fn signed_headers(
         &self,
         delivery: &ClaimedDelivery,
@@ -178,7 +179,12 @@ impl WebhookTransport {
             "webhook-signature",
             standard_signature_header(&signers, id, timestamp, body),
         );
-        put("x-signature", current.sign_body(body));
+        // One value: the previous secret while it is valid (what deployed
+        // receivers still know), then the new one.
+        put(
+            "x-signature",
+            previous.as_ref().unwrap_or(&current).sign_body(body),
+        );
         Ok(headers)
     }
 }

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod error;
 pub mod events;
+pub mod js_json;
 pub mod open_enum;
 pub mod resources;
 pub mod signing;

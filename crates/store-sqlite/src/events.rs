@@ -135,7 +135,8 @@ pub(crate) async fn record(
     .bind(channel)
     .bind(channel.map(|_| seq))
     .bind(event_type.as_str())
-    .bind(serde_json::to_string(data)?)
+    // In JavaScript's key order: bodies re-serialized by a receiver stay the signed bytes.
+    .bind(switchboard_protocol::js_json::to_string(data)?)
     .bind(now)
     .execute(&mut *conn)
     .await?;

@@ -84,11 +84,9 @@ fn assert_signed(received: &Received, secret: &str) {
         300,
     )
     .expect("webhook-signature verifies");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(&received.body);
     assert_eq!(
         received.header("x-signature"),
-        hex::encode(mac.finalize().into_bytes())
+        body_signature(secret, &received.body)
     );
     assert_eq!(received.header("content-type"), "application/json");
     assert_eq!(
@@ -621,12 +619,10 @@ async fn rotation_signs_with_both_secrets_and_pause_holds_deliveries() {
         )
         .expect("each secret verifies during the rotation");
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(new_secret.as_bytes()).unwrap();
-    mac.update(&received[0].body);
     assert_eq!(
         received[0].header("x-signature"),
-        hex::encode(mac.finalize().into_bytes()),
-        "x-signature uses the new secret"
+        body_signature(&old_secret, &received[0].body),
+        "x-signature uses the previous secret while it is valid"
     );
 
     server
@@ -644,6 +640,40 @@ async fn rotation_signs_with_both_secrets_and_pause_holds_deliveries() {
         .wait_until("the held event", WAIT, |r| r.len() >= 2)
         .await;
     assert_eq!(received[1].json["type"], "chat:channel:created");
+
+    // A rotation without overlap: the new secret signs at once, alone.
+    let rotated = server
+        .post(
+            &format!("{path}/rotate-secret"),
+            &server.company_key,
+            json!({"previousSecretValidSeconds": 0}),
+        )
+        .await
+        .expect(200);
+    let newest = rotated["secret"].as_str().unwrap().to_owned();
+    server
+        .post(&format!("{path}/test"), &server.company_key, json!({}))
+        .await
+        .expect(200);
+    let received = receiver
+        .wait_until("the second test event", WAIT, |r| r.len() >= 3)
+        .await;
+    assert_eq!(
+        received[2].header("x-signature"),
+        body_signature(&newest, &received[2].body)
+    );
+    assert_eq!(
+        received[2].header("webhook-signature").split(' ').count(),
+        1
+    );
+}
+
+/// The hex HMAC-SHA256 of `body` keyed by the whole secret text, computed
+/// here rather than by the server's code.
+fn body_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[tokio::test]

@@ -19,3 +19,4 @@ mod files;
 mod instances;
 mod operations;
 mod sqs;
+mod xbees_clients;

@@ -1,0 +1,136 @@
+//! Event bodies written exactly as JavaScript's `JSON.stringify` writes them,
+//! so a receiver that checks `x-signature` over
+//! `JSON.stringify(JSON.parse(body))` (Express's `express.json()`, then
+//! re-serializing) gets the bytes that were signed.
+//!
+//! What differs from plain `serde_json`:
+//! - **Key order.** JavaScript objects list keys that are canonical array
+//!   indices (`"0"`, `"9"`, `"100"`: no sign, no leading zero, below
+//!   2³² − 1) first, in ascending numeric order, then the others in insertion
+//!   order. A map `{"+1": 1, "100": 1}` is written `{"100":1,"+1":1}`.
+//! - **Numbers.** A float with an integral value in JavaScript's safe range is
+//!   written as an integer (`1.0` → `1`), as JavaScript writes it.
+//!
+//! What already agrees: compact output, and string escaping (`"`, `\`, `\b`,
+//! `\f`, `\n`, `\r`, `\t`, other control characters as lowercase `\u00xx`,
+//! everything else — non-ASCII, emoji, U+2028, DEL — as is).
+
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+
+/// Compact JSON of `value` in JavaScript's key order.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let value = serde_json::to_value(value)?;
+    serde_json::to_string(&in_javascript_order(value))
+}
+
+/// `value` with every object's keys in JavaScript's order and integral floats
+/// as integers.
+pub fn in_javascript_order(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut indices = Vec::new();
+            let mut others = Vec::new();
+            for (key, value) in map {
+                let value = in_javascript_order(value);
+                match array_index(&key) {
+                    Some(index) => indices.push((index, key, value)),
+                    None => others.push((key, value)),
+                }
+            }
+            indices.sort_by_key(|(index, _, _)| *index);
+            let mut ordered = Map::new();
+            for (_, key, value) in indices {
+                ordered.insert(key, value);
+            }
+            for (key, value) in others {
+                ordered.insert(key, value);
+            }
+            Value::Object(ordered)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(in_javascript_order).collect()),
+        Value::Number(number) => Value::Number(as_javascript_writes(number)),
+        other => other,
+    }
+}
+
+/// The numeric value of a key that JavaScript treats as an array index.
+fn array_index(key: &str) -> Option<u32> {
+    let canonical =
+        key == "0" || (!key.starts_with('0') && key.bytes().all(|b| b.is_ascii_digit()));
+    if key.is_empty() || !canonical {
+        return None;
+    }
+    // The largest index is 2³² − 2; longer digit strings overflow here.
+    key.parse::<u32>().ok().filter(|index| *index < u32::MAX)
+}
+
+/// Largest integer JavaScript represents exactly (2⁵³ − 1).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn as_javascript_writes(number: Number) -> Number {
+    match number.as_f64() {
+        Some(float)
+            if !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() <= MAX_SAFE_INTEGER =>
+        {
+            Number::from(float as i64)
+        }
+        _ => number,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn array_index_keys_come_first_in_numeric_order() {
+        let mut counts = Map::new();
+        for key in [
+            "+1",
+            "100",
+            "heart",
+            "9",
+            "0",
+            "007",
+            "-1",
+            "4294967295",
+            "4294967294",
+        ] {
+            counts.insert(key.to_owned(), json!(1));
+        }
+        let written = to_string(&json!({"reactionCounts": counts})).unwrap();
+        assert_eq!(
+            written,
+            r#"{"reactionCounts":{"0":1,"9":1,"100":1,"4294967294":1,"+1":1,"heart":1,"007":1,"-1":1,"4294967295":1}}"#
+        );
+    }
+
+    #[test]
+    fn nested_objects_and_arrays_are_ordered_too() {
+        let written =
+            to_string(&json!({"b": [{"2": "x", "1": "y"}], "a": {"10": 1, "z": 2}})).unwrap();
+        assert_eq!(written, r#"{"b":[{"1":"y","2":"x"}],"a":{"10":1,"z":2}}"#);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_javascript_escapes_them() {
+        let text = "tab\there \"quoted\" back\\slash \u{1} \u{1f} \u{7f} é 👍 \u{2028}\n";
+        assert_eq!(
+            to_string(&json!({"text": text})).unwrap(),
+            "{\"text\":\"tab\\there \\\"quoted\\\" back\\\\slash \\u0001 \\u001f \u{7f} é 👍 \u{2028}\\n\"}"
+        );
+    }
+
+    #[test]
+    fn integral_floats_are_written_as_integers() {
+        assert_eq!(
+            to_string(&json!([1.0, 2.5, -3.0, 7])).unwrap(),
+            "[1,2.5,-3,7]"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! What real x-bees client code does, done against switchboard: receivers
+//! written for x-bees must run unchanged.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::TestServer;
+use crate::support::receiver::Receiver;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// What an Express receiver with `express.json()` checks: the HMAC of
+/// `JSON.stringify(req.body)` keyed by the secret, against `x-signature`.
+/// Reads `{secret, deliveries: [{body, signature}]}` on standard input and
+/// prints the deliveries whose check fails, and whose re-serialized body is
+/// not the body received.
+const EXPRESS_STYLE_CHECK: &str = r#"
+const crypto = require('crypto');
+let input = '';
+process.stdin.on('data', (chunk) => { input += chunk; });
+process.stdin.on('end', () => {
+  const { secret, deliveries } = JSON.parse(input);
+  const failures = [];
+  for (const { body, signature } of deliveries) {
+    const reserialized = JSON.stringify(JSON.parse(body));
+    const expected = crypto.createHmac('sha256', secret).update(reserialized).digest('hex');
+    if (expected !== signature || reserialized !== body) {
+      failures.push({ body, reserialized, signatureMatches: expected === signature });
+    }
+  }
+  console.log(JSON.stringify({ checked: deliveries.length, failures }));
+});
+"#;
+
+/// Runs [`EXPRESS_STYLE_CHECK`] in Node over the deliveries.
+async fn check_like_express(secret: &str, deliveries: Vec<Value>) -> Value {
+    let mut node = Command::new("node")
+        .args(["-e", EXPRESS_STYLE_CHECK])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs (Node.js is on every machine of this kind)");
+    let input = json!({"secret": secret, "deliveries": deliveries}).to_string();
+    let mut stdin = node.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(WAIT, node.wait_with_output())
+        .await
+        .expect("node answers")
+        .unwrap();
+    assert!(output.status.success(), "node failed");
+    serde_json::from_slice(&output.stdout).expect("node prints its verdict as JSON")
+}
+
+#[tokio::test]
+async fn x_signature_holds_over_the_body_as_javascript_writes_it_again() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (_, alice) = server.person("Alice").await;
+    let (bob, bob_token) = server.person("Bob").await;
+    let (dana, _) = server.person("Dana").await;
+    let (bot, bot_key) = server.bot("Express bot").await;
+    let (_, secret) = server.webhook(&bot, &receiver.url, json!({})).await;
+
+    let channel = server.channel(&alice, &[&bot, &bob]).await;
+    let base = format!("/v2/conversations/channels/{channel}");
+    let messages = format!("{base}/messages");
+    server
+        .put(&base, &alice, json!({"subject": "Ünïcødé 🚀 \"quoted\""}))
+        .await
+        .expect(200);
+    server
+        .post(
+            &format!("{base}/members"),
+            &alice,
+            json!({"members": [dana]}),
+        )
+        .await
+        .expect(200);
+    let text = "tab\t newline\n quote\" backslash\\ carriage\r é ß 中文 👍🏽 \u{2028}";
+    let hello = server.say(&alice, &channel, text).await;
+    server
+        .put(
+            &format!("{messages}/{hello}"),
+            &alice,
+            json!({"text": format!("{text} (edited)")}),
+        )
+        .await
+        .expect(200);
+    // Reaction types that JavaScript orders as array indices, and others.
+    for (token, reaction) in [
+        (&alice, "+1"),
+        (&alice, "100"),
+        (&bob_token, "0"),
+        (&bob_token, "007"),
+        (&alice, "👍"),
+        (&bob_token, "9"),
+    ] {
+        server
+            .post(
+                &format!("{messages}/{hello}/reactions"),
+                token,
+                json!({"type": reaction}),
+            )
+            .await
+            .expect(200);
+    }
+    server
+        .delete(&format!("{messages}/{hello}/reactions/100"), &alice)
+        .await
+        .expect(200);
+    let question = server
+        .post(&messages, &bot_key, json!({"text": "OK?", "elements": [{"actions": [{"button": {"text": "OK", "handler": {"action": {"id": "ok"}}}}]}]}))
+        .await
+        .expect(200);
+    let question = question["message"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .post(
+            &format!("{messages}/{question}/actions"),
+            &alice,
+            json!({"actionId": "ok"}),
+        )
+        .await
+        .expect(200);
+    server
+        .delete(&format!("{messages}/{hello}"), &alice)
+        .await
+        .expect(200);
+    server
+        .delete(&format!("{base}/members/{dana}"), &alice)
+        .await
+        .expect(200);
+    server.delete(&base, &alice).await.expect(200);
+    let path = format!("/v2/users/bots/{bot}/integrations");
+    let listed = server.get(&path, &server.company_key).await.expect(200);
+    let integration = listed["integrations"][0]["integrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .post(
+            &format!("{path}/{integration}/test"),
+            &server.company_key,
+            json!({}),
+        )
+        .await
+        .expect(200);
+
+    let received = receiver
+        .wait_until("the channel's deletion and the test event", WAIT, |r| {
+            let types: Vec<&str> = r.iter().filter_map(|r| r.json["type"].as_str()).collect();
+            types.contains(&"chat:channel:deleted") && types.contains(&"integration:test")
+        })
+        .await;
+    let mut types: Vec<&str> = received
+        .iter()
+        .filter_map(|r| r.json["type"].as_str())
+        .collect();
+    types.sort();
+    types.dedup();
+    assert_eq!(
+        types,
+        [
+            "chat:channel:created",
+            "chat:channel:deleted",
+            "chat:channel:updated",
+            "chat:member:added",
+            "chat:member:removed",
+            "chat:message:action",
+            "chat:message:deleted",
+            "chat:message:new",
+            "chat:message:updated",
+            "chat:reaction:deleted",
+            "chat:reaction:new",
+            "integration:test",
+        ],
+        "every event type is checked"
+    );
+    assert!(
+        received.iter().any(|r| std::str::from_utf8(&r.body)
+            .unwrap()
+            .contains(r#""reactionCounts":{"0":1,"9":1,"100":1,"+1":1"#)),
+        "reaction counts are written in JavaScript's order"
+    );
+    let deliveries: Vec<Value> = received
+        .iter()
+        .map(|r| {
+            json!({
+                "body": std::str::from_utf8(&r.body).expect("UTF-8 body"),
+                "signature": r.header("x-signature"),
+            })
+        })
+        .collect();
+    let verdict = check_like_express(&secret, deliveries).await;
+    assert_eq!(verdict["checked"], received.len());
+    assert_eq!(verdict["failures"], json!([]), "{verdict:#}");
+}

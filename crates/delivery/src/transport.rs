@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 use switchboard_domain::secret_box::SecretBox;
-use switchboard_protocol::signing::WebhookSecret;
-use switchboard_store::{ClaimedDelivery, Target};
+use switchboard_protocol::signing::{WebhookSecret, standard_signature_header};
+use switchboard_store::{ClaimedDelivery, ClaimedIntegration, Target};
 
 use crate::policy::AttemptResult;
 use crate::sqs::SqsTransport;
@@ -75,8 +75,59 @@ impl Transports {
     }
 }
 
+/// An integration's signing secrets for one delivery: the current one and,
+/// while a rotation's overlap lasts, the previous one.
+pub(crate) struct Signers {
+    current: WebhookSecret,
+    previous: Option<WebhookSecret>,
+}
+
+impl Signers {
+    pub(crate) fn open(
+        secrets: &SecretBox,
+        integration: &ClaimedIntegration,
+    ) -> Result<Signers, String> {
+        Ok(Signers {
+            current: signing_secret(secrets, &integration.sealed_secret)?,
+            previous: integration
+                .sealed_previous_secret
+                .as_deref()
+                .map(|sealed| signing_secret(secrets, sealed))
+                .transpose()?,
+        })
+    }
+
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` (signed by
+    /// both secrets during a rotation) of one event, timestamped now.
+    pub(crate) fn standard(&self, event_id: &str, body: &[u8]) -> [(&'static str, String); 3] {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or(0);
+        let mut signers = vec![&self.current];
+        signers.extend(self.previous.as_ref());
+        [
+            ("webhook-id", event_id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            (
+                "webhook-signature",
+                standard_signature_header(&signers, event_id, timestamp, body),
+            ),
+        ]
+    }
+
+    /// The one-value `x-signature`: keyed by the previous secret while it is
+    /// valid (what deployed receivers still know), then by the new one.
+    pub(crate) fn body_signature(&self, body: &[u8]) -> String {
+        self.previous
+            .as_ref()
+            .unwrap_or(&self.current)
+            .sign_body(body)
+    }
+}
+
 /// Opens an integration's sealed signing secret.
-pub(crate) fn signing_secret(secrets: &SecretBox, sealed: &str) -> Result<WebhookSecret, String> {
+fn signing_secret(secrets: &SecretBox, sealed: &str) -> Result<WebhookSecret, String> {
     let text = secrets
         .open(sealed)
         .map_err(|err| format!("the integration's secret cannot be opened: {err}"))?;

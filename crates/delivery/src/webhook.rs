@@ -12,12 +12,11 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use switchboard_domain::secret_box::SecretBox;
-use switchboard_protocol::signing::standard_signature_header;
 use switchboard_store::{ClaimedDelivery, Target};
 
 use crate::policy::AttemptResult;
 use crate::target_guard::{GuardedResolver, RefusedTarget, TargetGuard, literal_ip};
-use crate::transport::{Outgoing, Sent, Transport, signing_secret};
+use crate::transport::{Outgoing, Sent, Signers, Transport};
 
 /// Most bytes of a receiver's answer kept for the delivery log.
 pub const RESPONSE_SNIPPET_BYTES: usize = 1_024;
@@ -152,39 +151,15 @@ impl WebhookTransport {
         delivery: &ClaimedDelivery,
         body: &[u8],
     ) -> Result<reqwest::header::HeaderMap, String> {
-        let open = |sealed: &str| signing_secret(&self.secrets, sealed);
-        let current = open(&delivery.integration.sealed_secret)?;
-        let previous = delivery
-            .integration
-            .sealed_previous_secret
-            .as_deref()
-            .map(open)
-            .transpose()?;
-        let mut signers = vec![&current];
-        signers.extend(previous.as_ref());
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs() as i64)
-            .unwrap_or(0);
-        let id = delivery.event_id.as_str();
+        let signers = Signers::open(&self.secrets, &delivery.integration)?;
         let mut headers = reqwest::header::HeaderMap::new();
-        let mut put = |name: &'static str, value: String| {
+        let standard = signers.standard(delivery.event_id.as_str(), body);
+        let x_signature = ("x-signature", signers.body_signature(body));
+        for (name, value) in standard.into_iter().chain([x_signature]) {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }
-        };
-        put("webhook-id", id.to_owned());
-        put("webhook-timestamp", timestamp.to_string());
-        put(
-            "webhook-signature",
-            standard_signature_header(&signers, id, timestamp, body),
-        );
-        // One value: the previous secret while it is valid (what deployed
-        // receivers still know), then the new one.
-        put(
-            "x-signature",
-            previous.as_ref().unwrap_or(&current).sign_body(body),
-        );
+        }
         Ok(headers)
     }
 }

@@ -4,9 +4,10 @@
 //!   `webhook-signature: v1,<base64>`): HMAC-SHA256 keyed with the decoded bytes
 //!   of a `whsec_…` secret over `"{id}.{timestamp}.{body}"`. During a secret
 //!   rotation one header carries several signatures, space-separated.
-//! - **x-bees body signature** (`x-signature: <hex>`, and the SQS attribute
-//!   `X-SIGNATURE`): HMAC-SHA256 keyed with the whole secret string as UTF-8,
-//!   over the body alone.
+//! - **x-bees body signature** (`x-signature: <hex>`): HMAC-SHA256 keyed with
+//!   the whole secret string as UTF-8, over the body alone. The SQS attribute
+//!   `X-SIGNATURE` is the same HMAC keyed with the integration's AWS secret
+//!   access key, as x-bees signs SQS messages.
 //!
 //! Verification compares in constant time.
 
@@ -78,11 +79,10 @@ impl WebhookSecret {
         )
     }
 
-    /// The hex body signature sent as `x-signature` and as the SQS `X-SIGNATURE` attribute.
+    /// The hex body signature sent as `x-signature`: keyed by the whole
+    /// secret text.
     pub fn sign_body(&self, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(self.text.as_bytes()).expect("HMAC takes any key");
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
+        body_signature(self.text.as_bytes(), body)
     }
 
     fn standard_mac(&self, id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
@@ -100,6 +100,15 @@ impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WebhookSecret(redacted)")
     }
+}
+
+/// The x-bees body signature: hex HMAC-SHA256 of `body` keyed by `key` —
+/// the secret text for `x-signature`, the AWS secret access key for the SQS
+/// `X-SIGNATURE` attribute.
+pub fn body_signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The `webhook-signature` header value for a delivery signed with every given
@@ -149,14 +158,24 @@ pub fn verify_standard(
     }
 }
 
-/// Checks an `x-signature` (or SQS `X-SIGNATURE`) hex body signature.
+/// Checks an `x-signature` hex body signature.
 pub fn verify_body(
     secret: &WebhookSecret,
     body: &[u8],
     signature_hex: &str,
 ) -> Result<(), SignatureError> {
+    verify_body_keyed(secret.text.as_bytes(), body, signature_hex)
+}
+
+/// Checks a hex body signature keyed by `key` (the SQS `X-SIGNATURE`
+/// attribute is keyed by the AWS secret access key).
+pub fn verify_body_keyed(
+    key: &[u8],
+    body: &[u8],
+    signature_hex: &str,
+) -> Result<(), SignatureError> {
     let given = hex::decode(signature_hex.trim()).map_err(|_| SignatureError::Mismatch)?;
-    let expected = hex::decode(secret.sign_body(body)).expect("we wrote hex");
+    let expected = hex::decode(body_signature(key, body)).expect("we wrote hex");
     if bool::from(given.as_slice().ct_eq(&expected)) {
         Ok(())
     } else {

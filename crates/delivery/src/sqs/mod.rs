@@ -1,8 +1,12 @@
 //! The SQS transport: each event is one message on the integration's queue,
 //! with the envelope as the body and the String attributes `X-SIGNATURE`
-//! (hex HMAC-SHA256 of the body keyed by the integration's secret),
-//! `eventType` and `eventId`. FIFO queues get `MessageGroupId` = the channel
-//! id and `MessageDeduplicationId` = the event id.
+//! (hex HMAC-SHA256 of the body keyed by the integration's AWS secret access
+//! key, as x-bees signs SQS messages and its consumers verify them),
+//! `eventType`, `eventId`, and the Standard Webhooks `webhook-id`,
+//! `webhook-timestamp` and `webhook-signature` (keyed by the `whsec_`
+//! secret; both during a rotation) for consumers that want a signing secret
+//! apart from their AWS credentials. FIFO queues get `MessageGroupId` = the
+//! channel id and `MessageDeduplicationId` = the event id.
 //!
 //! Several due events of one queue go in one `SendMessageBatch` (up to 10
 //! entries and 256 KiB); an entry that fails is retried on its own. A message
@@ -17,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use secrecy::{ExposeSecret, SecretString};
 use switchboard_domain::secret_box::SecretBox;
-use switchboard_protocol::signing::WebhookSecret;
-use switchboard_store::{ClaimedDelivery, SqsQueue, Target};
+use switchboard_protocol::signing::body_signature;
+use switchboard_store::{ClaimedDelivery, ClaimedIntegration, SqsQueue, Target};
 
 use crate::policy::AttemptResult;
 use crate::target_guard::TargetGuard;
-use crate::transport::{Outgoing, Sent, Transport, signing_secret};
+use crate::transport::{Outgoing, Sent, Signers, Transport};
 use clients::{QueueClient, QueueClients};
 use errors::{classify_code, is_batch_too_long, sent_from_error};
 
@@ -64,6 +69,29 @@ struct Message {
     size: usize,
 }
 
+/// What signs an integration's messages: its AWS secret access key
+/// (`X-SIGNATURE`) and its `whsec_` secrets (the Standard Webhooks attributes).
+struct SigningKeys {
+    aws_secret: SecretString,
+    signers: Signers,
+}
+
+impl SigningKeys {
+    fn open(secrets: &SecretBox, integration: &ClaimedIntegration) -> Result<Self, String> {
+        let sealed = integration
+            .sealed_aws_secret
+            .as_deref()
+            .ok_or("the integration has no secret access key")?;
+        let aws_secret = secrets.open(sealed).map_err(|err| {
+            format!("the integration's secret access key cannot be opened: {err}")
+        })?;
+        Ok(SigningKeys {
+            aws_secret,
+            signers: Signers::open(secrets, integration)?,
+        })
+    }
+}
+
 impl SqsTransport {
     pub fn new(secrets: SecretBox, guard: TargetGuard, settings: SqsSettings) -> Self {
         SqsTransport {
@@ -73,10 +101,10 @@ impl SqsTransport {
         }
     }
 
-    /// One signed message; `secret` is the integration's signing secret.
+    /// One signed message of an integration with these keys.
     fn message(
         queue: &SqsQueue,
-        secret: &WebhookSecret,
+        keys: &SigningKeys,
         index: usize,
         outgoing: &Outgoing,
     ) -> Result<Message, String> {
@@ -84,11 +112,19 @@ impl SqsTransport {
         let body = std::str::from_utf8(&outgoing.body)
             .map_err(|_| "the envelope is not UTF-8".to_owned())?
             .to_owned();
+        let standard = keys
+            .signers
+            .standard(delivery.event_id.as_str(), body.as_bytes());
         let attributes = [
-            ("X-SIGNATURE", secret.sign_body(body.as_bytes())),
+            (
+                "X-SIGNATURE",
+                body_signature(keys.aws_secret.expose_secret().as_bytes(), body.as_bytes()),
+            ),
             ("eventType", delivery.event_type.as_str().to_owned()),
             ("eventId", delivery.event_id.as_str().to_owned()),
-        ];
+        ]
+        .into_iter()
+        .chain(standard);
         let mut size = body.len();
         let mut values = HashMap::new();
         for (name, value) in attributes {
@@ -270,16 +306,16 @@ impl Transport for SqsTransport {
             Ok(client) => client,
             Err(reason) => return everyone(reason),
         };
-        // Every delivery of the group belongs to one integration: one secret.
-        let secret = match signing_secret(&self.secrets, &integration.sealed_secret) {
-            Ok(secret) => secret,
+        // Every delivery of the group belongs to one integration: one set of keys.
+        let keys = match SigningKeys::open(&self.secrets, integration) {
+            Ok(keys) => keys,
             Err(reason) => return everyone(reason),
         };
         let max_message = client.max_message_bytes(&queue.queue_url).await;
         let mut results: Vec<Option<Sent>> = vec![None; group.len()];
         let mut ready = Vec::with_capacity(group.len());
         for (index, outgoing) in group.iter().enumerate() {
-            match Self::message(queue, &secret, index, outgoing) {
+            match Self::message(queue, &keys, index, outgoing) {
                 Ok(message) if max_message.is_some_and(|max| message.size > max) => {
                     results[index] = Some(Sent {
                         result: AttemptResult::Rejected {

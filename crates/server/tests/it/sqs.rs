@@ -12,13 +12,15 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_domain::credentials::{self, CredentialKind};
+use switchboard_protocol::signing::{WebhookSecret, verify_standard};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The `X-SIGNATURE` attribute is the hex HMAC-SHA256 of the body keyed by the
-/// secret text, computed here rather than by the server's code.
+/// `X-SIGNATURE` is the hex HMAC-SHA256 of the body keyed by the AWS secret
+/// access key (computed here rather than by the server's code), and the
+/// Standard Webhooks attributes verify with the integration's `whsec_` secret.
 fn assert_signed(message: &QueueMessage, secret: &str) {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(sqs::SECRET_ACCESS_KEY.as_bytes()).unwrap();
     mac.update(message.body.as_bytes());
     assert_eq!(
         message.attribute("X-SIGNATURE"),
@@ -26,7 +28,14 @@ fn assert_signed(message: &QueueMessage, secret: &str) {
         "X-SIGNATURE of {}",
         message.body
     );
-    for name in ["X-SIGNATURE", "eventType", "eventId"] {
+    for name in [
+        "X-SIGNATURE",
+        "eventType",
+        "eventId",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ] {
         assert_eq!(
             message.attributes[name].0, "String",
             "{name} is a String attribute"
@@ -34,6 +43,21 @@ fn assert_signed(message: &QueueMessage, secret: &str) {
     }
     assert_eq!(message.attribute("eventType"), message.json["type"]);
     assert_eq!(message.attribute("eventId"), message.json["id"]);
+    assert_eq!(message.attribute("webhook-id"), message.json["id"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    verify_standard(
+        &WebhookSecret::parse(secret).unwrap(),
+        message.attribute("webhook-id"),
+        message.attribute("webhook-timestamp"),
+        message.attribute("webhook-signature"),
+        message.body.as_bytes(),
+        now,
+        300,
+    )
+    .expect("the Standard Webhooks attributes verify with the whsec_ secret");
 }
 
 fn messages_of_type<'a>(received: &'a [QueueMessage], kind: &str) -> Vec<&'a QueueMessage> {

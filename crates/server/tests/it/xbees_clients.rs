@@ -201,3 +201,110 @@ async fn x_signature_holds_over_the_body_as_javascript_writes_it_again() {
     assert_eq!(verdict["checked"], received.len());
     assert_eq!(verdict["failures"], json!([]), "{verdict:#}");
 }
+
+/// Two SQS consumers in Python with boto3, as bot authors write them: the
+/// official x-bees example's check (`X-SIGNATURE` is the HMAC of the body
+/// keyed by the AWS secret access key), and the Standard Webhooks library
+/// over the `webhook-*` attributes with the `whsec_` secret. Reads until
+/// `expected` messages arrived (bounded), deletes them, and prints a verdict.
+const BOTO3_CONSUMERS: &str = r#"
+import hashlib, hmac, json, sys, time
+import boto3
+from standardwebhooks.webhooks import Webhook
+
+endpoint, region, key_id, aws_secret, whsec, queue, expected = sys.argv[1:8]
+sqs = boto3.client("sqs", region_name=region, endpoint_url=endpoint,
+                   aws_access_key_id=key_id, aws_secret_access_key=aws_secret)
+webhook = Webhook(whsec)
+seen, failures = {}, []
+deadline = time.time() + 30
+while len(seen) < int(expected) and time.time() < deadline:
+    answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                 MessageAttributeNames=["All"])
+    for message in answer.get("Messages", []):
+        body = message["Body"]
+        attributes = {name: value["StringValue"]
+                      for name, value in message.get("MessageAttributes", {}).items()}
+        expected_signature = hmac.new(aws_secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected_signature, attributes.get("X-SIGNATURE", "")):
+            failures.append({"check": "X-SIGNATURE with the AWS secret", "body": body})
+        try:
+            webhook.verify(body, {name: attributes.get(name, "") for name in
+                                  ("webhook-id", "webhook-timestamp", "webhook-signature")})
+        except Exception as error:
+            failures.append({"check": "Standard Webhooks", "error": str(error), "body": body})
+        seen[json.loads(body)["id"]] = json.loads(body)["type"]
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+print(json.dumps({"received": len(seen), "types": sorted(set(seen.values())), "failures": failures}))
+"#;
+
+#[tokio::test]
+async fn sqs_consumers_written_for_x_bees_verify_our_messages() {
+    use crate::support::sqs::{self, Moto};
+    let moto = Moto::start().await;
+    let queue = moto.create_queue("xbees-bot", &[]).await;
+    let server = TestServer::start().await;
+    let (_, alice) = server.person("Alice").await;
+    let (bot, _) = server.bot("Queue bot").await;
+    let (integration, secret) = server
+        .sqs_integration(&bot, &queue, &moto.endpoint, json!({}))
+        .await;
+    let channel = server.channel(&alice, &[&bot]).await;
+    server.say(&alice, &channel, "Hello queue 👋").await;
+    // During a rotation the Standard Webhooks signature carries both secrets;
+    // a consumer that knows only the new one still verifies.
+    let rotated = server
+        .post(
+            &format!("/v2/users/bots/{bot}/integrations/{integration}/rotate-secret"),
+            &server.company_key,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    server.say(&alice, &channel, "after the rotation").await;
+    server.settle().await;
+
+    // The Python environment scripts/moto made, with boto3 and standardwebhooks.
+    let moto_server = std::env::var("TEST_MOTO_SERVER")
+        .expect("TEST_MOTO_SERVER names moto_server: run ./scripts/test, which installs it");
+    let python = std::path::Path::new(&moto_server).with_file_name("python");
+    let run = |whsec: String, expected: &'static str| {
+        let mut command = Command::new(&python);
+        command.args([
+            "-c",
+            BOTO3_CONSUMERS,
+            &moto.endpoint,
+            sqs::REGION,
+            sqs::ACCESS_KEY_ID,
+            sqs::SECRET_ACCESS_KEY,
+            &whsec,
+            &queue,
+            expected,
+        ]);
+        async move {
+            let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+                .await
+                .expect("the consumers finish")
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice::<Value>(&output.stdout).expect("a JSON verdict")
+        }
+    };
+    // Every message verifies with the AWS secret; with the old whsec_ secret
+    // (the first two were signed by it alone, the third by both)...
+    let verdict = run(secret, "3").await;
+    assert_eq!(verdict["received"], 3, "{verdict}");
+    assert_eq!(verdict["failures"], json!([]), "{verdict}");
+    // ... and, while the rotation lasts, with the new one.
+    server
+        .say(&alice, &channel, "only the new secret now")
+        .await;
+    let verdict = run(new_secret, "1").await;
+    assert_eq!(verdict["received"], 1, "{verdict}");
+    assert_eq!(verdict["failures"], json!([]), "{verdict}");
+}

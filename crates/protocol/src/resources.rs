@@ -161,6 +161,11 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttachment {
     pub id: String,
+    /// The stored object's id, which x-bees' typed clients require.
+    /// switchboard keeps no other id for a file's bytes: it is the file id.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub fs_id: String,
     pub name: String,
     pub mime: String,
     pub size: u64,

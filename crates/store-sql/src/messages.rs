@@ -58,7 +58,11 @@ pub fn assemble(
                     .or_insert(0u64) += 1;
             }
             let elements: Vec<Element> = serde_json::from_str(&row.elements)?;
-            let attachments: Vec<MessageAttachment> = serde_json::from_str(&row.attachments)?;
+            let mut attachments: Vec<MessageAttachment> = serde_json::from_str(&row.attachments)?;
+            // Attachments stored before fsId was written carry the file id there too.
+            for attachment in attachments.iter_mut().filter(|a| a.fs_id.is_empty()) {
+                attachment.fs_id = attachment.id.clone();
+            }
             let quote: Option<MessageQuote> =
                 row.quote.as_deref().map(serde_json::from_str).transpose()?;
             Ok(Message {

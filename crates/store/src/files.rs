@@ -43,6 +43,7 @@ impl FileRecord {
     pub fn attachment(&self) -> Option<MessageAttachment> {
         self.size.map(|size| MessageAttachment {
             id: self.id.as_str().to_owned(),
+            fs_id: self.id.as_str().to_owned(),
             name: self.name.clone(),
             mime: self.content_type.clone(),
             size,

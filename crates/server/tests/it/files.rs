@@ -239,7 +239,7 @@ async fn share_a_large_file(backend: Backend) {
     let info = setup.file_info(&setup.alice, &file).await.expect(200);
     assert_eq!(
         info["file"],
-        json!({"id": file, "name": "Q3 report — final.pdf", "mime": "application/pdf", "size": 20 * MIB})
+        json!({"id": file, "fsId": file, "name": "Q3 report — final.pdf", "mime": "application/pdf", "size": 20 * MIB})
     );
     setup
         .file_info(&setup.bob, &file)

@@ -74,6 +74,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorType::NotFound, message)
     }
 
+    /// 405 for a method the path does not take.
+    pub fn method_not_allowed(method: &axum::http::Method) -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorType::Validation,
+            format!("this route does not accept {method}"),
+        )
+    }
+
     /// 413 `PayloadTooLargeException`.
     pub fn payload_too_large(limit: usize) -> Self {
         ApiError::new(

@@ -207,6 +207,48 @@ fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
         )
 }
 
+/// A path the API does not have. Under `/v2/` the credential is checked
+/// first: a client that probes its key with any GET must get 401 for a bad
+/// key, never a 404 it could take for "the key works".
+async fn no_such_route(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request<axum::body::Body>,
+) -> axum::response::Response {
+    if let Err(refused) = authenticated_under_v2(&state, request).await {
+        return refused.into_response();
+    }
+    error::ApiError::not_found("no such route").into_response()
+}
+
+/// A method the path does not take; the credential is checked first, as for
+/// [`no_such_route`].
+async fn method_not_allowed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request<axum::body::Body>,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    if let Err(refused) = authenticated_under_v2(&state, request).await {
+        return refused.into_response();
+    }
+    error::ApiError::method_not_allowed(&method).into_response()
+}
+
+/// Refuses a request to a `/v2/` path without a valid credential.
+async fn authenticated_under_v2(
+    state: &AppState,
+    request: Request<axum::body::Body>,
+) -> Result<(), error::ApiError> {
+    if !request.uri().path().starts_with("/v2/") {
+        return Ok(());
+    }
+    let (mut parts, _) = request.into_parts();
+    <extract::Auth as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, state,
+    )
+    .await
+    .map(|_| ())
+}
+
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes(&ApiLimits::default()).split_for_parts().1
@@ -217,7 +259,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes(&state.limits).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     routes
-        .fallback(|| async { error::ApiError::not_found("no such route").into_response() })
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()

@@ -479,3 +479,41 @@ async fn requests_over_the_rate_limit_answer_429_per_key_and_operation() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     server.get(CHANNELS, &alice_token).await.expect(200);
 }
+
+#[tokio::test]
+async fn a_bad_credential_is_refused_before_any_route_is_looked_up() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let bogus = "wsu-v1-".to_owned() + &"x".repeat(93);
+    for path in [
+        "/v2/no/such/route",
+        "/v2/users/me/whatever",
+        "/v2/conversations/channels/ch_1/nothing",
+    ] {
+        // Clients probe their key with a GET: 401 means "sign in again".
+        for key in ["", "not-a-key", bogus.as_str()] {
+            server
+                .get(path, key)
+                .await
+                .expect_error(401, "UnauthorizedException", "");
+        }
+        server
+            .get(path, &token)
+            .await
+            .expect_error(404, "NotFoundException", "no such route");
+    }
+    // A method a route does not take: the credential first, then 405.
+    server
+        .delete("/v2/users", &bogus)
+        .await
+        .expect_error(401, "UnauthorizedException", "unknown");
+    server
+        .delete("/v2/users", &server.company_key)
+        .await
+        .expect_error(405, "ValidationException", "DELETE");
+    // Outside the API nothing is asked for.
+    server
+        .get("/no/such/page", "")
+        .await
+        .expect_error(404, "NotFoundException", "no such route");
+}

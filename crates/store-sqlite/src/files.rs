@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
-use switchboard_domain::{Actor, ChannelId, FileId, MessageId, now_micros};
+use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, now_micros};
 use switchboard_protocol::MessageAttachment;
 use switchboard_store::{FileRecord, FileStore, NewFile, StoreError, StoreResult};
 
@@ -47,7 +47,7 @@ impl From<FileRow> for FileRecord {
 /// The file of the actor's company and of this channel, if there is one.
 async fn file_of_channel(
     conn: &mut SqliteConnection,
-    actor: &Actor,
+    company: &CompanyId,
     channel: &ChannelId,
     file: &str,
 ) -> Outcome<Option<FileRecord>> {
@@ -57,7 +57,7 @@ async fn file_of_channel(
     let row = sqlx::query_as::<_, FileRow>(&sql)
         .bind(file)
         .bind(channel.as_str())
-        .bind(actor.company.as_str())
+        .bind(company.as_str())
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(FileRecord::from))
@@ -91,7 +91,7 @@ impl FileStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
-        let record = file_of_channel(&mut tx, actor, channel, file.id.as_str())
+        let record = file_of_channel(&mut tx, &actor.company, channel, file.id.as_str())
             .await?
             .ok_or_else(|| StoreError::not_found("file", &file.id))?;
         tx.commit().await.map_err(Failure::from)?;
@@ -106,7 +106,21 @@ impl FileStore for SqliteStore {
     ) -> StoreResult<FileRecord> {
         let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
         load::channel_as_member(&mut conn, actor, channel).await?;
-        Ok(file_of_channel(&mut conn, actor, channel, file.as_str())
+        Ok(
+            file_of_channel(&mut conn, &actor.company, channel, file.as_str())
+                .await?
+                .ok_or_else(|| StoreError::not_found("file", file))?,
+        )
+    }
+
+    async fn get_company_file(
+        &self,
+        company: &CompanyId,
+        channel: &ChannelId,
+        file: &FileId,
+    ) -> StoreResult<FileRecord> {
+        let mut conn = self.reader.acquire().await.map_err(Failure::from)?;
+        Ok(file_of_channel(&mut conn, company, channel, file.as_str())
             .await?
             .ok_or_else(|| StoreError::not_found("file", file))?)
     }
@@ -135,9 +149,11 @@ impl FileStore for SqliteStore {
         if !carries(&row.attachments, file.as_str())? {
             return Err(StoreError::not_found("file", file));
         }
-        Ok(file_of_channel(&mut conn, actor, channel, file.as_str())
-            .await?
-            .ok_or_else(|| StoreError::not_found("file", file))?)
+        Ok(
+            file_of_channel(&mut conn, &actor.company, channel, file.as_str())
+                .await?
+                .ok_or_else(|| StoreError::not_found("file", file))?,
+        )
     }
 
     async fn still_attached(&self, message: &MessageId, object_key: &str) -> StoreResult<bool> {
@@ -181,7 +197,7 @@ pub(crate) async fn resolve_attachments(
         if attachments.iter().any(|attached| &attached.id == id) {
             return Err(StoreError::invalid(at, format!("file `{id}` is attached twice")).into());
         }
-        let file = file_of_channel(conn, actor, channel, id)
+        let file = file_of_channel(conn, &actor.company, channel, id)
             .await?
             .ok_or_else(|| {
                 StoreError::invalid(&at, format!("no file `{id}` was uploaded to this channel"))

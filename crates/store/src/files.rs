@@ -3,7 +3,7 @@
 //! uploaded, and decides who may reach them.
 
 use async_trait::async_trait;
-use switchboard_domain::{Actor, ChannelId, FileId, MessageId, UnixMicros};
+use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, UnixMicros};
 use switchboard_protocol::MessageAttachment;
 
 use crate::error::StoreResult;
@@ -70,6 +70,16 @@ pub trait FileStore: Send + Sync {
     async fn get_file(
         &self,
         actor: &Actor,
+        channel: &ChannelId,
+        file: &FileId,
+    ) -> StoreResult<FileRecord>;
+
+    /// A file of a channel of the company, for a company key that reads
+    /// without acting as anyone (the company owns its files). Another
+    /// channel's or company's file, or an unknown id, is not found.
+    async fn get_company_file(
+        &self,
+        company: &CompanyId,
         channel: &ChannelId,
         file: &FileId,
     ) -> StoreResult<FileRecord>;

@@ -93,7 +93,8 @@ pub async fn upload_file(
 }
 
 /// The file as an attachment, once its bytes are uploaded (`file` is absent
-/// before).
+/// before). A company key may leave out `userId`: the company reads its own
+/// file without acting as a member.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/files/{fileId}", tag = tags::FILES,
     params(("channelId" = String, Path), ("fileId" = String, Path), ActingAs),
     responses((status = 200, body = FileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
@@ -103,12 +104,21 @@ pub async fn get_uploaded_file(
     Path((channel, file)): Path<(String, String)>,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let file = file_id(&file)?;
-    let record = app
-        .store
-        .get_file(&actor, &channel_id(&channel)?, &file)
-        .await?;
+    let channel = channel_id(&channel)?;
+    // A company key without userId reads what the company owns; with
+    // userId, and with other credentials, the reader must be a member.
+    let record = match acting.user_id.as_deref() {
+        None if auth.0.is_company_key() => {
+            app.store
+                .get_company_file(auth.company(), &channel, &file)
+                .await?
+        }
+        user => {
+            let actor = auth.actor(user, None)?;
+            app.store.get_file(&actor, &channel, &file).await?
+        }
+    };
     let record = confirm_upload(&app, record).await?;
     Ok(Json(FileResponse {
         file: record.attachment(),

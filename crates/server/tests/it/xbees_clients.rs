@@ -308,3 +308,55 @@ async fn sqs_consumers_written_for_x_bees_verify_our_messages() {
     assert_eq!(verdict["received"], 1, "{verdict}");
     assert_eq!(verdict["failures"], json!([]), "{verdict}");
 }
+
+/// The official SDK example's upload: the company credential uploads as a
+/// person (`userId`), then asks for the file's info without one.
+#[tokio::test]
+async fn a_company_key_reads_file_info_without_acting_as_a_person() {
+    let server = TestServer::start().await;
+    let (alice, alice_token) = server.person("Alice").await;
+    let channel = server.channel(&alice_token, &[]).await;
+    let key = server.company_key.clone();
+    let announced = server
+        .post(
+            &format!("/v2/conversations/channels/{channel}/files"),
+            &key,
+            json!({"userId": alice, "name": "notes.txt", "size": 5}),
+        )
+        .await
+        .expect(200);
+    let file = announced["fileId"].as_str().unwrap().to_owned();
+    let upload = server
+        .client
+        .put(announced["presignedUploadUrl"].as_str().unwrap())
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert!(upload.status().is_success(), "{}", upload.status());
+
+    let info_path = format!("/v2/conversations/channels/{channel}/files/{file}");
+    let info = server.get(&info_path, &key).await.expect(200);
+    assert_eq!(info["file"]["id"], file.as_str());
+    assert_eq!(info["file"]["fsId"], file.as_str());
+    assert_eq!(info["file"]["size"], 5);
+    // Another company sees nothing; a person who is not a member neither.
+    let other = server.second_company().await;
+    server
+        .get(&info_path, &other)
+        .await
+        .expect_error(404, "NotFoundException", "file");
+    let (_, outsider) = server.person("Olga").await;
+    server
+        .get(&info_path, &outsider)
+        .await
+        .expect_error(404, "NotFoundException", "channel");
+    // Conversations themselves are read as a person: userId stays required.
+    server
+        .get(
+            &format!("/v2/conversations/channels/{channel}/messages"),
+            &key,
+        )
+        .await
+        .expect_error(400, "ValidationException", "userId");
+}

@@ -207,7 +207,7 @@ impl Server {
         let bot = self
             .call(client, "/v2/users/bots", &key, json!({"name": "Bench bot"}))
             .await?;
-        let bot = bot["bot"]["id"].as_str().context("bot id")?.to_owned();
+        let bot = bot["id"].as_str().context("bot id")?.to_owned();
         self.call(
             client,
             &format!("/v2/users/bots/{bot}/integrations"),

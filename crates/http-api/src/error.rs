@@ -79,7 +79,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorType::Validation,
-            format!("this route does not accept {method}"),
+            format!("this route does not accept the method {method}"),
         )
     }
 

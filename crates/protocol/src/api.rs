@@ -264,7 +264,9 @@ bodies! {
         pub invitees: Vec<UserToInvite>,
     }
 
-    /// Create or replace a bot.
+    /// Create or replace a bot. Unlike other requests, a field the server
+    /// does not know is refused (400 naming it), never dropped: bot
+    /// administration code sends x-bees' directory fields and reads them back.
     pub struct BotRequest {
         pub name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,11 +275,19 @@ bodies! {
         pub locale: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub time_zone: Option<String>,
-    }
-
-    /// `{bot}`: a bot is a user with `bot: true`.
-    pub struct BotResponse {
-        pub bot: User,
+        /// Who may find the bot (an open value, kept as sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access: Option<String>,
+        /// How the bot is integrated (an open value, kept as sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub integration_type: Option<String>,
+        /// Whether people find the bot in search.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub searchable: Option<bool>,
+        /// Fields the server does not know; refused.
+        #[serde(flatten, default, skip_serializing)]
+        #[cfg_attr(feature = "openapi", schema(ignore))]
+        pub unknown: serde_json::Map<String, serde_json::Value>,
     }
 
     /// `{bots}`

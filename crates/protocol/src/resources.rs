@@ -104,6 +104,17 @@ pub struct User {
     pub pbx_serial: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pbx_user_id: Option<String>,
+    /// Bots: who may find the bot, as its administrator set it (an open
+    /// value, kept as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// Bots: how the bot is integrated, as its administrator set it (an open
+    /// value, kept as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_type: Option<String>,
+    /// Bots: whether people find it in search, as its administrator set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searchable: Option<bool>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     #[serde(flatten)]

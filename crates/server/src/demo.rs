@@ -230,7 +230,7 @@ pub async fn prepare(
                 name: "Echo Bot".to_owned(),
                 picture: None,
                 locale: Some("en".to_owned()),
-                time_zone: None,
+                ..BotProfile::default()
             },
         )
         .await?;

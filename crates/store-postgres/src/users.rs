@@ -91,8 +91,9 @@ impl UserStore for PgStore {
             let id = UserId::generate();
             let now = now_micros();
             sqlx::query(
-                "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, created_at, updated_at) \
-                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
+                 bot_integration_type, bot_searchable, created_at, updated_at) \
+                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(id.as_str())
             .bind(company.as_str())
@@ -100,6 +101,9 @@ impl UserStore for PgStore {
             .bind(&profile.picture)
             .bind(&profile.locale)
             .bind(&profile.time_zone)
+            .bind(&profile.access)
+            .bind(&profile.integration_type)
+            .bind(profile.searchable)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
@@ -137,11 +141,17 @@ impl UserStore for PgStore {
     ) -> StoreResult<User> {
         transaction!(self, |tx| {
             live_user(&mut tx, company, id, Some(true)).await?;
-            sqlx::query("UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, updated_at = $5 WHERE id = $6")
+            sqlx::query(
+                "UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, bot_access = $5, \
+                 bot_integration_type = $6, bot_searchable = $7, updated_at = $8 WHERE id = $9",
+            )
                 .bind(&profile.name)
                 .bind(&profile.picture)
                 .bind(&profile.locale)
                 .bind(&profile.time_zone)
+                .bind(&profile.access)
+                .bind(&profile.integration_type)
+                .bind(profile.searchable)
                 .bind(now_micros())
                 .bind(id.as_str())
                 .execute(&mut *tx)

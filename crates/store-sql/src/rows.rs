@@ -25,7 +25,8 @@ impl CompanyRow {
 
 /// The columns of `users` that [`UserRow`] reads.
 pub const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
-     pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, created_at, updated_at";
+     pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, bot_access, bot_integration_type, \
+     bot_searchable, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub struct UserRow {
@@ -43,6 +44,9 @@ pub struct UserRow {
     pub pbx_extension: Option<String>,
     pub pbx_serial: Option<String>,
     pub pbx_user_id: Option<String>,
+    pub bot_access: Option<String>,
+    pub bot_integration_type: Option<String>,
+    pub bot_searchable: Option<bool>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -64,6 +68,9 @@ impl UserRow {
             pbx_extension: self.pbx_extension,
             pbx_serial: self.pbx_serial,
             pbx_user_id: self.pbx_user_id,
+            access: self.bot_access,
+            integration_type: self.bot_integration_type,
+            searchable: self.bot_searchable,
             created_at: Timestamp::from_unix_micros(self.created_at),
             updated_at: Timestamp::from_unix_micros(self.updated_at),
             extra: Default::default(),

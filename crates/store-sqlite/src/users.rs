@@ -86,8 +86,9 @@ impl UserStore for SqliteStore {
         let id = UserId::generate();
         let now = now_micros();
         sqlx::query(
-            "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, created_at, updated_at) \
-             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
+             bot_integration_type, bot_searchable, created_at, updated_at) \
+             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(company.as_str())
@@ -95,6 +96,9 @@ impl UserStore for SqliteStore {
         .bind(&profile.picture)
         .bind(&profile.locale)
         .bind(&profile.time_zone)
+        .bind(&profile.access)
+        .bind(&profile.integration_type)
+        .bind(profile.searchable)
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -131,16 +135,22 @@ impl UserStore for SqliteStore {
     ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         live_user(&mut tx, company, id, Some(true)).await?;
-        sqlx::query("UPDATE users SET name = ?, picture = ?, locale = ?, time_zone = ?, updated_at = ? WHERE id = ?")
-            .bind(&profile.name)
-            .bind(&profile.picture)
-            .bind(&profile.locale)
-            .bind(&profile.time_zone)
-            .bind(now_micros())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+        sqlx::query(
+            "UPDATE users SET name = ?, picture = ?, locale = ?, time_zone = ?, bot_access = ?, \
+             bot_integration_type = ?, bot_searchable = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&profile.name)
+        .bind(&profile.picture)
+        .bind(&profile.locale)
+        .bind(&profile.time_zone)
+        .bind(&profile.access)
+        .bind(&profile.integration_type)
+        .bind(profile.searchable)
+        .bind(now_micros())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(Failure::from)?;
         let user = load::user(&mut tx, id.as_str()).await?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(user)

@@ -124,13 +124,23 @@ pub async fn credentials_authenticate_and_revoke(store: Arc<dyn Store>) {
             &company,
             BotProfile {
                 name: "b".into(),
-                picture: None,
-                locale: None,
-                time_zone: None,
+                access: Some("company".into()),
+                integration_type: Some("webhook".into()),
+                searchable: Some(true),
+                ..BotProfile::default()
             },
         )
         .await
         .unwrap();
+    assert_eq!(
+        (
+            bot.access.as_deref(),
+            bot.integration_type.as_deref(),
+            bot.searchable
+        ),
+        (Some("company"), Some("webhook"), Some(true)),
+        "x-bees' directory fields are kept"
+    );
     let bot_id = UserId::from_stored(bot.id);
     let bot_key = credentials::generate(CredentialKind::Bot);
     let info = store

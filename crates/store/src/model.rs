@@ -87,12 +87,16 @@ pub struct UserPatch {
 }
 
 /// A bot's profile.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BotProfile {
     pub name: String,
     pub picture: Option<String>,
     pub locale: Option<String>,
     pub time_zone: Option<String>,
+    /// x-bees' directory fields, kept as sent.
+    pub access: Option<String>,
+    pub integration_type: Option<String>,
+    pub searchable: Option<bool>,
 }
 
 /// A person to find by email or phone, or to create.

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use switchboard_domain::validation;
+use switchboard_protocol::User;
 use switchboard_protocol::api::*;
 use switchboard_store::BotProfile;
 
@@ -24,51 +25,54 @@ pub async fn list_bots(
 
 /// Creates a bot (company key). Give it a key with `POST /v2/users/bots/{botId}/keys`.
 #[utoipa::path(post, path = "/v2/users/bots", tag = tags::BOTS, request_body = BotRequest,
-    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
+        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_bot(
     State(app): State<AppState>,
     auth: Auth,
     request: ApiJson<BotRequest>,
-) -> ApiResult<Json<BotResponse>> {
+) -> ApiResult<Json<User>> {
     let company = auth.company_key()?;
     let bot = app
         .store
         .create_bot(company, bot_profile(request.body)?)
         .await?;
-    Ok(Json(BotResponse { bot }))
+    Ok(Json(bot))
 }
 
 /// One bot (company key).
 #[utoipa::path(get, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
-    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
+        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_bot(
     State(app): State<AppState>,
     auth: Auth,
     Path(bot): Path<String>,
-) -> ApiResult<Json<BotResponse>> {
+) -> ApiResult<Json<User>> {
     let bot = app
         .store
         .get_bot(auth.company_key()?, &bot_id(&bot)?)
         .await?;
-    Ok(Json(BotResponse { bot }))
+    Ok(Json(bot))
 }
 
 /// Replaces a bot's profile (company key).
 #[utoipa::path(put, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
     request_body = BotRequest,
-    responses((status = 200, body = BotResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
+        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn replace_bot(
     State(app): State<AppState>,
     auth: Auth,
     Path(bot): Path<String>,
     request: ApiJson<BotRequest>,
-) -> ApiResult<Json<BotResponse>> {
+) -> ApiResult<Json<User>> {
     let company = auth.company_key()?;
     let bot = app
         .store
         .replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?)
         .await?;
-    Ok(Json(BotResponse { bot }))
+    Ok(Json(bot))
 }
 
 /// Deletes a bot (company key): its keys stop working and it leaves its channels.
@@ -91,6 +95,14 @@ pub(crate) fn bot_id(text: &str) -> Result<switchboard_domain::UserId, ApiError>
 }
 
 fn bot_profile(body: BotRequest) -> Result<BotProfile, ApiError> {
+    if !body.unknown.is_empty() {
+        let names: Vec<&str> = body.unknown.keys().map(String::as_str).collect();
+        return Err(ApiError::validation(format!(
+            "{}: not a field of a bot (known: name, picture, locale, timeZone, access, \
+             integrationType, searchable)",
+            names.join(", ")
+        )));
+    }
     validation::short_field("name", &body.name)?;
     if let Some(picture) = &body.picture {
         validation::url("picture", picture)?;
@@ -101,10 +113,19 @@ fn bot_profile(body: BotRequest) -> Result<BotProfile, ApiError> {
     if let Some(time_zone) = &body.time_zone {
         validation::short_field("timeZone", time_zone)?;
     }
+    if let Some(access) = &body.access {
+        validation::short_field("access", access)?;
+    }
+    if let Some(integration_type) = &body.integration_type {
+        validation::short_field("integrationType", integration_type)?;
+    }
     Ok(BotProfile {
         name: body.name,
         picture: body.picture,
         locale: body.locale,
         time_zone: body.time_zone,
+        access: body.access,
+        integration_type: body.integration_type,
+        searchable: body.searchable,
     })
 }

@@ -117,20 +117,58 @@ async fn bots_are_managed_with_the_company_key() {
     let listed = server.get("/v2/users/bots", key).await.expect(200);
     assert_eq!(listed["bots"].as_array().unwrap().len(), 1);
     assert_eq!(listed["bots"][0]["bot"], true);
+    // x-bees answers the bare bot object, and keeps its directory fields.
     let replaced = server
         .put(
             &format!("/v2/users/bots/{bot}"),
             key,
-            json!({"name": "Helper 2", "picture": "https://example.com/b.png"}),
+            json!({"name": "Helper 2", "picture": "https://example.com/b.png",
+                   "access": "company", "integrationType": "webhook", "searchable": false}),
         )
         .await
         .expect(200);
-    assert_eq!(replaced["bot"]["name"], "Helper 2");
+    assert_eq!(replaced["id"], bot.as_str());
+    assert_eq!(replaced["bot"], true);
+    assert_eq!(replaced["name"], "Helper 2");
+    assert_eq!(replaced["access"], "company");
+    assert_eq!(replaced["integrationType"], "webhook");
+    assert_eq!(replaced["searchable"], false);
     let fetched = server
         .get(&format!("/v2/users/bots/{bot}"), key)
         .await
         .expect(200);
-    assert_eq!(fetched["bot"], replaced["bot"]);
+    assert_eq!(fetched, replaced);
+    // A field the server does not know is refused by name, never dropped.
+    server
+        .put(
+            &format!("/v2/users/bots/{bot}"),
+            key,
+            json!({"name": "Helper 3", "mood": "cheerful", "colour": "blue"}),
+        )
+        .await
+        .expect_error(
+            400,
+            "ValidationException",
+            "mood, colour: not a field of a bot",
+        );
+    let created = server
+        .post(
+            "/v2/users/bots",
+            key,
+            json!({"name": "Directory bot", "access": "public", "searchable": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(created["bot"], true);
+    assert_eq!(created["access"], "public");
+    assert!(created.get("integrationType").is_none());
+    server
+        .delete(
+            &format!("/v2/users/bots/{}", created["id"].as_str().unwrap()),
+            key,
+        )
+        .await
+        .expect(200);
     // A person is not a bot.
     let (person, _) = server.person("Alice").await;
     server

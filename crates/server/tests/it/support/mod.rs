@@ -229,7 +229,7 @@ impl TestServer {
             .post("/v2/users/bots", &self.company_key, json!({"name": name}))
             .await
             .expect(200);
-        let id = bot["bot"]["id"].as_str().unwrap().to_owned();
+        let id = bot["id"].as_str().unwrap().to_owned();
         let key = self
             .post(
                 &format!("/v2/users/bots/{id}/keys"),

@@ -74,6 +74,18 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorType::NotFound, message)
     }
 
+    /// 415 for a body that is not JSON.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorType::Validation,
+            format!(
+                "the body must be JSON (Content-Type: application/json), not `{}`",
+                excerpt(content_type)
+            ),
+        )
+    }
+
     /// 405 for a method the path does not take.
     pub fn method_not_allowed(method: &axum::http::Method) -> Self {
         ApiError::new(
@@ -179,17 +191,32 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let error = match response.extensions().get::<ApiError>() {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    let (mut parts, body) = response.into_parts();
+    let error = match parts.extensions.get::<ApiError>() {
         Some(error) => error.clone(),
         // A handler that wrote its own JSON body (such as /health) keeps it.
-        None if response.headers().contains_key(header::CONTENT_TYPE) => return response,
-        None => fallback_error(status),
+        None if is_json => return Response::from_parts(parts, body),
+        // What the router or an extractor said in plain text (a path segment
+        // that is not UTF-8, say) becomes the message of the contract's body.
+        None => {
+            let mut error = fallback_error(status);
+            if let Ok(said) = axum::body::to_bytes(body, 4096).await {
+                let said = String::from_utf8_lossy(&said);
+                if !said.trim().is_empty() {
+                    error.message = said.trim().to_owned();
+                }
+            }
+            error
+        }
     };
-    let (mut parts, _) = response.into_parts();
     let retry_after = error.retry_after;
     let body = ErrorBody {
         error_type: error.error_type,
-        message: error.message,
+        message: bounded_message(error.message),
         request_id,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -204,6 +231,33 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Most characters of the offending input an error message quotes.
+const MAX_QUOTED_CHARS: usize = 100;
+/// Most characters of an error message.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// At most [`MAX_QUOTED_CHARS`] of `input`, for quoting it in a message (an
+/// id of 10 kB is not sent back whole).
+pub fn excerpt(input: &str) -> String {
+    cut(input, MAX_QUOTED_CHARS)
+}
+
+/// A message cut to [`MAX_MESSAGE_CHARS`], whatever it quotes.
+fn bounded_message(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        message
+    } else {
+        cut(&message, MAX_MESSAGE_CHARS)
+    }
+}
+
+fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// The error for a failure the router or a layer produced without an `ApiError`.

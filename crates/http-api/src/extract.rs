@@ -12,7 +12,7 @@ use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, Princip
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, excerpt};
 
 /// The authenticated credential of the request. Read-only company keys are
 /// refused on every method but `GET` and `HEAD`.
@@ -77,18 +77,30 @@ impl Auth {
         Ok(self.0.actor(user)?)
     }
 
-    /// The company, for routes that need a company key.
-    pub fn company_key(&self) -> Result<&CompanyId, ApiError> {
-        if self.0.is_company_key() {
-            Ok(&self.0.company)
-        } else {
-            Err(ApiError::forbidden("this route needs a company key"))
-        }
-    }
-
     /// The caller's company.
     pub fn company(&self) -> &CompanyId {
         &self.0.company
+    }
+}
+
+/// A request made with a company key: what operator routes (people, bots,
+/// keys, integrations) take. Any other credential is refused with 403 before
+/// the body is read, so a malformed body never hides a missing permission.
+pub struct CompanyKey {
+    pub company: CompanyId,
+}
+
+impl FromRequestParts<AppState> for CompanyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        if !auth.0.is_company_key() {
+            return Err(ApiError::forbidden("this route needs a company key"));
+        }
+        Ok(CompanyKey {
+            company: auth.0.company,
+        })
     }
 }
 
@@ -104,6 +116,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.limits.max_body_bytes;
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|err| {
@@ -116,6 +132,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
             &b"{}"[..]
         } else {
+            if let Some(content_type) = content_type.filter(|given| !is_json(given)) {
+                return Err(ApiError::unsupported_media_type(&content_type));
+            }
             &bytes[..]
         };
         let mut value: Value = serde_json::from_slice(bytes)
@@ -128,6 +147,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             Some(Value::String(user)) => Some(user),
             Some(_) => return Err(ApiError::validation("userId: must be a string")),
         };
+        switchboard_protocol::js_json::integral_floats_as_integers(&mut value);
         let body = serde_path_to_error::deserialize(value).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -139,6 +159,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         })?;
         Ok(ApiJson { body, user_id })
     }
+}
+
+/// Whether a `Content-Type` names JSON (`application/json`, `…+json`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 /// Whether reading the body stopped at the size limit.
@@ -206,27 +237,30 @@ impl ListParams {
 /// A channel id from the path; one that cannot exist is simply not found.
 pub fn channel_id(text: &str) -> Result<ChannelId, ApiError> {
     ChannelId::parse(text)
-        .ok_or_else(|| ApiError::not_found(format!("channel `{text}` was not found")))
+        .ok_or_else(|| ApiError::not_found(format!("channel `{}` was not found", excerpt(text))))
 }
 
 /// A message id from the path.
 pub fn message_id(text: &str) -> Result<MessageId, ApiError> {
     MessageId::parse(text)
-        .ok_or_else(|| ApiError::not_found(format!("message `{text}` was not found")))
+        .ok_or_else(|| ApiError::not_found(format!("message `{}` was not found", excerpt(text))))
 }
 
 /// A file id from the path.
 pub fn file_id(text: &str) -> Result<FileId, ApiError> {
-    FileId::parse(text).ok_or_else(|| ApiError::not_found(format!("file `{text}` was not found")))
+    FileId::parse(text)
+        .ok_or_else(|| ApiError::not_found(format!("file `{}` was not found", excerpt(text))))
 }
 
 /// A user id from the path.
 pub fn user_id(text: &str) -> Result<UserId, ApiError> {
-    UserId::parse(text).ok_or_else(|| ApiError::not_found(format!("user `{text}` was not found")))
+    UserId::parse(text)
+        .ok_or_else(|| ApiError::not_found(format!("user `{}` was not found", excerpt(text))))
 }
 
 /// A user id from a body field: malformed ones are a validation error naming the field.
 pub fn user_id_field(field: &str, text: &str) -> Result<UserId, ApiError> {
-    UserId::parse(text)
-        .ok_or_else(|| ApiError::validation(format!("{field}: `{text}` is not a user id")))
+    UserId::parse(text).ok_or_else(|| {
+        ApiError::validation(format!("{field}: `{}` is not a user id", excerpt(text)))
+    })
 }

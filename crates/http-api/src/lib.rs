@@ -207,6 +207,25 @@ fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
         )
 }
 
+/// Longest client-sent `x-request-id` that is kept.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// Removes a client-sent `x-request-id` that is too long or not visible
+/// ASCII, so the server makes its own; a short, printable one is kept.
+async fn drop_unusable_request_id(
+    mut request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let usable = request.headers().get("x-request-id").is_none_or(|id| {
+        let id = id.as_bytes();
+        !id.is_empty() && id.len() <= MAX_CLIENT_REQUEST_ID && id.iter().all(u8::is_ascii_graphic)
+    });
+    if !usable {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
 /// A path the API does not have. Under `/v2/` the credential is checked
 /// first: a client that probes its key with any GET must get 401 for a bad
 /// key, never a 404 it could take for "the key works".
@@ -264,6 +283,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(drop_unusable_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -272,7 +292,8 @@ pub fn router(state: AppState) -> Router {
                             .get("x-request-id")
                             .and_then(|value| value.to_str().ok())
                             .unwrap_or_default();
-                        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                        // Debug-formatted: quoted and escaped, so no value can fake a field.
+                        tracing::info_span!("request", method = %request.method(), path = ?request.uri().path(), request_id = ?id)
                     })
                     .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
                 )

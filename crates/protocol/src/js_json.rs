@@ -54,6 +54,18 @@ pub fn in_javascript_order(value: Value) -> Value {
     }
 }
 
+/// Makes every integral float of `value` an integer (`4.0` → `4`), as
+/// JavaScript has no difference between them: a request written by
+/// JavaScript or by Python's `json.dumps` may send `4.0` for a count.
+pub fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Number(number) => *number = as_javascript_writes(number.clone()),
+        _ => {}
+    }
+}
+
 /// The numeric value of a key that JavaScript treats as an array index.
 fn array_index(key: &str) -> Option<u32> {
     let canonical =

@@ -10,16 +10,16 @@ use switchboard_store::BotProfile;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth, user_id};
+use crate::extract::{ApiJson, CompanyKey, user_id};
 
 /// The company's bots (company key).
 #[utoipa::path(get, path = "/v2/users/bots", tag = tags::BOTS,
     responses((status = 200, body = BotListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_bots(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
 ) -> ApiResult<Json<BotListResponse>> {
-    let bots = app.store.list_bots(auth.company_key()?).await?;
+    let bots = app.store.list_bots(&operator.company).await?;
     Ok(Json(BotListResponse { bots }))
 }
 
@@ -29,10 +29,10 @@ pub async fn list_bots(
         (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_bot(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     request: ApiJson<BotRequest>,
 ) -> ApiResult<Json<User>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let bot = app
         .store
         .create_bot(company, bot_profile(request.body)?)
@@ -46,13 +46,10 @@ pub async fn create_bot(
         (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_bot(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<User>> {
-    let bot = app
-        .store
-        .get_bot(auth.company_key()?, &bot_id(&bot)?)
-        .await?;
+    let bot = app.store.get_bot(&operator.company, &bot_id(&bot)?).await?;
     Ok(Json(bot))
 }
 
@@ -63,11 +60,11 @@ pub async fn get_bot(
         (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn replace_bot(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
     request: ApiJson<BotRequest>,
 ) -> ApiResult<Json<User>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let bot = app
         .store
         .replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?)
@@ -80,11 +77,11 @@ pub async fn replace_bot(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_bot(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<OkResponse>> {
     app.store
-        .delete_bot(auth.company_key()?, &bot_id(&bot)?)
+        .delete_bot(&operator.company, &bot_id(&bot)?)
         .await?;
     Ok(ok())
 }

@@ -19,7 +19,7 @@ use super::bots::bot_id;
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::extract::{ApiJson, ApiQuery, CompanyKey};
 
 /// Longest a rotated-out secret may keep signing.
 const MAX_PREVIOUS_SECRET_SECONDS: u64 = 7 * 24 * 3_600;
@@ -32,12 +32,12 @@ const DEFAULT_PREVIOUS_SECRET_SECONDS: u64 = 24 * 3_600;
     responses((status = 200, body = IntegrationListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_integrations(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<IntegrationListResponse>> {
     let integrations = app
         .store
-        .list_integrations(auth.company_key()?, &bot_id(&bot)?)
+        .list_integrations(&operator.company, &bot_id(&bot)?)
         .await?;
     Ok(Json(IntegrationListResponse {
         integrations: integrations.into_iter().map(view).collect(),
@@ -50,11 +50,11 @@ pub async fn list_integrations(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
     request: ApiJson<CreateIntegrationRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let body = request.body;
     let fields = IntegrationFields {
         url: body.url,
@@ -129,13 +129,13 @@ pub async fn create_integration(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
 ) -> ApiResult<Json<IntegrationResponse>> {
     let (bot, id) = ids(&bot, &id)?;
     let integration = app
         .store
-        .get_integration(auth.company_key()?, &bot, &id)
+        .get_integration(&operator.company, &bot, &id)
         .await?;
     Ok(Json(IntegrationResponse {
         integration: view(integration),
@@ -150,11 +150,11 @@ pub async fn get_integration(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
     request: ApiJson<UpdateIntegrationRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let (bot, id) = ids(&bot, &id)?;
     let UpdateIntegrationRequest { set, unset } = request.body;
     let set = set.unwrap_or_default();
@@ -233,12 +233,12 @@ pub async fn update_integration(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
 ) -> ApiResult<Json<OkResponse>> {
     let (bot, id) = ids(&bot, &id)?;
     app.store
-        .delete_integration(auth.company_key()?, &bot, &id)
+        .delete_integration(&operator.company, &bot, &id)
         .await?;
     Ok(ok())
 }
@@ -249,13 +249,13 @@ pub async fn delete_integration(
     responses((status = 200, body = TestEventResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn test_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
 ) -> ApiResult<Json<TestEventResponse>> {
     let (bot, id) = ids(&bot, &id)?;
     let event = app
         .store
-        .send_test_event(auth.company_key()?, &bot, &id)
+        .send_test_event(&operator.company, &bot, &id)
         .await?;
     Ok(Json(TestEventResponse {
         event_id: event.into_string(),
@@ -268,10 +268,10 @@ pub async fn test_integration(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn pause_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    set_state(&app, &auth, &bot, &id, IntegrationState::Paused).await
+    set_state(&app, &operator, &bot, &id, IntegrationState::Paused).await
 }
 
 /// Resumes a paused or disabled integration; what waited is sent at once.
@@ -280,10 +280,10 @@ pub async fn pause_integration(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn resume_integration(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    set_state(&app, &auth, &bot, &id, IntegrationState::Active).await
+    set_state(&app, &operator, &bot, &id, IntegrationState::Active).await
 }
 
 /// Makes a new signing secret, shown in this response only. Deliveries carry
@@ -294,11 +294,11 @@ pub async fn resume_integration(
     responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn rotate_secret(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
     request: ApiJson<RotateSecretRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let (bot, id) = ids(&bot, &id)?;
     let seconds = request
         .body
@@ -340,11 +340,11 @@ pub struct DeliveryQuery {
     responses((status = 200, body = DeliveryListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_deliveries(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryListResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let (bot, id) = ids(&bot, &id)?;
     let state = match query.status.as_deref() {
         None => None,
@@ -412,11 +412,11 @@ pub async fn list_deliveries(
     responses((status = 200, body = ReplayResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn replay(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, id)): Path<(String, String)>,
     request: ApiJson<ReplayRequest>,
 ) -> ApiResult<Json<ReplayResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let (bot, id) = ids(&bot, &id)?;
     let selection = match request.body {
         ReplayRequest {
@@ -468,7 +468,7 @@ pub async fn replay(
 
 async fn set_state(
     app: &AppState,
-    auth: &Auth,
+    operator: &CompanyKey,
     bot: &str,
     id: &str,
     state: IntegrationState,
@@ -476,7 +476,7 @@ async fn set_state(
     let (bot, id) = ids(bot, id)?;
     let integration = app
         .store
-        .set_integration_state(auth.company_key()?, &bot, &id, state)
+        .set_integration_state(&operator.company, &bot, &id, state)
         .await?;
     Ok(Json(IntegrationResponse {
         integration: view(integration),

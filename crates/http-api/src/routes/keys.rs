@@ -12,16 +12,16 @@ use super::bots::bot_id;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth, user_id};
+use crate::extract::{ApiJson, CompanyKey, user_id};
 
 /// The company's live company keys, without their secrets.
 #[utoipa::path(get, path = "/v2/company/keys", tag = tags::KEYS,
     responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_company_keys(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
 ) -> ApiResult<Json<KeyListResponse>> {
-    list(&app, auth.company_key()?, &CredentialOwner::Company).await
+    list(&app, &operator.company, &CredentialOwner::Company).await
 }
 
 /// Creates a company key, optionally read-only. The key is shown once.
@@ -29,10 +29,10 @@ pub async fn list_company_keys(
     responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_company_key(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     request: ApiJson<CreateCompanyKeyRequest>,
 ) -> ApiResult<Json<CreatedKeyResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     if let Some(name) = &request.body.name {
         validation::short_field("name", name)?;
     }
@@ -57,10 +57,10 @@ pub async fn create_company_key(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_company_key(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(key): Path<String>,
 ) -> ApiResult<Json<OkResponse>> {
-    revoke(&app, auth.company_key()?, &CredentialOwner::Company, &key).await
+    revoke(&app, &operator.company, &CredentialOwner::Company, &key).await
 }
 
 /// The bot's live keys, without their secrets.
@@ -68,10 +68,10 @@ pub async fn revoke_company_key(
     responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_bot_keys(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<KeyListResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let bot = bot_id(&bot)?;
     app.store.get_bot(company, &bot).await?;
     list(&app, company, &CredentialOwner::Bot(bot)).await
@@ -82,10 +82,10 @@ pub async fn list_bot_keys(
     responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_bot_key(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(bot): Path<String>,
 ) -> ApiResult<Json<CreatedKeyResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let (info, key) = create(
         &app,
         company,
@@ -107,12 +107,12 @@ pub async fn create_bot_key(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_bot_key(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((bot, key)): Path<(String, String)>,
 ) -> ApiResult<Json<OkResponse>> {
     revoke(
         &app,
-        auth.company_key()?,
+        &operator.company,
         &CredentialOwner::Bot(bot_id(&bot)?),
         &key,
     )
@@ -124,10 +124,10 @@ pub async fn revoke_bot_key(
     responses((status = 200, body = CreatedTokenResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_user_token(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(user): Path<String>,
 ) -> ApiResult<Json<CreatedTokenResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let user = user_id(&user)?;
     let (info, token) = create(
         &app,
@@ -150,10 +150,10 @@ pub async fn create_user_token(
     responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_user_tokens(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(user): Path<String>,
 ) -> ApiResult<Json<KeyListResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let user = user_id(&user)?;
     app.store.get_user(company, &user).await?;
     list(&app, company, &CredentialOwner::User(user)).await
@@ -165,12 +165,12 @@ pub async fn list_user_tokens(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_user_token(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path((user, token)): Path<(String, String)>,
 ) -> ApiResult<Json<OkResponse>> {
     revoke(
         &app,
-        auth.company_key()?,
+        &operator.company,
         &CredentialOwner::User(user_id(&user)?),
         &token,
     )

@@ -12,17 +12,17 @@ use utoipa::IntoParams;
 use super::{check_unset, invitees, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Auth, user_id};
+use crate::extract::{ApiJson, ApiQuery, Auth, CompanyKey, user_id};
 
 /// Creates a person (company key). Email and phone are unique in the company.
 #[utoipa::path(post, path = "/v2/users", tag = tags::USERS, request_body = UserFields,
     responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_user(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     request: ApiJson<UserFields>,
 ) -> ApiResult<Json<UserResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let profile = profile("", &request.body)?;
     if profile.name.is_none() && profile.email.is_none() && profile.phone.is_none() {
         return Err(ApiError::validation(
@@ -85,11 +85,11 @@ pub async fn get_user(
     responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_user(
     State(app): State<AppState>,
-    auth: Auth,
+    operator: CompanyKey,
     Path(user): Path<String>,
     request: ApiJson<PatchUserRequest>,
 ) -> ApiResult<Json<UserResponse>> {
-    let company = auth.company_key()?;
+    let company = &operator.company;
     let PatchUserRequest { set, unset } = request.body;
     let set = match set {
         Some(fields) => profile("set.", &fields)?,

@@ -311,3 +311,117 @@ async fn chunked_post(server: &TestServer, path: &str, token: &str, size: usize)
         .unwrap();
     status_line
 }
+
+/// A raw request, for what the JSON helpers cannot send.
+async fn raw(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> crate::support::Reply {
+    let mut request = server
+        .client
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth(key)
+        .body(body.to_owned());
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    crate::support::reply(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn every_refusal_is_the_contracts_error_body() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let channel = server.channel(&token, &[]).await;
+    let before = snapshot(&server, &token, &channel).await;
+
+    // A path segment that is not UTF-8.
+    for path in [format!("{CHANNELS}/%ff"), "/files/%ff".to_owned()] {
+        let refused = raw(&server, reqwest::Method::GET, &path, &token, None, "").await;
+        assert_eq!(
+            refused.headers["content-type"], "application/json",
+            "{path}"
+        );
+        refused.expect_error(400, "ValidationException", "");
+    }
+    // A body that is not JSON by its Content-Type.
+    let messages = format!("{CHANNELS}/{channel}/messages");
+    raw(
+        &server,
+        reqwest::Method::POST,
+        &messages,
+        &token,
+        Some("text/plain"),
+        r#"{"text": "plain"}"#,
+    )
+    .await
+    .expect_error(415, "ValidationException", "application/json");
+    // Permission before the body: a user token on an operator route.
+    raw(
+        &server,
+        reqwest::Method::POST,
+        "/v2/users",
+        &token,
+        Some("application/json"),
+        "{not json",
+    )
+    .await
+    .expect_error(403, "ForbiddenException", "company key");
+    // An id of 10 kB is not sent back whole.
+    let long = "x".repeat(10_000);
+    let refused = server.get(&format!("{CHANNELS}/{long}"), &token).await;
+    let message = refused.body["message"].as_str().unwrap().to_owned();
+    assert!(message.len() < 300, "{} characters", message.len());
+    refused.expect_error(404, "NotFoundException", "channel");
+    assert_eq!(snapshot(&server, &token, &channel).await, before);
+
+    // Integral numbers written as floats, as Python's json.dumps writes them.
+    let (bot, _) = server.bot("Bot").await;
+    let created = server
+        .post(
+            &format!("/v2/users/bots/{bot}/integrations"),
+            &server.company_key,
+            json!({"type": "webhook", "url": "https://bot.example/hook", "maxInFlight": 4.0, "timeoutMs": 5000.0}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(created["integration"]["maxInFlight"], 4);
+    server
+        .post(
+            &format!("/v2/users/bots/{bot}/integrations"),
+            &server.company_key,
+            json!({"type": "webhook", "url": "https://bot.example/hook", "maxInFlight": 4.5}),
+        )
+        .await
+        .expect_error(400, "ValidationException", "maxInFlight");
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_short_and_printable() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    for (sent, kept) in [
+        ("trace-me-123".to_owned(), true),
+        ("x".repeat(129), false),
+        (r#"a" injected=1 b=""#.to_owned(), false),
+    ] {
+        let answer = server
+            .client
+            .get(format!("{}{CHANNELS}", server.base))
+            .bearer_auth(&token)
+            .header("x-request-id", &sent)
+            .send()
+            .await
+            .unwrap();
+        let answered = answer.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(answered == sent, kept, "{sent} → {answered}");
+        assert!(!answered.is_empty() && answered.len() <= 128);
+    }
+}

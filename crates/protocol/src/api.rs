@@ -423,6 +423,11 @@ bodies! {
         /// Most deliveries in flight at once, 1–256 (default: the server's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub max_in_flight: Option<u32>,
+        /// Full `members` and `users` lists in message, reaction and action
+        /// events; by default each holds at most 50 entries (the author, the
+        /// mentioned users and this bot always among them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub full_member_lists: Option<bool>,
     }
 
     /// The changeable fields of an integration.
@@ -454,11 +459,13 @@ bodies! {
         pub retry_schedule_ms: Option<Vec<u64>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub max_in_flight: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub full_member_lists: Option<bool>,
     }
 
     /// PATCH an integration: `set` changes fields, `unset` returns
-    /// `eventTypes`, `timeoutMs`, `retryScheduleMs`, `maxInFlight` (and, for
-    /// SQS, `endpointUrl`) to their defaults.
+    /// `eventTypes`, `timeoutMs`, `retryScheduleMs`, `maxInFlight`,
+    /// `fullMemberLists` (and, for SQS, `endpointUrl`) to their defaults.
     pub struct UpdateIntegrationRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub set: Option<IntegrationFields>,
@@ -504,6 +511,9 @@ bodies! {
         pub retry_schedule_ms: Option<Vec<u64>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub max_in_flight: Option<u32>,
+        /// Full `members`/`users` lists in message and reaction events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub full_member_lists: Option<bool>,
         /// Until when the previous secret also signs, during a rotation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub previous_secret_expires_at: Option<Timestamp>,

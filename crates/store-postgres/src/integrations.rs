@@ -62,8 +62,8 @@ impl IntegrationStore for PgStore {
             sqlx::query(
                 "INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
                  sqs_secret_access_key, sqs_endpoint_url, event_types, secret, timeout_ms, \
-                 retry_schedule, max_in_flight, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'active', $15, $16)",
+                 retry_schedule, max_in_flight, full_member_lists, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $17)",
             )
             .bind(id.as_str())
             .bind(company.as_str())
@@ -79,6 +79,7 @@ impl IntegrationStore for PgStore {
             .bind(new.settings.timeout_ms.map(i64::from))
             .bind(new.settings.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
             .bind(new.settings.max_in_flight.map(i64::from))
+            .bind(new.settings.full_member_lists)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
@@ -167,11 +168,15 @@ impl IntegrationStore for PgStore {
             if let Some(max) = patch.max_in_flight {
                 current.settings.max_in_flight = max;
             }
+            if let Some(full) = patch.full_member_lists {
+                current.settings.full_member_lists = full;
+            }
             let (_, url, region, access_key_id, endpoint_url) = target_columns(&current.target);
             sqlx::query(
                 "UPDATE integrations SET url = $1, sqs_region = $2, sqs_access_key_id = $3, \
                  sqs_secret_access_key = COALESCE($4, sqs_secret_access_key), sqs_endpoint_url = $5, \
-                 event_types = $6, timeout_ms = $7, retry_schedule = $8, max_in_flight = $9, updated_at = $10 WHERE id = $11",
+                 event_types = $6, timeout_ms = $7, retry_schedule = $8, max_in_flight = $9, full_member_lists = $10, \
+                 updated_at = $11 WHERE id = $12",
             )
             .bind(url)
             .bind(region)
@@ -188,6 +193,7 @@ impl IntegrationStore for PgStore {
                     .map(|s| serde_json::to_string(s).unwrap_or_default()),
             )
             .bind(current.settings.max_in_flight.map(i64::from))
+            .bind(current.settings.full_member_lists)
             .bind(now_micros())
             .bind(id.as_str())
             .execute(&mut *tx)

@@ -12,7 +12,8 @@ use crate::failure::Outcome;
 
 /// The columns of `integrations` that [`IntegrationRow`] reads.
 pub const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, sqs_endpoint_url, event_types, timeout_ms, retry_schedule, \
-     max_in_flight, state, disabled_reason, previous_secret_until, failing_since, last_success_at, created_at, updated_at";
+     max_in_flight, full_member_lists, state, disabled_reason, previous_secret_until, failing_since, last_success_at, \
+     created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub struct IntegrationRow {
@@ -28,6 +29,7 @@ pub struct IntegrationRow {
     pub timeout_ms: Option<i64>,
     pub retry_schedule: Option<String>,
     pub max_in_flight: Option<i64>,
+    pub full_member_lists: Option<bool>,
     pub state: String,
     pub disabled_reason: Option<String>,
     pub previous_secret_until: Option<i64>,
@@ -55,6 +57,7 @@ impl IntegrationRow {
                 self.timeout_ms,
                 self.retry_schedule.as_deref(),
                 self.max_in_flight,
+                self.full_member_lists,
             )?,
             state: IntegrationState::from_stored(&self.state),
             disabled_reason: self.disabled_reason,
@@ -132,11 +135,13 @@ pub fn settings(
     timeout_ms: Option<i64>,
     schedule: Option<&str>,
     max_in_flight: Option<i64>,
+    full_member_lists: Option<bool>,
 ) -> Outcome<DeliverySettings> {
     Ok(DeliverySettings {
         timeout_ms: timeout_ms.map(|ms| ms as u32),
         retry_schedule_ms: schedule.map(serde_json::from_str).transpose()?,
         max_in_flight: max_in_flight.map(|n| n as u32),
+        full_member_lists,
     })
 }
 
@@ -154,7 +159,7 @@ pub const CLAIM_COLUMNS: &str = "d.id AS delivery_id, d.event_id, d.channel_seq,
      e.channel_id, e.data, e.created_at AS event_time, d.created_at AS queued_at, i.id AS integration_id, i.bot_id, i.kind, i.url, \
      i.sqs_region, i.sqs_access_key_id, i.sqs_secret_access_key, i.sqs_endpoint_url, i.secret, \
      i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
-     i.failing_since, i.last_success_at";
+     i.full_member_lists, i.failing_since, i.last_success_at";
 
 /// A leased lane head with its event and integration
 /// ([`CLAIM_COLUMNS`] of `deliveries d`, `events e`, `integrations i`).
@@ -184,6 +189,7 @@ pub struct ClaimRow {
     pub timeout_ms: Option<i64>,
     pub retry_schedule: Option<String>,
     pub max_in_flight: Option<i64>,
+    pub full_member_lists: Option<bool>,
     pub failing_since: Option<i64>,
     pub last_success_at: Option<i64>,
 }
@@ -226,6 +232,7 @@ impl ClaimRow {
                     row.timeout_ms,
                     row.retry_schedule.as_deref(),
                     row.max_in_flight,
+                    row.full_member_lists,
                 )?,
                 failing_since: row.failing_since,
                 last_success_at: row.last_success_at,

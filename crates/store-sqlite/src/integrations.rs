@@ -62,8 +62,8 @@ impl IntegrationStore for SqliteStore {
         sqlx::query(
             "INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
              sqs_secret_access_key, sqs_endpoint_url, event_types, secret, timeout_ms, \
-             retry_schedule, max_in_flight, state, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+             retry_schedule, max_in_flight, full_member_lists, state, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
         )
         .bind(id.as_str())
         .bind(company.as_str())
@@ -79,6 +79,7 @@ impl IntegrationStore for SqliteStore {
         .bind(new.settings.timeout_ms)
         .bind(new.settings.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
         .bind(new.settings.max_in_flight)
+        .bind(new.settings.full_member_lists)
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -164,11 +165,15 @@ impl IntegrationStore for SqliteStore {
         if let Some(max) = patch.max_in_flight {
             current.settings.max_in_flight = max;
         }
+        if let Some(full) = patch.full_member_lists {
+            current.settings.full_member_lists = full;
+        }
         let (_, url, region, access_key_id, endpoint_url) = target_columns(&current.target);
         sqlx::query(
             "UPDATE integrations SET url = ?, sqs_region = ?, sqs_access_key_id = ?, \
              sqs_secret_access_key = COALESCE(?, sqs_secret_access_key), sqs_endpoint_url = ?, \
-             event_types = ?, timeout_ms = ?, retry_schedule = ?, max_in_flight = ?, updated_at = ? WHERE id = ?",
+             event_types = ?, timeout_ms = ?, retry_schedule = ?, max_in_flight = ?, full_member_lists = ?, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(url)
         .bind(region)
@@ -185,6 +190,7 @@ impl IntegrationStore for SqliteStore {
                 .map(|s| serde_json::to_string(s).unwrap_or_default()),
         )
         .bind(current.settings.max_in_flight)
+        .bind(current.settings.full_member_lists)
         .bind(now_micros())
         .bind(id.as_str())
         .execute(&mut *tx)

@@ -56,6 +56,9 @@ pub struct DeliverySettings {
     pub retry_schedule_ms: Option<Vec<u64>>,
     /// Most deliveries of this integration in flight at once.
     pub max_in_flight: Option<u32>,
+    /// Full `members`/`users` lists in message and reaction events (else at
+    /// most 50 entries each).
+    pub full_member_lists: Option<bool>,
 }
 
 /// Where an integration's deliveries go.
@@ -144,6 +147,7 @@ pub struct IntegrationPatch {
     pub timeout_ms: Option<Option<u32>>,
     pub retry_schedule_ms: Option<Option<Vec<u64>>>,
     pub max_in_flight: Option<Option<u32>>,
+    pub full_member_lists: Option<Option<bool>>,
 }
 
 /// The state of a delivery.

@@ -67,6 +67,7 @@ pub async fn create_integration(
         timeout_ms: body.timeout_ms,
         retry_schedule_ms: body.retry_schedule_ms,
         max_in_flight: body.max_in_flight,
+        full_member_lists: body.full_member_lists,
     };
     let kind = match body.integration_type.as_str() {
         "webhook" => Kind::Webhook,
@@ -114,6 +115,7 @@ pub async fn create_integration(
             timeout_ms: fields.timeout_ms,
             retry_schedule_ms: fields.retry_schedule_ms,
             max_in_flight: fields.max_in_flight,
+            full_member_lists: fields.full_member_lists,
         },
     };
     let integration = app.store.create_integration(company, new).await?;
@@ -170,12 +172,19 @@ pub async fn update_integration(
         ));
     }
     let unsettable: &[&str] = match kind {
-        Kind::Webhook => &["eventTypes", "timeoutMs", "retryScheduleMs", "maxInFlight"],
+        Kind::Webhook => &[
+            "eventTypes",
+            "timeoutMs",
+            "retryScheduleMs",
+            "maxInFlight",
+            "fullMemberLists",
+        ],
         Kind::Sqs => &[
             "eventTypes",
             "timeoutMs",
             "retryScheduleMs",
             "maxInFlight",
+            "fullMemberLists",
             "endpointUrl",
         ],
     };
@@ -188,6 +197,7 @@ pub async fn update_integration(
             ("timeoutMs", set.timeout_ms.is_some()),
             ("retryScheduleMs", set.retry_schedule_ms.is_some()),
             ("maxInFlight", set.max_in_flight.is_some()),
+            ("fullMemberLists", set.full_member_lists.is_some()),
         ],
     )?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
@@ -216,6 +226,10 @@ pub async fn update_integration(
             .max_in_flight
             .map(Some)
             .or_else(|| cleared("maxInFlight").then_some(None)),
+        full_member_lists: set
+            .full_member_lists
+            .map(Some)
+            .or_else(|| cleared("fullMemberLists").then_some(None)),
     };
     let integration = app
         .store
@@ -617,6 +631,7 @@ fn view(integration: Integration) -> IntegrationView {
         timeout_ms: integration.settings.timeout_ms,
         retry_schedule_ms: integration.settings.retry_schedule_ms,
         max_in_flight: integration.settings.max_in_flight,
+        full_member_lists: integration.settings.full_member_lists,
         previous_secret_expires_at: integration
             .previous_secret_until
             .filter(|until| *until > now_micros())

@@ -360,3 +360,151 @@ async fn a_company_key_reads_file_info_without_acting_as_a_person() {
         .await
         .expect_error(400, "ValidationException", "userId");
 }
+
+/// Express's JSON parser refuses bodies over 100 kB by default: events in a
+/// channel of 1,000 people stay well under, and still name who matters.
+#[tokio::test]
+async fn events_stay_small_in_a_channel_of_a_thousand_people() {
+    let server = TestServer::start().await;
+    let (alice, alice_token) = server.person("Alice").await;
+    let (bot, bot_key) = server.bot("Bounded bot").await;
+    let (full_bot, _) = server.bot("Full lists bot").await;
+    let bounded = Receiver::start().await;
+    let full = Receiver::start().await;
+    server
+        .webhook(
+            &bot,
+            &bounded.url,
+            json!({"eventTypes": ["chat:message:new", "chat:message:action", "chat:member:added"]}),
+        )
+        .await;
+    server
+        .webhook(
+            &full_bot,
+            &full.url,
+            json!({"eventTypes": ["chat:message:new"], "fullMemberLists": true}),
+        )
+        .await;
+    let mut people = Vec::new();
+    for batch in 0..10 {
+        let invitees: Vec<Value> = (0..100)
+            .map(|index| json!({"email": format!("person{batch}-{index}@example.com"), "name": format!("Person {batch}-{index}")}))
+            .collect();
+        let invited = server
+            .post(
+                "/v2/conversations/invite",
+                &server.company_key,
+                json!({"invitees": invitees}),
+            )
+            .await
+            .expect(200);
+        for user in invited["users"].as_array().unwrap() {
+            people.push(user["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let channel = server.channel(&alice_token, &[&bot, &full_bot]).await;
+    for chunk in people.chunks(500) {
+        server
+            .post(
+                &format!("/v2/conversations/channels/{channel}/members"),
+                &alice_token,
+                json!({"members": chunk}),
+            )
+            .await
+            .expect(200);
+    }
+    let mentioned = people[900].clone();
+    server
+        .post(
+            &format!("/v2/conversations/channels/{channel}/messages"),
+            &alice_token,
+            json!({"text": "Hello everyone", "mentions": [mentioned]}),
+        )
+        .await
+        .expect(200);
+    let question = server
+        .post(&format!("/v2/conversations/channels/{channel}/messages"), &bot_key, json!({"text": "OK?", "elements": [{"actions": [{"button": {"text": "OK", "handler": {"action": {"id": "ok"}}}}]}]}))
+        .await
+        .expect(200);
+    let question = question["message"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (presser, presser_token) = server.person("Pressing Person").await;
+    server
+        .post(
+            &format!("/v2/conversations/channels/{channel}/members"),
+            &alice_token,
+            json!({"members": [presser]}),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            &format!("/v2/conversations/channels/{channel}/messages/{question}/actions"),
+            &presser_token,
+            json!({"actionId": "ok"}),
+        )
+        .await
+        .expect(200);
+
+    let received = bounded
+        .wait_until("the message and the action", WAIT, |r| {
+            r.iter().any(|r| r.json["type"] == "chat:message:action")
+        })
+        .await;
+    let new = received
+        .iter()
+        .find(|r| {
+            r.json["type"] == "chat:message:new"
+                && r.json["data"]["message"]["text"] == "Hello everyone"
+        })
+        .expect("the message event");
+    assert!(new.body.len() < 64 * 1024, "{} bytes", new.body.len());
+    let data = &new.json["data"];
+    assert_eq!(data["channel"]["memberCount"], 1003, "the true count");
+    for list in ["members", "users"] {
+        let ids: Vec<&str> = data[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.len() <= 50, "{list}: {} entries", ids.len());
+        for id in [alice.as_str(), mentioned.as_str(), bot.as_str()] {
+            assert!(ids.contains(&id), "{list} holds {id}");
+        }
+    }
+    for event in received
+        .iter()
+        .filter(|r| r.json["type"] != "chat:member:added")
+    {
+        assert!(
+            event.body.len() < 64 * 1024,
+            "{}: {} bytes",
+            event.json["type"],
+            event.body.len()
+        );
+    }
+    // Member events carry what they are about: all 500 people added at once.
+    assert!(
+        received
+            .iter()
+            .any(|r| r.json["type"] == "chat:member:added"
+                && r.json["data"]["members"].as_array().unwrap().len() == 500),
+        "an addition of 500 keeps its 500 members"
+    );
+
+    // The integration that asked for full lists gets every member.
+    let received = full
+        .wait_until("the full message event", WAIT, |r| {
+            r.iter()
+                .any(|r| r.json["data"]["message"]["text"] == "Hello everyone")
+        })
+        .await;
+    let new = received
+        .iter()
+        .find(|r| r.json["data"]["message"]["text"] == "Hello everyone")
+        .unwrap();
+    assert_eq!(new.json["data"]["members"].as_array().unwrap().len(), 1003);
+}

@@ -37,7 +37,6 @@ use tracing::Level;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::*;
@@ -138,73 +137,24 @@ impl Modify for BearerAuth {
 /// `limits.request_timeout`; file transfers may take `limits.transfer_timeout`.
 fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::health))
-        .routes(routes!(health::openapi_json))
-        .routes(routes!(health::metrics))
-        .routes(routes!(channels::list_channels, channels::create_channel))
-        .routes(routes!(channels::direct_channel))
-        .routes(routes!(
-            channels::get_channel,
-            channels::update_channel,
-            channels::patch_channel,
-            channels::delete_channel
-        ))
-        .routes(routes!(members::list_members, members::add_members))
-        .routes(routes!(members::remove_member))
-        .routes(routes!(messages::list_messages, messages::send_message))
-        .routes(routes!(
-            messages::get_message,
-            messages::update_message,
-            messages::patch_message,
-            messages::delete_message
-        ))
-        .routes(routes!(messages::add_reaction))
-        .routes(routes!(messages::remove_reaction))
-        .routes(routes!(messages::press_button))
-        .routes(routes!(typing::start_typing))
-        .routes(routes!(typing::stop_typing))
-        .routes(routes!(typing::list_typing))
-        .routes(routes!(users::create_user, users::list_users))
-        .routes(routes!(users::get_user, users::patch_user))
-        .routes(routes!(users::invite))
-        .routes(routes!(bots::list_bots, bots::create_bot))
-        .routes(routes!(bots::get_bot, bots::replace_bot, bots::delete_bot))
-        .routes(routes!(keys::list_company_keys, keys::create_company_key))
-        .routes(routes!(keys::revoke_company_key))
-        .routes(routes!(keys::list_bot_keys, keys::create_bot_key))
-        .routes(routes!(keys::revoke_bot_key))
-        .routes(routes!(keys::create_user_token, keys::list_user_tokens))
-        .routes(routes!(keys::revoke_user_token))
-        .routes(routes!(
-            integrations::list_integrations,
-            integrations::create_integration
-        ))
-        .routes(routes!(
-            integrations::get_integration,
-            integrations::update_integration,
-            integrations::delete_integration
-        ))
-        .routes(routes!(integrations::test_integration))
-        .routes(routes!(integrations::pause_integration))
-        .routes(routes!(integrations::resume_integration))
-        .routes(routes!(integrations::rotate_secret))
-        .routes(routes!(integrations::list_deliveries))
-        .routes(routes!(integrations::replay))
-        .routes(routes!(files::upload_file))
-        .routes(routes!(files::get_uploaded_file))
-        .routes(routes!(files::file_download_url))
+        .merge(health::router())
+        .merge(channels::router())
+        .merge(members::router())
+        .merge(messages::router())
+        .merge(typing::router())
+        .merge(users::router())
+        .merge(bots::router())
+        .merge(keys::router())
+        .merge(integrations::router())
+        .merge(files::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(files::put_object, files::get_object))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    limits.transfer_timeout,
-                )),
-        )
+        .merge(files::object_router().layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.transfer_timeout,
+        )))
 }
 
 /// Longest client-sent `x-request-id` that is kept.

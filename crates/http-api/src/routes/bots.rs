@@ -6,6 +6,8 @@ use switchboard_domain::validation;
 use switchboard_protocol::User;
 use switchboard_protocol::api::*;
 use switchboard_store::BotProfile;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ok, tags};
 use crate::AppState;
@@ -125,4 +127,11 @@ fn bot_profile(body: BotRequest) -> Result<BotProfile, ApiError> {
         integration_type: body.integration_type,
         searchable: body.searchable,
     })
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_bots, create_bot))
+        .routes(routes!(get_bot, replace_bot, delete_bot))
 }

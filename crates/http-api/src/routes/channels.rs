@@ -8,6 +8,8 @@ use switchboard_domain::limits::{
 use switchboard_protocol::api::*;
 use switchboard_protocol::{ChannelAccess, ChannelType};
 use switchboard_store::{ChannelDetails, ChannelPatch, DirectPeer, NewChannel};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{check_unset, invitee, invitees, ok, optional_text, tags};
 use crate::AppState;
@@ -279,4 +281,17 @@ fn check_settings(prefix: &str, body: &UpdateChannelRequest) -> Result<(), ApiEr
         MAX_SUBJECT_CHARS,
     )?;
     Ok(())
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(direct_channel))
+        .routes(routes!(
+            get_channel,
+            update_channel,
+            patch_channel,
+            delete_channel
+        ))
 }

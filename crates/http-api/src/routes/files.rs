@@ -23,6 +23,8 @@ use switchboard_protocol::api::{
 use switchboard_store::{FileRecord, NewFile, StoreError};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::tags;
 use crate::AppState;
@@ -395,4 +397,18 @@ fn too_large(max_bytes: u64) -> ApiError {
 fn storage_failure(err: StorageError) -> ApiError {
     tracing::error!(error = %err, "file storage failed");
     ApiError::unavailable("file storage is unavailable; retry later")
+}
+
+/// The API routes of this module, for [`crate::router`] (the object
+/// transfers are [`object_router`]).
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_file))
+        .routes(routes!(get_uploaded_file))
+        .routes(routes!(file_download_url))
+}
+
+/// The object transfers, which may take as long as a transfer may.
+pub(crate) fn object_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(put_object, get_object))
 }

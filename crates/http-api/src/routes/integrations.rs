@@ -14,6 +14,8 @@ use switchboard_store::{
     NewIntegration, ReplaySelection, SqsQueue, Target,
 };
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::bots::bot_id;
 use super::{check_unset, ok, tags};
@@ -641,4 +643,21 @@ fn view(integration: Integration) -> IntegrationView {
         created_at: Timestamp::from_unix_micros(integration.created_at),
         updated_at: Timestamp::from_unix_micros(integration.updated_at),
     }
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations, create_integration))
+        .routes(routes!(
+            get_integration,
+            update_integration,
+            delete_integration
+        ))
+        .routes(routes!(test_integration))
+        .routes(routes!(pause_integration))
+        .routes(routes!(resume_integration))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(replay))
 }

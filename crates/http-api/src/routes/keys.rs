@@ -7,6 +7,8 @@ use switchboard_domain::credentials;
 use switchboard_domain::{CompanyId, CredentialId, validation};
 use switchboard_protocol::api::*;
 use switchboard_store::{CredentialInfo, CredentialOwner, NewCredentialRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::bots::bot_id;
 use super::{ok, tags};
@@ -226,4 +228,15 @@ async fn revoke(
         .ok_or_else(|| ApiError::not_found(format!("key `{key}` was not found")))?;
     app.store.revoke_credential(company, owner, &id).await?;
     Ok(ok())
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_company_keys, create_company_key))
+        .routes(routes!(revoke_company_key))
+        .routes(routes!(list_bot_keys, create_bot_key))
+        .routes(routes!(revoke_bot_key))
+        .routes(routes!(create_user_token, list_user_tokens))
+        .routes(routes!(revoke_user_token))
 }

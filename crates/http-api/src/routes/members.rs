@@ -4,6 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use switchboard_domain::limits::MAX_MEMBERS_PER_REQUEST;
 use switchboard_protocol::api::*;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{invitees, ok, tags};
 use crate::AppState;
@@ -95,4 +97,11 @@ pub async fn remove_member(
         .remove_member(&actor, &channel_id(&channel)?, &user_id(&member)?)
         .await?;
     Ok(ok())
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members, add_members))
+        .routes(routes!(remove_member))
 }

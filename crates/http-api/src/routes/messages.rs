@@ -9,6 +9,8 @@ use switchboard_domain::limits::{MAX_ATTACHMENTS, MAX_MENTIONS};
 use switchboard_domain::{Actor, UserId, validation};
 use switchboard_protocol::api::*;
 use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::files::check_attachments;
 use super::{check_unset, ok, tags};
@@ -375,4 +377,19 @@ fn fingerprint(actor: &Actor, channel: &str, body: &SendMessageRequest) -> Vec<u
     hash.update([0]);
     hash.update(serde_json::to_vec(body).unwrap_or_default());
     hash.finalize().to_vec()
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(
+            get_message,
+            update_message,
+            patch_message,
+            delete_message
+        ))
+        .routes(routes!(add_reaction))
+        .routes(routes!(remove_reaction))
+        .routes(routes!(press_button))
 }

@@ -1,6 +1,7 @@
 //! One module per resource; each handler is documented for the OpenAPI
-//! document with `#[utoipa::path]` and registered with its route in
-//! [`crate::router`], so the document covers every route by construction.
+//! document with `#[utoipa::path]` and registered with its route in its
+//! module's `router()`, which [`crate::router`] merges, so the document
+//! covers every route by construction.
 
 pub mod bots;
 pub mod channels;

@@ -2,6 +2,8 @@
 //! The next message from the same user clears the indicator.
 
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -77,4 +79,12 @@ pub async fn list_typing(
             })
             .collect(),
     }))
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_typing))
+        .routes(routes!(stop_typing))
+        .routes(routes!(list_typing))
 }

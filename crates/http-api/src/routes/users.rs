@@ -8,6 +8,8 @@ use switchboard_domain::validation;
 use switchboard_protocol::api::*;
 use switchboard_store::{USER_PROFILE_FIELDS, UserPatch, UserProfile};
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{check_unset, invitees, tags};
 use crate::AppState;
@@ -171,4 +173,12 @@ fn set_fields(profile: &UserProfile) -> [(&'static str, bool); 11] {
         ("pbxSerial", profile.pbx_serial.is_some()),
         ("pbxUserId", profile.pbx_user_id.is_some()),
     ]
+}
+
+/// The routes of this module, for [`crate::router`].
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, patch_user))
+        .routes(routes!(invite))
 }

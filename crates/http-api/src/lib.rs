@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod paths;
 pub mod rate_limit;
 pub mod routes;
 

@@ -1,7 +1,7 @@
 //! Bots: a bot is a user with `bot: true` that acts through bot keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use switchboard_domain::validation;
 use switchboard_protocol::User;
 use switchboard_protocol::api::*;
@@ -12,7 +12,8 @@ use utoipa_axum::routes;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, CompanyKey, user_id};
+use crate::extract::{ApiJson, CompanyKey};
+use crate::paths::BotPath;
 
 /// The company's bots (company key).
 #[utoipa::path(get, path = "/v2/users/bots", tag = tags::BOTS,
@@ -49,9 +50,9 @@ pub async fn create_bot(
 pub async fn get_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
 ) -> ApiResult<Json<User>> {
-    let bot = app.store.get_bot(&operator.company, &bot_id(&bot)?).await?;
+    let bot = app.store.get_bot(&operator.company, &bot).await?;
     Ok(Json(bot))
 }
 
@@ -63,13 +64,13 @@ pub async fn get_bot(
 pub async fn replace_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
     request: ApiJson<BotRequest>,
 ) -> ApiResult<Json<User>> {
     let company = &operator.company;
     let bot = app
         .store
-        .replace_bot(company, &bot_id(&bot)?, bot_profile(request.body)?)
+        .replace_bot(company, &bot, bot_profile(request.body)?)
         .await?;
     Ok(Json(bot))
 }
@@ -80,17 +81,10 @@ pub async fn replace_bot(
 pub async fn delete_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
 ) -> ApiResult<Json<OkResponse>> {
-    app.store
-        .delete_bot(&operator.company, &bot_id(&bot)?)
-        .await?;
+    app.store.delete_bot(&operator.company, &bot).await?;
     Ok(ok())
-}
-
-/// A bot id from the path.
-pub(crate) fn bot_id(text: &str) -> Result<switchboard_domain::UserId, ApiError> {
-    user_id(text).map_err(|_| ApiError::not_found(format!("bot `{text}` was not found")))
 }
 
 fn bot_profile(body: BotRequest) -> Result<BotProfile, ApiError> {

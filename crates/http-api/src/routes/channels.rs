@@ -1,7 +1,7 @@
 //! Channels: list, create (group and direct), get, update, partial update, delete.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use switchboard_domain::limits::{
     MAX_DESCRIPTION_CHARS, MAX_MEMBERS_PER_REQUEST, MAX_SUBJECT_CHARS,
 };
@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 use super::{check_unset, invitee, invitees, ok, optional_text, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, user_id_field};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, user_id_field};
+use crate::paths::ChannelPath;
 
 /// The channels the user is a member of, latest activity first.
 #[utoipa::path(get, path = "/v2/conversations/channels", tag = tags::CHANNELS, params(ListParams),
@@ -127,14 +128,11 @@ pub async fn direct_channel(
 pub async fn get_channel(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<ChannelDetailsResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let details = app
-        .store
-        .get_channel(&actor, &channel_id(&channel)?)
-        .await?;
+    let details = app.store.get_channel(&actor, &channel).await?;
     Ok(Json(details_response(details)))
 }
 
@@ -146,7 +144,7 @@ pub async fn get_channel(
 pub async fn update_channel(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<UpdateChannelRequest>,
 ) -> ApiResult<Json<ChannelResponse>> {
@@ -162,10 +160,7 @@ pub async fn update_channel(
         broadcast: Some(body.broadcast.unwrap_or(false)),
         external: Some(body.external.unwrap_or(false)),
     };
-    let channel = app
-        .store
-        .update_channel(&actor, &channel_id(&channel)?, patch)
-        .await?;
+    let channel = app.store.update_channel(&actor, &channel, patch).await?;
     Ok(Json(ChannelResponse { channel }))
 }
 
@@ -176,7 +171,7 @@ pub async fn update_channel(
 pub async fn patch_channel(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<PartialUpdateChannelRequest>,
 ) -> ApiResult<Json<ChannelResponse>> {
@@ -218,10 +213,7 @@ pub async fn patch_channel(
         broadcast: set.broadcast,
         external: set.external,
     };
-    let channel = app
-        .store
-        .update_channel(&actor, &channel_id(&channel)?, patch)
-        .await?;
+    let channel = app.store.update_channel(&actor, &channel, patch).await?;
     Ok(Json(ChannelResponse { channel }))
 }
 
@@ -232,13 +224,11 @@ pub async fn patch_channel(
 pub async fn delete_channel(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store
-        .delete_channel(&actor, &channel_id(&channel)?)
-        .await?;
+    app.store.delete_channel(&actor, &channel).await?;
     Ok(ok())
 }
 

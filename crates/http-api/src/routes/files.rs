@@ -29,7 +29,8 @@ use utoipa_axum::routes;
 use super::tags;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, file_id, message_id};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth};
+use crate::paths::{ChannelPath, FilePath, MessageFilePath};
 
 /// Announces a file of the channel and answers where to `PUT` its bytes.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/files", tag = tags::FILES,
@@ -39,12 +40,11 @@ use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, file_id, mes
 pub async fn upload_file(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<UploadFileRequest>,
 ) -> ApiResult<Json<UploadFileResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let channel = channel_id(&channel)?;
     let body = request.body;
     validation::file_name("name", &body.name)?;
     let content_type = match body.content_type {
@@ -103,11 +103,9 @@ pub async fn upload_file(
 pub async fn get_uploaded_file(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, file)): Path<(String, String)>,
+    FilePath { channel, file }: FilePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileResponse>> {
-    let file = file_id(&file)?;
-    let channel = channel_id(&channel)?;
     // A company key without userId reads what the company owns; with
     // userId, and with other credentials, the reader must be a member.
     let record = match acting.user_id.as_deref() {
@@ -137,15 +135,17 @@ pub async fn get_uploaded_file(
 pub async fn file_download_url(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message, file)): Path<(String, String, String)>,
+    MessageFilePath {
+        channel,
+        message,
+        file,
+    }: MessageFilePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileUrlResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let file = file_id(&file)?;
-    let message = message_id(&message)?;
     let record = app
         .store
-        .message_file(&actor, &channel_id(&channel)?, &message, &file)
+        .message_file(&actor, &channel, &message, &file)
         .await?;
     let (url, expires_at) = app.files.download_url(
         &stored_key(&record)?,

@@ -3,7 +3,7 @@
 //! Every route needs a company key.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use switchboard_domain::credentials::new_webhook_secret;
 use switchboard_domain::{EventId, IntegrationId, UserId, now_micros, validation};
@@ -17,11 +17,11 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bots::bot_id;
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, CompanyKey};
+use crate::paths::{BotPath, IntegrationPath};
 
 /// Longest a rotated-out secret may keep signing.
 const MAX_PREVIOUS_SECRET_SECONDS: u64 = 7 * 24 * 3_600;
@@ -35,12 +35,9 @@ const DEFAULT_PREVIOUS_SECRET_SECONDS: u64 = 24 * 3_600;
 pub async fn list_integrations(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
 ) -> ApiResult<Json<IntegrationListResponse>> {
-    let integrations = app
-        .store
-        .list_integrations(&operator.company, &bot_id(&bot)?)
-        .await?;
+    let integrations = app.store.list_integrations(&operator.company, &bot).await?;
     Ok(Json(IntegrationListResponse {
         integrations: integrations.into_iter().map(view).collect(),
     }))
@@ -53,7 +50,7 @@ pub async fn list_integrations(
 pub async fn create_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
     request: ApiJson<CreateIntegrationRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
     let company = &operator.company;
@@ -108,7 +105,7 @@ pub async fn create_integration(
     };
     let secret = new_webhook_secret();
     let new = NewIntegration {
-        bot: bot_id(&bot)?,
+        bot,
         target,
         sealed_aws_secret: aws_secret.map(|key| app.secrets.seal(&key)),
         event_types: checked.event_types,
@@ -134,9 +131,8 @@ pub async fn create_integration(
 pub async fn get_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    let (bot, id) = ids(&bot, &id)?;
     let integration = app
         .store
         .get_integration(&operator.company, &bot, &id)
@@ -155,11 +151,10 @@ pub async fn get_integration(
 pub async fn update_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
     request: ApiJson<UpdateIntegrationRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
     let company = &operator.company;
-    let (bot, id) = ids(&bot, &id)?;
     let UpdateIntegrationRequest { set, unset } = request.body;
     let set = set.unwrap_or_default();
     // The type never changes, so the fields it allows can be checked first.
@@ -250,9 +245,8 @@ pub async fn update_integration(
 pub async fn delete_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
 ) -> ApiResult<Json<OkResponse>> {
-    let (bot, id) = ids(&bot, &id)?;
     app.store
         .delete_integration(&operator.company, &bot, &id)
         .await?;
@@ -266,9 +260,8 @@ pub async fn delete_integration(
 pub async fn test_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
 ) -> ApiResult<Json<TestEventResponse>> {
-    let (bot, id) = ids(&bot, &id)?;
     let event = app
         .store
         .send_test_event(&operator.company, &bot, &id)
@@ -285,7 +278,7 @@ pub async fn test_integration(
 pub async fn pause_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
 ) -> ApiResult<Json<IntegrationResponse>> {
     set_state(&app, &operator, &bot, &id, IntegrationState::Paused).await
 }
@@ -297,7 +290,7 @@ pub async fn pause_integration(
 pub async fn resume_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
 ) -> ApiResult<Json<IntegrationResponse>> {
     set_state(&app, &operator, &bot, &id, IntegrationState::Active).await
 }
@@ -311,11 +304,10 @@ pub async fn resume_integration(
 pub async fn rotate_secret(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
     request: ApiJson<RotateSecretRequest>,
 ) -> ApiResult<Json<IntegrationResponse>> {
     let company = &operator.company;
-    let (bot, id) = ids(&bot, &id)?;
     let seconds = request
         .body
         .previous_secret_valid_seconds
@@ -357,11 +349,10 @@ pub struct DeliveryQuery {
 pub async fn list_deliveries(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryListResponse>> {
     let company = &operator.company;
-    let (bot, id) = ids(&bot, &id)?;
     let state = match query.status.as_deref() {
         None => None,
         Some("pending") => Some(DeliveryState::Pending),
@@ -429,11 +420,10 @@ pub async fn list_deliveries(
 pub async fn replay(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, id)): Path<(String, String)>,
+    IntegrationPath { bot, id }: IntegrationPath,
     request: ApiJson<ReplayRequest>,
 ) -> ApiResult<Json<ReplayResponse>> {
     let company = &operator.company;
-    let (bot, id) = ids(&bot, &id)?;
     let selection = match request.body {
         ReplayRequest {
             since: Some(since),
@@ -485,25 +475,18 @@ pub async fn replay(
 async fn set_state(
     app: &AppState,
     operator: &CompanyKey,
-    bot: &str,
-    id: &str,
+    bot: &UserId,
+    id: &IntegrationId,
     state: IntegrationState,
 ) -> ApiResult<Json<IntegrationResponse>> {
-    let (bot, id) = ids(bot, id)?;
     let integration = app
         .store
-        .set_integration_state(&operator.company, &bot, &id, state)
+        .set_integration_state(&operator.company, bot, id, state)
         .await?;
     Ok(Json(IntegrationResponse {
         integration: view(integration),
         secret: None,
     }))
-}
-
-fn ids(bot: &str, id: &str) -> Result<(UserId, IntegrationId), ApiError> {
-    let integration = IntegrationId::parse(id)
-        .ok_or_else(|| ApiError::not_found(format!("integration `{id}` was not found")))?;
-    Ok((bot_id(bot)?, integration))
 }
 
 /// What [`check_fields`] normalised.

@@ -10,11 +10,11 @@ use switchboard_store::{CredentialInfo, CredentialOwner, NewCredentialRecord};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bots::bot_id;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, CompanyKey, user_id};
+use crate::extract::{ApiJson, CompanyKey};
+use crate::paths::{BotKeyPath, BotPath, UserPath, UserTokenPath};
 
 /// The company's live company keys, without their secrets.
 #[utoipa::path(get, path = "/v2/company/keys", tag = tags::KEYS,
@@ -71,10 +71,9 @@ pub async fn revoke_company_key(
 pub async fn list_bot_keys(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
 ) -> ApiResult<Json<KeyListResponse>> {
     let company = &operator.company;
-    let bot = bot_id(&bot)?;
     app.store.get_bot(company, &bot).await?;
     list(&app, company, &CredentialOwner::Bot(bot)).await
 }
@@ -85,17 +84,10 @@ pub async fn list_bot_keys(
 pub async fn create_bot_key(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(bot): Path<String>,
+    BotPath { bot }: BotPath,
 ) -> ApiResult<Json<CreatedKeyResponse>> {
     let company = &operator.company;
-    let (info, key) = create(
-        &app,
-        company,
-        CredentialOwner::Bot(bot_id(&bot)?),
-        None,
-        false,
-    )
-    .await?;
+    let (info, key) = create(&app, company, CredentialOwner::Bot(bot), None, false).await?;
     Ok(Json(CreatedKeyResponse {
         key_id: info.id.into_string(),
         key,
@@ -110,15 +102,9 @@ pub async fn create_bot_key(
 pub async fn revoke_bot_key(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((bot, key)): Path<(String, String)>,
+    BotKeyPath { bot, key }: BotKeyPath,
 ) -> ApiResult<Json<OkResponse>> {
-    revoke(
-        &app,
-        &operator.company,
-        &CredentialOwner::Bot(bot_id(&bot)?),
-        &key,
-    )
-    .await
+    revoke(&app, &operator.company, &CredentialOwner::Bot(bot), &key).await
 }
 
 /// Creates a user token; it acts as the person (the web console uses one).
@@ -127,10 +113,9 @@ pub async fn revoke_bot_key(
 pub async fn create_user_token(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(user): Path<String>,
+    UserPath { user }: UserPath,
 ) -> ApiResult<Json<CreatedTokenResponse>> {
     let company = &operator.company;
-    let user = user_id(&user)?;
     let (info, token) = create(
         &app,
         company,
@@ -153,10 +138,9 @@ pub async fn create_user_token(
 pub async fn list_user_tokens(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(user): Path<String>,
+    UserPath { user }: UserPath,
 ) -> ApiResult<Json<KeyListResponse>> {
     let company = &operator.company;
-    let user = user_id(&user)?;
     app.store.get_user(company, &user).await?;
     list(&app, company, &CredentialOwner::User(user)).await
 }
@@ -168,12 +152,12 @@ pub async fn list_user_tokens(
 pub async fn revoke_user_token(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path((user, token)): Path<(String, String)>,
+    UserTokenPath { user, token }: UserTokenPath,
 ) -> ApiResult<Json<OkResponse>> {
     revoke(
         &app,
         &operator.company,
-        &CredentialOwner::User(user_id(&user)?),
+        &CredentialOwner::User(user),
         &token,
     )
     .await

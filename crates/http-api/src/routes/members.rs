@@ -1,7 +1,7 @@
 //! Channel members: list, add (idempotent), remove.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use switchboard_domain::limits::MAX_MEMBERS_PER_REQUEST;
 use switchboard_protocol::api::*;
 use utoipa_axum::router::OpenApiRouter;
@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 use super::{invitees, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, user_id, user_id_field};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, user_id_field};
+use crate::paths::{ChannelPath, MemberPath};
 
 /// The members of a channel and their users.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/members", tag = tags::MEMBERS,
@@ -19,14 +20,11 @@ use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id, user_id, use
 pub async fn list_members(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MembersResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let members = app
-        .store
-        .list_members(&actor, &channel_id(&channel)?)
-        .await?;
+    let members = app.store.list_members(&actor, &channel).await?;
     Ok(Json(MembersResponse {
         members: members.members,
         users: members.users,
@@ -41,7 +39,7 @@ pub async fn list_members(
 pub async fn add_members(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<AddMembersRequest>,
 ) -> ApiResult<Json<MembersResponse>> {
@@ -70,7 +68,7 @@ pub async fn add_members(
         .store
         .add_members(
             &actor,
-            &channel_id(&channel)?,
+            &channel,
             members,
             to_invite,
             body.silent.unwrap_or(false),
@@ -89,13 +87,11 @@ pub async fn add_members(
 pub async fn remove_member(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, member)): Path<(String, String)>,
+    MemberPath { channel, member }: MemberPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store
-        .remove_member(&actor, &channel_id(&channel)?, &user_id(&member)?)
-        .await?;
+    app.store.remove_member(&actor, &channel, &member).await?;
     Ok(ok())
 }
 

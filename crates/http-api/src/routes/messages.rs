@@ -2,7 +2,7 @@
 //! delete; reactions; button presses.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use switchboard_domain::limits::{MAX_ATTACHMENTS, MAX_MENTIONS};
@@ -16,9 +16,8 @@ use super::files::check_attachments;
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{
-    ActingAs, ApiJson, ApiQuery, Auth, ListParams, channel_id, message_id, user_id_field,
-};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, user_id_field};
+use crate::paths::{ChannelPath, MessagePath, ReactionPath};
 
 /// The header that makes a send safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -30,13 +29,13 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub async fn list_messages(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<MessageListResponse>> {
     let actor = auth.actor(params.user_id.as_deref(), None)?;
     let messages = app
         .store
-        .list_messages(&actor, &channel_id(&channel)?, params.page()?)
+        .list_messages(&actor, &channel, params.page()?)
         .await?;
     Ok(Json(MessageListResponse { messages }))
 }
@@ -52,13 +51,12 @@ pub async fn list_messages(
 pub async fn send_message(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     headers: HeaderMap,
     request: ApiJson<SendMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let channel = channel_id(&channel)?;
     let body = request.body;
     let idempotency = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
@@ -121,14 +119,11 @@ pub async fn send_message(
 pub async fn get_message(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    let message = app
-        .store
-        .get_message(&actor, &channel_id(&channel)?, &message_id(&message)?)
-        .await?;
+    let message = app.store.get_message(&actor, &channel, &message).await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -141,12 +136,11 @@ pub async fn get_message(
 pub async fn update_message(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<UpdateMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let channel = channel_id(&channel)?;
     let body = request.body;
     check_content("", &body)?;
     let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
@@ -160,7 +154,7 @@ pub async fn update_message(
     };
     let message = app
         .store
-        .update_message(&actor, &channel, &message_id(&message)?, patch)
+        .update_message(&actor, &channel, &message, patch)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -174,7 +168,7 @@ pub async fn update_message(
 pub async fn patch_message(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<PartialUpdateMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
@@ -197,7 +191,6 @@ pub async fn patch_message(
             ("mentions", set.mentions.is_some()),
         ],
     )?;
-    let channel = channel_id(&channel)?;
     let cleared = |name: &str| unset.iter().any(|field| field == name);
     let patch = MessagePatch {
         text: set
@@ -221,7 +214,7 @@ pub async fn patch_message(
     };
     let message = app
         .store
-        .update_message(&actor, &channel, &message_id(&message)?, patch)
+        .update_message(&actor, &channel, &message, patch)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -233,13 +226,11 @@ pub async fn patch_message(
 pub async fn delete_message(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
-    app.store
-        .delete_message(&actor, &channel_id(&channel)?, &message_id(&message)?)
-        .await?;
+    app.store.delete_message(&actor, &channel, &message).await?;
     Ok(ok())
 }
 
@@ -251,7 +242,7 @@ pub async fn delete_message(
 pub async fn add_reaction(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<ReactionRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
@@ -259,12 +250,7 @@ pub async fn add_reaction(
     validation::reaction_type("type", &request.body.reaction_type)?;
     let message = app
         .store
-        .add_reaction(
-            &actor,
-            &channel_id(&channel)?,
-            &message_id(&message)?,
-            &request.body.reaction_type,
-        )
+        .add_reaction(&actor, &channel, &message, &request.body.reaction_type)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -277,19 +263,18 @@ pub async fn add_reaction(
 pub async fn remove_reaction(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message, reaction)): Path<(String, String, String)>,
+    ReactionPath {
+        channel,
+        message,
+        reaction,
+    }: ReactionPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MessageResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
     validation::reaction_type("type", &reaction)?;
     let message = app
         .store
-        .remove_reaction(
-            &actor,
-            &channel_id(&channel)?,
-            &message_id(&message)?,
-            &reaction,
-        )
+        .remove_reaction(&actor, &channel, &message, &reaction)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -303,7 +288,7 @@ pub async fn remove_reaction(
 pub async fn press_button(
     State(app): State<AppState>,
     auth: Auth,
-    Path((channel, message)): Path<(String, String)>,
+    MessagePath { channel, message }: MessagePath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<PressButtonRequest>,
 ) -> ApiResult<Json<OkResponse>> {
@@ -312,12 +297,7 @@ pub async fn press_button(
         return Err(ApiError::validation("actionId: must not be empty"));
     }
     app.store
-        .press_button(
-            &actor,
-            &channel_id(&channel)?,
-            &message_id(&message)?,
-            &request.body.action_id,
-        )
+        .press_button(&actor, &channel, &message, &request.body.action_id)
         .await?;
     Ok(ok())
 }

@@ -6,7 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use switchboard_domain::{now_micros, validation};
 use switchboard_protocol::Timestamp;
 use switchboard_protocol::api::*;
@@ -14,7 +14,8 @@ use switchboard_protocol::api::*;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth};
+use crate::paths::ChannelPath;
 
 /// Shows the caller as typing for `ttlSeconds` (1–120, default 10) or until
 /// their next message or a stop.
@@ -24,16 +25,14 @@ use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, channel_id};
 pub async fn start_typing(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<TypingStartRequest>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
     let ttl = validation::typing_ttl("ttlSeconds", request.body.ttl_seconds)?;
     let expires_at = now_micros() + Duration::from_secs(u64::from(ttl)).as_micros() as i64;
-    app.store
-        .start_typing(&actor, &channel_id(&channel)?, expires_at)
-        .await?;
+    app.store.start_typing(&actor, &channel, expires_at).await?;
     Ok(ok())
 }
 
@@ -44,14 +43,12 @@ pub async fn start_typing(
 pub async fn stop_typing(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
     request: ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<OkResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    app.store
-        .stop_typing(&actor, &channel_id(&channel)?)
-        .await?;
+    app.store.stop_typing(&actor, &channel).await?;
     Ok(ok())
 }
 
@@ -62,13 +59,13 @@ pub async fn stop_typing(
 pub async fn list_typing(
     State(app): State<AppState>,
     auth: Auth,
-    Path(channel): Path<String>,
+    ChannelPath { channel }: ChannelPath,
     ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<TypingResponse>> {
     let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let typing = app
         .store
-        .list_typing(&actor, &channel_id(&channel)?, now_micros())
+        .list_typing(&actor, &channel, now_micros())
         .await?;
     Ok(Json(TypingResponse {
         typing: typing

@@ -1,7 +1,7 @@
 //! People of the company: create, find, read, change; invite by email/phone.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use switchboard_domain::limits::MAX_INVITEES;
 use switchboard_domain::validation;
@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 use super::{check_unset, invitees, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Auth, CompanyKey, user_id};
+use crate::extract::{ApiJson, ApiQuery, Auth, CompanyKey};
+use crate::paths::UserPath;
 
 /// Creates a person (company key). Email and phone are unique in the company.
 #[utoipa::path(post, path = "/v2/users", tag = tags::USERS, request_body = UserFields,
@@ -75,9 +76,9 @@ pub async fn list_users(
 pub async fn get_user(
     State(app): State<AppState>,
     auth: Auth,
-    Path(user): Path<String>,
+    UserPath { user }: UserPath,
 ) -> ApiResult<Json<UserResponse>> {
-    let user = app.store.get_user(auth.company(), &user_id(&user)?).await?;
+    let user = app.store.get_user(auth.company(), &user).await?;
     Ok(Json(UserResponse { user }))
 }
 
@@ -88,7 +89,7 @@ pub async fn get_user(
 pub async fn patch_user(
     State(app): State<AppState>,
     operator: CompanyKey,
-    Path(user): Path<String>,
+    UserPath { user }: UserPath,
     request: ApiJson<PatchUserRequest>,
 ) -> ApiResult<Json<UserResponse>> {
     let company = &operator.company;
@@ -100,7 +101,7 @@ pub async fn patch_user(
     check_unset(&unset, USER_PROFILE_FIELDS, &set_fields(&set))?;
     let user = app
         .store
-        .update_user(company, &user_id(&user)?, UserPatch { set, unset })
+        .update_user(company, &user, UserPatch { set, unset })
         .await?;
     Ok(Json(UserResponse { user }))
 }

@@ -83,6 +83,44 @@ impl Auth {
     }
 }
 
+/// The user a conversation request acts as: the credential's own user, or
+/// for a company key the one named by `userId` in the query.
+pub struct Acting(pub Actor);
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let ApiQuery(acting) = ApiQuery::<ActingAs>::from_request_parts(parts, state).await?;
+        Ok(Acting(auth.actor(acting.user_id.as_deref(), None)?))
+    }
+}
+
+/// A conversation request with a JSON body: the acting user (from `userId`
+/// in the query or the body, for a company key) and the body. The
+/// credential is checked before the body is read.
+pub struct ActingJson<T> {
+    pub actor: Actor,
+    pub body: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ActingJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let auth = Auth::from_request_parts(&mut parts, state).await?;
+        let ApiQuery(acting) = ApiQuery::<ActingAs>::from_request_parts(&mut parts, state).await?;
+        let json = ApiJson::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        let actor = auth.actor(acting.user_id.as_deref(), json.user_id.as_deref())?;
+        Ok(ActingJson {
+            actor,
+            body: json.body,
+        })
+    }
+}
+
 /// A request made with a company key: what operator routes (people, bots,
 /// keys, integrations) take. Any other credential is refused with 403 before
 /// the body is read, so a malformed body never hides a missing permission.

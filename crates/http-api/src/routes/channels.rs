@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::{check_unset, invitee, invitees, ok, optional_text, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, user_id_field};
+use crate::extract::{Acting, ActingAs, ActingJson, ApiQuery, ListParams, user_id_field};
 use crate::paths::ChannelPath;
 
 /// The channels the user is a member of, latest activity first.
@@ -22,10 +22,9 @@ use crate::paths::ChannelPath;
     responses((status = 200, body = ChannelListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_channels(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ChannelListResponse>> {
-    let actor = auth.actor(params.user_id.as_deref(), None)?;
     let channels = app.store.list_channels(&actor, params.page()?).await?;
     Ok(Json(ChannelListResponse { channels }))
 }
@@ -37,12 +36,8 @@ pub async fn list_channels(
     responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_channel(
     State(app): State<AppState>,
-    auth: Auth,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<CreateChannelRequest>,
+    ActingJson { actor, body }: ActingJson<CreateChannelRequest>,
 ) -> ApiResult<Json<ChannelDetailsResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     optional_text("subject", &body.subject, MAX_SUBJECT_CHARS)?;
     optional_text("description", &body.description, MAX_DESCRIPTION_CHARS)?;
     let access = access_of(body.access)?;
@@ -101,12 +96,9 @@ pub async fn create_channel(
     responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn direct_channel(
     State(app): State<AppState>,
-    auth: Auth,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<DirectChannelRequest>,
+    ActingJson { actor, body }: ActingJson<DirectChannelRequest>,
 ) -> ApiResult<Json<ChannelResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let peer = match (&request.body.member_id, &request.body.member_to_invite) {
+    let peer = match (&body.member_id, &body.member_to_invite) {
         (Some(member), None) => DirectPeer::User(user_id_field("memberId", member)?),
         (None, Some(to_invite)) => DirectPeer::Invite(invitee("memberToInvite", to_invite)?),
         _ => {
@@ -127,11 +119,9 @@ pub async fn direct_channel(
     responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_channel(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<ChannelDetailsResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let details = app.store.get_channel(&actor, &channel).await?;
     Ok(Json(details_response(details)))
 }
@@ -143,13 +133,9 @@ pub async fn get_channel(
     responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_channel(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<UpdateChannelRequest>,
+    ActingJson { actor, body }: ActingJson<UpdateChannelRequest>,
 ) -> ApiResult<Json<ChannelResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     check_settings("", &body)?;
     let patch = ChannelPatch {
         subject: Some(body.subject),
@@ -170,13 +156,10 @@ pub async fn update_channel(
     responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_channel(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<PartialUpdateChannelRequest>,
+    ActingJson { actor, body }: ActingJson<PartialUpdateChannelRequest>,
 ) -> ApiResult<Json<ChannelResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let PartialUpdateChannelRequest { set, unset } = request.body;
+    let PartialUpdateChannelRequest { set, unset } = body;
     let set = set.unwrap_or(UpdateChannelRequest {
         subject: None,
         description: None,
@@ -223,11 +206,9 @@ pub async fn patch_channel(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_channel(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     app.store.delete_channel(&actor, &channel).await?;
     Ok(ok())
 }

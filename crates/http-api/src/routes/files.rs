@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use super::tags;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth};
+use crate::extract::{Acting, ActingAs, ActingJson, ApiQuery, Auth};
 use crate::paths::{ChannelPath, FilePath, MessageFilePath};
 
 /// Announces a file of the channel and answers where to `PUT` its bytes.
@@ -39,13 +39,9 @@ use crate::paths::{ChannelPath, FilePath, MessageFilePath};
     responses((status = 200, body = UploadFileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn upload_file(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<UploadFileRequest>,
+    ActingJson { actor, body }: ActingJson<UploadFileRequest>,
 ) -> ApiResult<Json<UploadFileResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     validation::file_name("name", &body.name)?;
     let content_type = match body.content_type {
         Some(content_type) => {
@@ -134,15 +130,13 @@ pub async fn get_uploaded_file(
     responses((status = 200, body = FileUrlResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn file_download_url(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     MessageFilePath {
         channel,
         message,
         file,
     }: MessageFilePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<FileUrlResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let record = app
         .store
         .message_file(&actor, &channel, &message, &file)

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::{invitees, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, user_id_field};
+use crate::extract::{Acting, ActingAs, ActingJson, user_id_field};
 use crate::paths::{ChannelPath, MemberPath};
 
 /// The members of a channel and their users.
@@ -19,11 +19,9 @@ use crate::paths::{ChannelPath, MemberPath};
     responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_members(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MembersResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let members = app.store.list_members(&actor, &channel).await?;
     Ok(Json(MembersResponse {
         members: members.members,
@@ -38,13 +36,9 @@ pub async fn list_members(
     responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn add_members(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<AddMembersRequest>,
+    ActingJson { actor, body }: ActingJson<AddMembersRequest>,
 ) -> ApiResult<Json<MembersResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     let ids = body.members.unwrap_or_default();
     let to_invite = body.members_to_invite.unwrap_or_default();
     if ids.is_empty() && to_invite.is_empty() {
@@ -86,11 +80,9 @@ pub async fn add_members(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn remove_member(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     MemberPath { channel, member }: MemberPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     app.store.remove_member(&actor, &channel, &member).await?;
     Ok(ok())
 }

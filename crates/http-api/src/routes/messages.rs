@@ -16,7 +16,7 @@ use super::files::check_attachments;
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth, ListParams, user_id_field};
+use crate::extract::{Acting, ActingAs, ActingJson, ApiQuery, ListParams, user_id_field};
 use crate::paths::{ChannelPath, MessagePath, ReactionPath};
 
 /// The header that makes a send safe to retry.
@@ -28,11 +28,10 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
     responses((status = 200, body = MessageListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_messages(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ChannelPath { channel }: ChannelPath,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<MessageListResponse>> {
-    let actor = auth.actor(params.user_id.as_deref(), None)?;
     let messages = app
         .store
         .list_messages(&actor, &channel, params.page()?)
@@ -50,14 +49,10 @@ pub async fn list_messages(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn send_message(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
     headers: HeaderMap,
-    request: ApiJson<SendMessageRequest>,
+    ActingJson { actor, body }: ActingJson<SendMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     let idempotency = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
@@ -118,11 +113,9 @@ pub async fn send_message(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_message(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let message = app.store.get_message(&actor, &channel, &message).await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -135,13 +128,9 @@ pub async fn get_message(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_message(
     State(app): State<AppState>,
-    auth: Auth,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<UpdateMessageRequest>,
+    ActingJson { actor, body }: ActingJson<UpdateMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let body = request.body;
     check_content("", &body)?;
     let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
     check_attachments(&app, &actor, &channel, "attachments", &attachments).await?;
@@ -167,13 +156,10 @@ pub async fn update_message(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_message(
     State(app): State<AppState>,
-    auth: Auth,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<PartialUpdateMessageRequest>,
+    ActingJson { actor, body }: ActingJson<PartialUpdateMessageRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let PartialUpdateMessageRequest { set, unset } = request.body;
+    let PartialUpdateMessageRequest { set, unset } = body;
     let set = set.unwrap_or(UpdateMessageRequest {
         text: None,
         elements: None,
@@ -225,11 +211,9 @@ pub async fn patch_message(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_message(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     app.store.delete_message(&actor, &channel, &message).await?;
     Ok(ok())
 }
@@ -241,16 +225,13 @@ pub async fn delete_message(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn add_reaction(
     State(app): State<AppState>,
-    auth: Auth,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<ReactionRequest>,
+    ActingJson { actor, body }: ActingJson<ReactionRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    validation::reaction_type("type", &request.body.reaction_type)?;
+    validation::reaction_type("type", &body.reaction_type)?;
     let message = app
         .store
-        .add_reaction(&actor, &channel, &message, &request.body.reaction_type)
+        .add_reaction(&actor, &channel, &message, &body.reaction_type)
         .await?;
     Ok(Json(MessageResponse { message }))
 }
@@ -262,15 +243,13 @@ pub async fn add_reaction(
     responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn remove_reaction(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ReactionPath {
         channel,
         message,
         reaction,
     }: ReactionPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     validation::reaction_type("type", &reaction)?;
     let message = app
         .store
@@ -287,17 +266,14 @@ pub async fn remove_reaction(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn press_button(
     State(app): State<AppState>,
-    auth: Auth,
     MessagePath { channel, message }: MessagePath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<PressButtonRequest>,
+    ActingJson { actor, body }: ActingJson<PressButtonRequest>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    if request.body.action_id.is_empty() {
+    if body.action_id.is_empty() {
         return Err(ApiError::validation("actionId: must not be empty"));
     }
     app.store
-        .press_button(&actor, &channel, &message, &request.body.action_id)
+        .press_button(&actor, &channel, &message, &body.action_id)
         .await?;
     Ok(ok())
 }

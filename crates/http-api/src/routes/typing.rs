@@ -14,7 +14,7 @@ use switchboard_protocol::api::*;
 use super::{ok, tags};
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{ActingAs, ApiJson, ApiQuery, Auth};
+use crate::extract::{Acting, ActingAs, ActingJson};
 use crate::paths::ChannelPath;
 
 /// Shows the caller as typing for `ttlSeconds` (1–120, default 10) or until
@@ -24,13 +24,10 @@ use crate::paths::ChannelPath;
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn start_typing(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<TypingStartRequest>,
+    ActingJson { actor, body }: ActingJson<TypingStartRequest>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
-    let ttl = validation::typing_ttl("ttlSeconds", request.body.ttl_seconds)?;
+    let ttl = validation::typing_ttl("ttlSeconds", body.ttl_seconds)?;
     let expires_at = now_micros() + Duration::from_secs(u64::from(ttl)).as_micros() as i64;
     app.store.start_typing(&actor, &channel, expires_at).await?;
     Ok(ok())
@@ -42,12 +39,9 @@ pub async fn start_typing(
     responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn stop_typing(
     State(app): State<AppState>,
-    auth: Auth,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
-    request: ApiJson<serde_json::Value>,
+    ActingJson { actor, body: _ }: ActingJson<serde_json::Value>,
 ) -> ApiResult<Json<OkResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), request.user_id.as_deref())?;
     app.store.stop_typing(&actor, &channel).await?;
     Ok(ok())
 }
@@ -58,11 +52,9 @@ pub async fn stop_typing(
     responses((status = 200, body = TypingResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_typing(
     State(app): State<AppState>,
-    auth: Auth,
+    Acting(actor): Acting,
     ChannelPath { channel }: ChannelPath,
-    ApiQuery(acting): ApiQuery<ActingAs>,
 ) -> ApiResult<Json<TypingResponse>> {
-    let actor = auth.actor(acting.user_id.as_deref(), None)?;
     let typing = app
         .store
         .list_typing(&actor, &channel, now_micros())

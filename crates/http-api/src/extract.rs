@@ -258,8 +258,10 @@ pub struct ListParams {
     /// With a company key: the user to act as.
     pub user_id: Option<String>,
     /// Page size, 1–100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Items to skip, 0–100000 (default 0).
+    #[param(minimum = 0, maximum = 100000)]
     pub offset: Option<i64>,
 }
 

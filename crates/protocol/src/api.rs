@@ -201,6 +201,7 @@ bodies! {
     pub struct TypingStartRequest {
         /// How long the indicator lasts unless renewed or stopped (1–120, default 10).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 120))]
         pub ttl_seconds: Option<u32>,
     }
 
@@ -392,6 +393,7 @@ bodies! {
     pub struct CreateIntegrationRequest {
         /// `webhook` or `sqs`.
         #[serde(rename = "type")]
+        #[cfg_attr(feature = "openapi", schema(pattern = "^(webhook|sqs)$"))]
         pub integration_type: String,
         /// Webhook: the receiver's `https://` (or `http://`) URL.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,12 +418,14 @@ bodies! {
         pub event_types: Option<Vec<String>>,
         /// Request timeout in milliseconds, 1000–60000 (default: the server's, 10 s).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 60000))]
         pub timeout_ms: Option<u32>,
         /// Delays between attempts in milliseconds (default: the server's, about 24 h in all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub retry_schedule_ms: Option<Vec<u64>>,
         /// Most deliveries in flight at once, 1–256 (default: the server's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
         pub max_in_flight: Option<u32>,
         /// Full `members` and `users` lists in message, reaction and action
         /// events; by default each holds at most 50 entries (the author, the
@@ -544,6 +548,7 @@ bodies! {
     pub struct RotateSecretRequest {
         /// How long the previous secret keeps signing too, 0–604800 (default 86400).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 604800))]
         pub previous_secret_valid_seconds: Option<u64>,
     }
 

@@ -32,7 +32,7 @@ pub async fn list_channels(
 /// Creates a group channel with the caller as owner, or (with
 /// `channelType: direct` and one other member) finds or creates a direct channel.
 #[utoipa::path(post, path = "/v2/conversations/channels", tag = tags::CHANNELS, params(ActingAs),
-    request_body = CreateChannelRequest,
+    request_body(content = Option<CreateChannelRequest>, description = "May be left out: a group channel with only the caller"),
     responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_channel(
     State(app): State<AppState>,
@@ -152,7 +152,8 @@ pub async fn update_channel(
 
 /// Changes the fields in `set` and clears those named in `unset`.
 #[utoipa::path(patch, path = "/v2/conversations/channels/{channelId}", tag = tags::CHANNELS,
-    params(("channelId" = String, Path), ActingAs), request_body = PartialUpdateChannelRequest,
+    params(("channelId" = String, Path), ActingAs),
+    request_body(content = Option<PartialUpdateChannelRequest>, description = "May be left out: changes nothing"),
     responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_channel(
     State(app): State<AppState>,

@@ -27,7 +27,8 @@ pub async fn list_company_keys(
 }
 
 /// Creates a company key, optionally read-only. The key is shown once.
-#[utoipa::path(post, path = "/v2/company/keys", tag = tags::KEYS, request_body = CreateCompanyKeyRequest,
+#[utoipa::path(post, path = "/v2/company/keys", tag = tags::KEYS,
+    request_body(content = Option<CreateCompanyKeyRequest>, description = "May be left out: a read-write key without a name"),
     responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_company_key(
     State(app): State<AppState>,

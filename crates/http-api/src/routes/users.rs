@@ -44,8 +44,10 @@ pub struct UserQuery {
     /// Only the person with this email (case-insensitive).
     pub email: Option<String>,
     /// Page size, 1–100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// Items to skip (default 0).
+    /// Items to skip, 0–100000 (default 0).
+    #[param(minimum = 0, maximum = 100000)]
     pub offset: Option<i64>,
 }
 

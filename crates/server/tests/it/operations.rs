@@ -128,6 +128,49 @@ async fn the_openapi_document_covers_every_route_and_every_documented_route_exis
 }
 
 #[tokio::test]
+async fn the_openapi_document_states_the_rules_the_server_enforces() {
+    let server = TestServer::start().await;
+    let document = server.get("/openapi.json", "").await.expect(200);
+    let paths = &document["paths"];
+    // Bodies the server takes as optional are optional in the document.
+    for (path, method) in [
+        ("/v2/conversations/channels", "post"),
+        ("/v2/conversations/channels/{channelId}", "patch"),
+        ("/v2/company/keys", "post"),
+    ] {
+        let required = &paths[path][method]["requestBody"]["required"];
+        assert!(
+            required.is_null() || *required == false,
+            "{method} {path}: {required}"
+        );
+    }
+    // Ranges.
+    let parameter = |path: &str, name: &str| {
+        paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|parameter| parameter["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))["schema"]
+            .clone()
+    };
+    for path in ["/v2/users", "/v2/conversations/channels"] {
+        assert_eq!(parameter(path, "limit")["maximum"], 100, "{path}");
+        assert_eq!(parameter(path, "limit")["minimum"], 1, "{path}");
+        assert_eq!(parameter(path, "offset")["maximum"], 100000, "{path}");
+    }
+    let schemas = &document["components"]["schemas"];
+    let typing = &schemas["TypingStartRequest"]["properties"]["ttlSeconds"];
+    assert_eq!(
+        (typing["minimum"].clone(), typing["maximum"].clone()),
+        (1.into(), 120.into())
+    );
+    let rotation = &schemas["RotateSecretRequest"]["properties"]["previousSecretValidSeconds"];
+    assert_eq!(rotation["maximum"], 604800);
+    assert_eq!(schemas["MessageAttachment"]["required"][1], "fsId");
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id_and_errors_repeat_it() {
     let server = TestServer::start().await;
     let ok = server.get("/health", "").await;

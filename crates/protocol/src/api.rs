@@ -219,8 +219,10 @@ bodies! {
     /// The editable profile fields of a person.
     pub struct UserFields {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
         pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(format = Email))]
         pub email: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub phone: Option<String>,
@@ -269,6 +271,7 @@ bodies! {
     /// does not know is refused (400 naming it), never dropped: bot
     /// administration code sends x-bees' directory fields and reads them back.
     pub struct BotRequest {
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
         pub name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub picture: Option<String>,
@@ -362,6 +365,7 @@ bodies! {
     /// `presignedUploadUrl` answered.
     pub struct UploadFileRequest {
         /// The file name people see (no `/` or `\\`).
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
         pub name: String,
         /// Its media type; unset, it is guessed from the name's extension
         /// (`application/octet-stream` when unknown).

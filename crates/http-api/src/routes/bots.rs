@@ -17,7 +17,8 @@ use crate::paths::BotPath;
 
 /// The company's bots (company key).
 #[utoipa::path(get, path = "/v2/users/bots", tag = tags::BOTS,
-    responses((status = 200, body = BotListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = BotListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_bots(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -29,7 +30,8 @@ pub async fn list_bots(
 /// Creates a bot (company key). Give it a key with `POST /v2/users/bots/{botId}/keys`.
 #[utoipa::path(post, path = "/v2/users/bots", tag = tags::BOTS, request_body = BotRequest,
     responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
-        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+        (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -46,7 +48,8 @@ pub async fn create_bot(
 /// One bot (company key).
 #[utoipa::path(get, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
     responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
-        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+        (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -60,7 +63,8 @@ pub async fn get_bot(
 #[utoipa::path(put, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
     request_body = BotRequest,
     responses((status = 200, description = "The bot itself, as x-bees answers", body = User),
-        (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+        (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn replace_bot(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -77,7 +81,8 @@ pub async fn replace_bot(
 
 /// Deletes a bot (company key): its keys stop working and it leaves its channels.
 #[utoipa::path(delete, path = "/v2/users/bots/{botId}", tag = tags::BOTS, params(("botId" = String, Path)),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_bot(
     State(app): State<AppState>,
     operator: CompanyKey,

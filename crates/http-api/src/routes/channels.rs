@@ -19,7 +19,8 @@ use crate::paths::ChannelPath;
 
 /// The channels the user is a member of, latest activity first.
 #[utoipa::path(get, path = "/v2/conversations/channels", tag = tags::CHANNELS, params(ListParams),
-    responses((status = 200, body = ChannelListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_channels(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -33,7 +34,8 @@ pub async fn list_channels(
 /// `channelType: direct` and one other member) finds or creates a direct channel.
 #[utoipa::path(post, path = "/v2/conversations/channels", tag = tags::CHANNELS, params(ActingAs),
     request_body(content = Option<CreateChannelRequest>, description = "May be left out: a group channel with only the caller"),
-    responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_channel(
     State(app): State<AppState>,
     ActingJson { actor, body }: ActingJson<CreateChannelRequest>,
@@ -93,7 +95,8 @@ pub async fn create_channel(
 /// Finds or creates the direct channel of the caller and one other person.
 #[utoipa::path(post, path = "/v2/conversations/channels/direct", tag = tags::CHANNELS, params(ActingAs),
     request_body = DirectChannelRequest,
-    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn direct_channel(
     State(app): State<AppState>,
     ActingJson { actor, body }: ActingJson<DirectChannelRequest>,
@@ -116,7 +119,8 @@ pub async fn direct_channel(
 /// A channel with its members and their users.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}", tag = tags::CHANNELS,
     params(("channelId" = String, Path), ActingAs),
-    responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelDetailsResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_channel(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -130,7 +134,8 @@ pub async fn get_channel(
 /// absent `access`, `broadcast`, `external` return to `private`, `false`, `false`.
 #[utoipa::path(put, path = "/v2/conversations/channels/{channelId}", tag = tags::CHANNELS,
     params(("channelId" = String, Path), ActingAs), request_body = UpdateChannelRequest,
-    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_channel(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -154,7 +159,8 @@ pub async fn update_channel(
 #[utoipa::path(patch, path = "/v2/conversations/channels/{channelId}", tag = tags::CHANNELS,
     params(("channelId" = String, Path), ActingAs),
     request_body(content = Option<PartialUpdateChannelRequest>, description = "May be left out: changes nothing"),
-    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ChannelResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_channel(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -204,7 +210,8 @@ pub async fn patch_channel(
 /// Deletes the channel (owners and supervisors). Deleting it again answers 200.
 #[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}", tag = tags::CHANNELS,
     params(("channelId" = String, Path), ActingAs),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_channel(
     State(app): State<AppState>,
     Acting(actor): Acting,

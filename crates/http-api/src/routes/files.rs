@@ -36,7 +36,8 @@ use crate::paths::{ChannelPath, FilePath, MessageFilePath};
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/files", tag = tags::FILES,
     params(("channelId" = String, Path), ActingAs),
     request_body = UploadFileRequest,
-    responses((status = 200, body = UploadFileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UploadFileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn upload_file(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -95,7 +96,8 @@ pub async fn upload_file(
 /// file without acting as a member.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/files/{fileId}", tag = tags::FILES,
     params(("channelId" = String, Path), ("fileId" = String, Path), ActingAs),
-    responses((status = 200, body = FileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = FileResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_uploaded_file(
     State(app): State<AppState>,
     auth: Auth,
@@ -127,7 +129,8 @@ pub async fn get_uploaded_file(
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/files/{fileId}/url",
     tag = tags::FILES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ("fileId" = String, Path), ActingAs),
-    responses((status = 200, body = FileUrlResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = FileUrlResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn file_download_url(
     State(app): State<AppState>,
     Acting(actor): Acting,

@@ -31,7 +31,8 @@ const DEFAULT_PREVIOUS_SECRET_SECONDS: u64 = 24 * 3_600;
 /// The bot's integrations.
 #[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path)),
-    responses((status = 200, body = IntegrationListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_integrations(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -46,7 +47,8 @@ pub async fn list_integrations(
 /// Creates a webhook or SQS integration. The signing secret is in this response only.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path)), request_body = CreateIntegrationRequest,
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -127,7 +129,8 @@ pub async fn create_integration(
 /// One integration.
 #[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)),
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -147,7 +150,8 @@ pub async fn get_integration(
 /// event types or the delivery settings. The type cannot change.
 #[utoipa::path(patch, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)), request_body = UpdateIntegrationRequest,
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -241,7 +245,8 @@ pub async fn update_integration(
 /// Deletes the integration; what it still had to deliver is dead-lettered.
 #[utoipa::path(delete, path = "/v2/users/bots/{botId}/integrations/{integrationId}", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -256,7 +261,8 @@ pub async fn delete_integration(
 /// Queues an `integration:test` event for this integration alone.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/test", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)),
-    responses((status = 200, body = TestEventResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = TestEventResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn test_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -274,7 +280,8 @@ pub async fn test_integration(
 /// Pauses deliveries; events keep being queued and are sent after a resume.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/pause", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)),
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn pause_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -286,7 +293,8 @@ pub async fn pause_integration(
 /// Resumes a paused or disabled integration; what waited is sent at once.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/resume", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)),
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn resume_integration(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -300,7 +308,8 @@ pub async fn resume_integration(
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/rotate-secret",
     tag = tags::INTEGRATIONS, params(("botId" = String, Path), ("integrationId" = String, Path)),
     request_body = RotateSecretRequest,
-    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = IntegrationResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn rotate_secret(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -347,7 +356,8 @@ pub struct DeliveryQuery {
 #[utoipa::path(get, path = "/v2/users/bots/{botId}/integrations/{integrationId}/deliveries",
     tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path), DeliveryQuery),
-    responses((status = 200, body = DeliveryListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = DeliveryListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_deliveries(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -418,7 +428,8 @@ pub async fn list_deliveries(
 /// (`since`, `until`) or the given `eventIds`.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/integrations/{integrationId}/replay", tag = tags::INTEGRATIONS,
     params(("botId" = String, Path), ("integrationId" = String, Path)), request_body = ReplayRequest,
-    responses((status = 200, body = ReplayResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = ReplayResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn replay(
     State(app): State<AppState>,
     operator: CompanyKey,

@@ -18,7 +18,8 @@ use crate::paths::{BotKeyPath, BotPath, UserPath, UserTokenPath};
 
 /// The company's live company keys, without their secrets.
 #[utoipa::path(get, path = "/v2/company/keys", tag = tags::KEYS,
-    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_company_keys(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -29,7 +30,8 @@ pub async fn list_company_keys(
 /// Creates a company key, optionally read-only. The key is shown once.
 #[utoipa::path(post, path = "/v2/company/keys", tag = tags::KEYS,
     request_body(content = Option<CreateCompanyKeyRequest>, description = "May be left out: a read-write key without a name"),
-    responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_company_key(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -57,7 +59,8 @@ pub async fn create_company_key(
 
 /// Revokes a company key. The last read-write key cannot be revoked.
 #[utoipa::path(delete, path = "/v2/company/keys/{keyId}", tag = tags::KEYS, params(("keyId" = String, Path)),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_company_key(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -68,7 +71,8 @@ pub async fn revoke_company_key(
 
 /// The bot's live keys, without their secrets.
 #[utoipa::path(get, path = "/v2/users/bots/{botId}/keys", tag = tags::KEYS, params(("botId" = String, Path)),
-    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_bot_keys(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -81,7 +85,8 @@ pub async fn list_bot_keys(
 
 /// Creates a bot key; it acts as the bot. The key is shown once.
 #[utoipa::path(post, path = "/v2/users/bots/{botId}/keys", tag = tags::KEYS, params(("botId" = String, Path)),
-    responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = CreatedKeyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_bot_key(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -99,7 +104,8 @@ pub async fn create_bot_key(
 /// Revokes a bot key.
 #[utoipa::path(delete, path = "/v2/users/bots/{botId}/keys/{keyId}", tag = tags::KEYS,
     params(("botId" = String, Path), ("keyId" = String, Path)),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_bot_key(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -110,7 +116,8 @@ pub async fn revoke_bot_key(
 
 /// Creates a user token; it acts as the person (the web console uses one).
 #[utoipa::path(post, path = "/v2/users/{userId}/tokens", tag = tags::KEYS, params(("userId" = String, Path)),
-    responses((status = 200, body = CreatedTokenResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = CreatedTokenResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_user_token(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -135,7 +142,8 @@ pub async fn create_user_token(
 
 /// The person's live tokens, without their secrets.
 #[utoipa::path(get, path = "/v2/users/{userId}/tokens", tag = tags::KEYS, params(("userId" = String, Path)),
-    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = KeyListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_user_tokens(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -149,7 +157,8 @@ pub async fn list_user_tokens(
 /// Revokes a user token.
 #[utoipa::path(delete, path = "/v2/users/{userId}/tokens/{tokenId}", tag = tags::KEYS,
     params(("userId" = String, Path), ("tokenId" = String, Path)),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_user_token(
     State(app): State<AppState>,
     operator: CompanyKey,

@@ -16,7 +16,8 @@ use crate::paths::{ChannelPath, MemberPath};
 /// The members of a channel and their users.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/members", tag = tags::MEMBERS,
     params(("channelId" = String, Path), ActingAs),
-    responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_members(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -33,7 +34,8 @@ pub async fn list_members(
 /// Members already in the channel stay as they are. Answers all members.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/members", tag = tags::MEMBERS,
     params(("channelId" = String, Path), ActingAs), request_body = AddMembersRequest,
-    responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MembersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn add_members(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -77,7 +79,8 @@ pub async fn add_members(
 /// Removes a member: anyone may leave; owners and supervisors may remove others.
 #[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}/members/{memberId}", tag = tags::MEMBERS,
     params(("channelId" = String, Path), ("memberId" = String, Path), ActingAs),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn remove_member(
     State(app): State<AppState>,
     Acting(actor): Acting,

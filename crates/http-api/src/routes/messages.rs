@@ -25,7 +25,8 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Messages of a channel, newest first.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/messages", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ListParams),
-    responses((status = 200, body = MessageListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageListResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_messages(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -46,7 +47,8 @@ pub async fn list_messages(
     params(("channelId" = String, Path), ActingAs,
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = SendMessageRequest,
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn send_message(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -110,7 +112,8 @@ pub async fn send_message(
 /// One message.
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_message(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -125,7 +128,8 @@ pub async fn get_message(
 #[utoipa::path(put, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
     request_body = UpdateMessageRequest,
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn update_message(
     State(app): State<AppState>,
     MessagePath { channel, message }: MessagePath,
@@ -153,7 +157,8 @@ pub async fn update_message(
 #[utoipa::path(patch, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
     request_body = PartialUpdateMessageRequest,
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_message(
     State(app): State<AppState>,
     MessagePath { channel, message }: MessagePath,
@@ -208,7 +213,8 @@ pub async fn patch_message(
 /// Deletes the message (author, owners, supervisors). Deleting it again answers 200.
 #[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}/messages/{messageId}", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn delete_message(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -222,7 +228,8 @@ pub async fn delete_message(
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/reactions",
     tag = tags::MESSAGES, params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
     request_body = ReactionRequest,
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn add_reaction(
     State(app): State<AppState>,
     MessagePath { channel, message }: MessagePath,
@@ -240,7 +247,8 @@ pub async fn add_reaction(
 #[utoipa::path(delete, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/reactions/{type}",
     tag = tags::MESSAGES,
     params(("channelId" = String, Path), ("messageId" = String, Path), ("type" = String, Path), ActingAs),
-    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = MessageResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn remove_reaction(
     State(app): State<AppState>,
     Acting(actor): Acting,
@@ -263,7 +271,8 @@ pub async fn remove_reaction(
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/actions",
     tag = tags::MESSAGES, params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
     request_body = PressButtonRequest,
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn press_button(
     State(app): State<AppState>,
     MessagePath { channel, message }: MessagePath,

@@ -21,7 +21,8 @@ use crate::paths::ChannelPath;
 /// their next message or a stop.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/typing/start", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ActingAs), request_body = TypingStartRequest,
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn start_typing(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -36,7 +37,8 @@ pub async fn start_typing(
 /// Stops the caller's typing indicator.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/typing/stop", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ActingAs),
-    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn stop_typing(
     State(app): State<AppState>,
     ChannelPath { channel }: ChannelPath,
@@ -49,7 +51,8 @@ pub async fn stop_typing(
 /// Who is typing in the channel now (a switchboard addition, used by the console).
 #[utoipa::path(get, path = "/v2/conversations/channels/{channelId}/typing", tag = tags::MESSAGES,
     params(("channelId" = String, Path), ActingAs),
-    responses((status = 200, body = TypingResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = TypingResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_typing(
     State(app): State<AppState>,
     Acting(actor): Acting,

@@ -19,7 +19,8 @@ use crate::paths::UserPath;
 
 /// Creates a person (company key). Email and phone are unique in the company.
 #[utoipa::path(post, path = "/v2/users", tag = tags::USERS, request_body = UserFields,
-    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_user(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -53,7 +54,8 @@ pub struct UserQuery {
 
 /// People and bots of the caller's company, by creation; `email` finds one person.
 #[utoipa::path(get, path = "/v2/users", tag = tags::USERS, params(UserQuery),
-    responses((status = 200, body = UsersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UsersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn list_users(
     State(app): State<AppState>,
     auth: Auth,
@@ -74,7 +76,8 @@ pub async fn list_users(
 
 /// A person or bot of the caller's company.
 #[utoipa::path(get, path = "/v2/users/{userId}", tag = tags::USERS, params(("userId" = String, Path)),
-    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn get_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -87,7 +90,8 @@ pub async fn get_user(
 /// Changes a person's profile (company key): `set` fields change, `unset` clears them.
 #[utoipa::path(patch, path = "/v2/users/{userId}", tag = tags::USERS, params(("userId" = String, Path)),
     request_body = PatchUserRequest,
-    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UserResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn patch_user(
     State(app): State<AppState>,
     operator: CompanyKey,
@@ -110,7 +114,8 @@ pub async fn patch_user(
 
 /// Finds people by email or phone, creating those not found.
 #[utoipa::path(post, path = "/v2/conversations/invite", tag = tags::USERS, request_body = InviteRequest,
-    responses((status = 200, body = UsersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody)))]
+    responses((status = 200, body = UsersResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
 pub async fn invite(
     State(app): State<AppState>,
     auth: Auth,

@@ -38,7 +38,7 @@ pub enum ActorError {
     #[error("userId is required when a company key acts in conversations")]
     UserIdRequired,
     #[error(
-        "userId may only be given with a company key; this credential always acts as its own user"
+        "userId may only name another user with a company key; this credential always acts as its own user"
     )]
     UserIdNotAllowed,
     #[error("userId `{0}` is not a valid user id")]

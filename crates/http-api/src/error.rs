@@ -149,7 +149,13 @@ impl From<ValidationError> for ApiError {
 
 impl From<ActorError> for ApiError {
     fn from(err: ActorError) -> Self {
-        ApiError::validation(err.to_string())
+        match err {
+            // The request is well formed; this credential may not do it.
+            ActorError::UserIdNotAllowed => ApiError::forbidden(err.to_string()),
+            ActorError::UserIdRequired | ActorError::MalformedUserId(_) => {
+                ApiError::validation(err.to_string())
+            }
+        }
     }
 }
 

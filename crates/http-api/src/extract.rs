@@ -66,6 +66,9 @@ impl Auth {
         query_user: Option<&str>,
         body_user: Option<&str>,
     ) -> Result<Actor, ApiError> {
+        // `userId=` with nothing after it is no userId.
+        let query_user = query_user.filter(|user| !user.is_empty());
+        let body_user = body_user.filter(|user| !user.is_empty());
         let user = match (query_user, body_user) {
             (Some(query), Some(body)) if query != body => {
                 return Err(ApiError::validation(
@@ -177,6 +180,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         };
         let mut value: Value = serde_json::from_slice(bytes)
             .map_err(|err| ApiError::validation(format!("the body is not valid JSON: {err}")))?;
+        // A JSON `null` body is no body, as an empty one is.
+        if value.is_null() {
+            value = Value::Object(serde_json::Map::new());
+        }
         let object = value
             .as_object_mut()
             .ok_or_else(|| ApiError::validation("the body must be a JSON object"))?;
@@ -246,7 +253,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ActingAs {
-    /// With a company key: the user to act as (required on conversation routes).
+    /// With a company key: the user to act as (required on conversation
+    /// routes). Other credentials act as their own user: they may leave it
+    /// out or name themselves; naming another user is refused (403).
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub user_id: Option<String>,
 }
 
@@ -255,7 +265,8 @@ pub struct ActingAs {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// With a company key: the user to act as.
+    /// With a company key: the user to act as (see [`ActingAs`]).
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub user_id: Option<String>,
     /// Page size, 1–100 (default 25).
     #[param(minimum = 1, maximum = 100)]

@@ -27,6 +27,7 @@ bodies! {
     /// A person to find or create by email or phone.
     pub struct UserToInvite {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(format = Email))]
         pub email: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub phone: Option<String>,
@@ -189,11 +190,16 @@ bodies! {
     /// AddReaction.
     pub struct ReactionRequest {
         #[serde(rename = "type")]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f]+$")
+        )]
         pub reaction_type: String,
     }
 
     /// PressButton: the `id` of a button's `{action: {id}}` handler.
     pub struct PressButtonRequest {
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
         pub action_id: String,
     }
 

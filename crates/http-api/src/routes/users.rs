@@ -43,6 +43,7 @@ pub async fn create_user(
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Only the person with this email (case-insensitive).
+    #[param(format = Email)]
     pub email: Option<String>,
     /// Page size, 1–100 (default 25).
     #[param(minimum = 1, maximum = 100)]

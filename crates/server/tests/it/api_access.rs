@@ -145,12 +145,16 @@ async fn company_keys_act_for_the_user_they_name() {
         .get(&format!("{CHANNELS}?userId={alice}"), &bot_key)
         .await
         .expect_error(
-            400,
-            "ValidationException",
-            "only be given with a company key",
+            403,
+            "ForbiddenException",
+            "only name another user with a company key",
         );
     server
         .get(&format!("{CHANNELS}?userId={bot}"), &bot_key)
+        .await
+        .expect(200);
+    server
+        .get(&format!("{CHANNELS}?userId="), &bot_key)
         .await
         .expect(200);
     server
@@ -160,7 +164,7 @@ async fn company_keys_act_for_the_user_they_name() {
             json!({"userId": bot, "text": "x"}),
         )
         .await
-        .expect_error(400, "ValidationException", "userId");
+        .expect_error(403, "ForbiddenException", "userId");
 }
 
 #[tokio::test]

@@ -255,8 +255,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
 pub struct ActingAs {
     /// With a company key: the user to act as (required on conversation
     /// routes). Other credentials act as their own user: they may leave it
-    /// out or name themselves; naming another user is refused (403).
-    #[param(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
+    /// out or name themselves; naming another user is refused (403). Empty
+    /// counts as not given.
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{0,128}$")]
     pub user_id: Option<String>,
 }
 
@@ -266,7 +267,7 @@ pub struct ActingAs {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// With a company key: the user to act as (see [`ActingAs`]).
-    #[param(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{0,128}$")]
     pub user_id: Option<String>,
     /// Page size, 1–100 (default 25).
     #[param(minimum = 1, maximum = 100)]

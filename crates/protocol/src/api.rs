@@ -192,7 +192,7 @@ bodies! {
         #[serde(rename = "type")]
         #[cfg_attr(
             feature = "openapi",
-            schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f]+$")
+            schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")
         )]
         pub reaction_type: String,
     }

@@ -18,10 +18,56 @@
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-/// Compact JSON of `value` in JavaScript's key order.
+/// Compact JSON of `value` in JavaScript's key order. Most values have no
+/// digit-only key and no fraction, and are written once, as they are.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
-    let value = serde_json::to_value(value)?;
+    let text = serde_json::to_string(value)?;
+    if !may_differ_in_javascript(&text) {
+        return Ok(text);
+    }
+    let value: Value = serde_json::from_str(&text)?;
     serde_json::to_string(&in_javascript_order(value))
+}
+
+/// Whether compact JSON `text` may be written otherwise by JavaScript: it
+/// has an object key of digits only (`"100":`) or a number with a fraction
+/// or an exponent. Reads the text once, skipping the insides of strings.
+fn may_differ_in_javascript(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    let mut in_string = false;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        if in_string {
+            match byte {
+                b'\\' => index += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => {
+                    let digits = bytes[index + 1..]
+                        .iter()
+                        .take_while(|byte| byte.is_ascii_digit())
+                        .count();
+                    let after = index + 1 + digits;
+                    if digits > 0
+                        && bytes.get(after) == Some(&b'"')
+                        && bytes.get(after + 1) == Some(&b':')
+                    {
+                        return true;
+                    }
+                    in_string = true;
+                }
+                b'.' => return true,
+                b'e' | b'E' if index > 0 && bytes[index - 1].is_ascii_digit() => return true,
+                _ => {}
+            }
+        }
+        index += 1;
+    }
+    false
 }
 
 /// `value` with every object's keys in JavaScript's order and integral floats
@@ -136,6 +182,24 @@ mod tests {
             to_string(&json!({"text": text})).unwrap(),
             "{\"text\":\"tab\\there \\\"quoted\\\" back\\\\slash \\u0001 \\u001f \u{7f} é 👍 \u{2028}\\n\"}"
         );
+    }
+
+    #[test]
+    fn what_javascript_writes_alike_is_recognised_without_parsing() {
+        for alike in [
+            r#"{"a":1,"b":[true,false,null],"c":"x\"100\":1.5e3"}"#,
+            r#"{"reactionCounts":{"+1":2,"heart":1},"n":-12}"#,
+        ] {
+            assert!(!may_differ_in_javascript(alike), "{alike}");
+        }
+        for different in [
+            r#"{"100":1}"#,
+            r#"{"a":{"0":1}}"#,
+            r#"[1.5]"#,
+            r#"{"n":1e3}"#,
+        ] {
+            assert!(may_differ_in_javascript(different), "{different}");
+        }
     }
 
     #[test]

@@ -29,3 +29,20 @@ pub fn now_micros() -> UnixMicros {
         .map(|elapsed| elapsed.as_micros() as i64)
         .unwrap_or(0)
 }
+
+/// An error and its causes on one line, `: ` between them; a cause whose
+/// text the line already holds (drivers often repeat their source) is left
+/// out. For logs and for the command line's one-line errors.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}

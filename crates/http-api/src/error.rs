@@ -10,8 +10,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use switchboard_domain::ValidationError;
 use switchboard_domain::actor::ActorError;
+use switchboard_domain::{ValidationError, error_chain};
 use switchboard_protocol::{ErrorBody, ErrorType};
 use switchboard_store::StoreError;
 
@@ -128,17 +128,6 @@ impl ApiError {
             "the server failed to handle the request; quote the requestId when reporting it",
         )
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl From<ValidationError> for ApiError {

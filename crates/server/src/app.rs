@@ -82,7 +82,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
         };
         let store = PgStore::open(&options, policy)
             .await
-            .map_err(|err| anyhow::anyhow!(crate::output::chain(&err)))
+            .map_err(|err| anyhow::anyhow!(switchboard_domain::error_chain(&err)))
             .context("could not open the PostgreSQL database (database.url)")?;
         return Ok(Database::Postgres(store));
     }

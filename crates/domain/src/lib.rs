@@ -46,3 +46,42 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// An error with a message and an optional cause.
+    #[derive(Debug)]
+    struct Failure(&'static str, Option<Box<Failure>>);
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Failure {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|cause| cause as _)
+        }
+    }
+
+    #[test]
+    fn the_chain_names_each_cause_once() {
+        let driver = Failure("role \"nobody\" does not exist", None);
+        let database = Failure(
+            "error returned from database: role \"nobody\" does not exist",
+            Some(Box::new(driver)),
+        );
+        let opening = Failure(
+            "could not open the PostgreSQL database (database.url)",
+            Some(Box::new(database)),
+        );
+        assert_eq!(
+            error_chain(&opening),
+            "could not open the PostgreSQL database (database.url): \
+             error returned from database: role \"nobody\" does not exist"
+        );
+    }
+}

@@ -10,6 +10,57 @@ use crate::resources::{
     Channel, ChannelAccess, ChannelMember, ChannelType, Element, Message, MessageAttachment, User,
 };
 
+/// The fields `unset` may name in a channel `PATCH`.
+pub const CHANNEL_UNSETTABLE: &[&str] = &["subject", "description", "service", "serviceTitle"];
+/// The parts `unset` may name in a message `PATCH`.
+pub const MESSAGE_UNSETTABLE: &[&str] = &["text", "elements", "attachments", "mentions"];
+/// The settings `unset` may return to their defaults on a webhook integration.
+pub const WEBHOOK_INTEGRATION_UNSETTABLE: &[&str] = &[
+    "eventTypes",
+    "timeoutMs",
+    "retryScheduleMs",
+    "maxInFlight",
+    "fullMemberLists",
+];
+/// The settings `unset` may return to their defaults on an SQS integration.
+pub const SQS_INTEGRATION_UNSETTABLE: &[&str] = &[
+    "eventTypes",
+    "timeoutMs",
+    "retryScheduleMs",
+    "maxInFlight",
+    "fullMemberLists",
+    "endpointUrl",
+];
+
+/// An `unset` list's schema: an array of these names.
+#[cfg(feature = "openapi")]
+fn unset_schema(names: &[&str]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names.iter().copied())),
+        )
+        .build()
+}
+
+#[cfg(feature = "openapi")]
+fn channel_unset_schema() -> utoipa::openapi::schema::Array {
+    unset_schema(CHANNEL_UNSETTABLE)
+}
+
+#[cfg(feature = "openapi")]
+fn message_unset_schema() -> utoipa::openapi::schema::Array {
+    unset_schema(MESSAGE_UNSETTABLE)
+}
+
+/// Webhook and SQS integrations' names together (`endpointUrl` is SQS's).
+#[cfg(feature = "openapi")]
+fn integration_unset_schema() -> utoipa::openapi::schema::Array {
+    unset_schema(SQS_INTEGRATION_UNSETTABLE)
+}
+
 /// Declares request/response structs with the derives every API body shares.
 macro_rules! bodies {
     ($($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* })+) => {
@@ -89,6 +140,7 @@ bodies! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub set: Option<UpdateChannelRequest>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = channel_unset_schema))]
         pub unset: Vec<String>,
     }
 
@@ -174,6 +226,7 @@ bodies! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub set: Option<UpdateMessageRequest>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = message_unset_schema))]
         pub unset: Vec<String>,
     }
 
@@ -484,6 +537,7 @@ bodies! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub set: Option<IntegrationFields>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = integration_unset_schema))]
         pub unset: Vec<String>,
     }
 

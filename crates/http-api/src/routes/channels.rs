@@ -179,7 +179,7 @@ pub async fn patch_channel(
     check_settings("set.", &set)?;
     check_unset(
         &unset,
-        &["subject", "description", "service", "serviceTitle"],
+        CHANNEL_UNSETTABLE,
         &[
             ("subject", set.subject.is_some()),
             ("description", set.description.is_some()),

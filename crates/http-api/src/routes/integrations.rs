@@ -172,22 +172,9 @@ pub async fn update_integration(
             "set.secretAccessKey: give it with a new accessKeyId",
         ));
     }
-    let unsettable: &[&str] = match kind {
-        Kind::Webhook => &[
-            "eventTypes",
-            "timeoutMs",
-            "retryScheduleMs",
-            "maxInFlight",
-            "fullMemberLists",
-        ],
-        Kind::Sqs => &[
-            "eventTypes",
-            "timeoutMs",
-            "retryScheduleMs",
-            "maxInFlight",
-            "fullMemberLists",
-            "endpointUrl",
-        ],
+    let unsettable = match kind {
+        Kind::Webhook => WEBHOOK_INTEGRATION_UNSETTABLE,
+        Kind::Sqs => SQS_INTEGRATION_UNSETTABLE,
     };
     check_unset(
         &unset,

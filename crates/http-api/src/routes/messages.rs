@@ -174,7 +174,7 @@ pub async fn patch_message(
     check_content("set.", &set)?;
     check_unset(
         &unset,
-        &["text", "elements", "attachments", "mentions"],
+        MESSAGE_UNSETTABLE,
         &[
             ("text", set.text.is_some()),
             ("elements", set.elements.is_some()),

@@ -168,6 +168,27 @@ async fn the_openapi_document_states_the_rules_the_server_enforces() {
     let rotation = &schemas["RotateSecretRequest"]["properties"]["previousSecretValidSeconds"];
     assert_eq!(rotation["maximum"], 604800);
     assert_eq!(schemas["MessageAttachment"]["required"][1], "fsId");
+    // What `unset` may name, as the server checks it.
+    for (schema, names) in [
+        (
+            "PartialUpdateChannelRequest",
+            switchboard_protocol::api::CHANNEL_UNSETTABLE,
+        ),
+        (
+            "PartialUpdateMessageRequest",
+            switchboard_protocol::api::MESSAGE_UNSETTABLE,
+        ),
+        (
+            "UpdateIntegrationRequest",
+            switchboard_protocol::api::SQS_INTEGRATION_UNSETTABLE,
+        ),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"]["unset"]["items"]["enum"],
+            json!(names),
+            "{schema}"
+        );
+    }
 }
 
 #[tokio::test]

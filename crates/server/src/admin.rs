@@ -6,7 +6,7 @@
 use anyhow::Context;
 use switchboard_domain::CompanyId;
 use switchboard_domain::credentials::{self, CredentialKind};
-use switchboard_store::{CredentialOwner, NewCredentialRecord};
+use switchboard_store::CredentialOwner;
 
 use crate::app::{self, Database, Purpose};
 use crate::bootstrap;
@@ -95,13 +95,7 @@ pub async fn new_company_key(
             }
         };
         let key = credentials::generate(CredentialKind::Company);
-        let record = NewCredentialRecord {
-            owner: CredentialOwner::Company,
-            hash: key.hash.clone(),
-            last_four: key.last_four.clone(),
-            name: Some(name.to_owned()),
-            read_only: false,
-        };
+        let record = bootstrap::key_record(CredentialOwner::Company, &key, name);
         let info = store
             .create_credential(&company.id, record)
             .await

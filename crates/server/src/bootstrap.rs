@@ -54,11 +54,16 @@ pub async fn create_company(
 
 /// What is stored of a company's first key.
 fn first_key_record(key: &NewCredential) -> NewCredentialRecord {
+    key_record(CredentialOwner::Company, key, "first key")
+}
+
+/// What is stored of a new read-write credential of `owner`, named `name`.
+pub fn key_record(owner: CredentialOwner, key: &NewCredential, name: &str) -> NewCredentialRecord {
     NewCredentialRecord {
-        owner: CredentialOwner::Company,
+        owner,
         hash: key.hash.clone(),
         last_four: key.last_four.clone(),
-        name: Some("first key".to_owned()),
+        name: Some(name.to_owned()),
         read_only: false,
     }
 }

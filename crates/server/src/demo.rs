@@ -20,9 +20,7 @@ use crate::app::{self, shutdown_signal};
 use crate::bootstrap::Bootstrap;
 use crate::config::Config;
 use crate::{echo_bot, output};
-use switchboard_store::{
-    BotProfile, CredentialOwner, NewChannel, NewCredentialRecord, NewMessage, Store, UserProfile,
-};
+use switchboard_store::{BotProfile, CredentialOwner, NewChannel, NewMessage, Store, UserProfile};
 
 /// The credentials and ids the demo prints (and keeps in `demo.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -330,16 +328,7 @@ async fn issue(
 ) -> anyhow::Result<String> {
     let made = credentials::generate(kind);
     store
-        .create_credential(
-            company,
-            NewCredentialRecord {
-                owner,
-                hash: made.hash.clone(),
-                last_four: made.last_four.clone(),
-                name: Some("demo".to_owned()),
-                read_only: false,
-            },
-        )
+        .create_credential(company, crate::bootstrap::key_record(owner, &made, "demo"))
         .await?;
     Ok(made.reveal().to_owned())
 }

@@ -14,7 +14,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region, SharedHttpClient
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use switchboard_domain::IntegrationId;
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_store::{ClaimedIntegration, SqsQueue};
@@ -33,6 +33,9 @@ pub(crate) struct QueueClient {
     fingerprint: u64,
     pub sdk: aws_sdk_sqs::Client,
     pub timeout: Duration,
+    /// The integration's AWS secret access key, opened once with the client:
+    /// it also keys each message's `X-SIGNATURE`.
+    pub aws_secret: SecretString,
     max_message: Mutex<MaxMessage>,
 }
 
@@ -170,6 +173,7 @@ impl QueueClients {
             fingerprint,
             sdk: aws_sdk_sqs::Client::from_conf(config.build()),
             timeout,
+            aws_secret: secret,
             max_message: Mutex::new(MaxMessage::Unknown {
                 ask_after: Instant::now(),
             }),

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use switchboard_domain::secret_box::SecretBox;
 use switchboard_protocol::signing::body_signature;
-use switchboard_store::{ClaimedDelivery, ClaimedIntegration, SqsQueue, Target};
+use switchboard_store::{ClaimedDelivery, SqsQueue, Target};
 
 use crate::policy::AttemptResult;
 use crate::target_guard::TargetGuard;
@@ -69,29 +69,6 @@ struct Message {
     size: usize,
 }
 
-/// What signs an integration's messages: its AWS secret access key
-/// (`X-SIGNATURE`) and its `whsec_` secrets (the Standard Webhooks attributes).
-struct SigningKeys {
-    aws_secret: SecretString,
-    signers: Signers,
-}
-
-impl SigningKeys {
-    fn open(secrets: &SecretBox, integration: &ClaimedIntegration) -> Result<Self, String> {
-        let sealed = integration
-            .sealed_aws_secret
-            .as_deref()
-            .ok_or("the integration has no secret access key")?;
-        let aws_secret = secrets.open(sealed).map_err(|err| {
-            format!("the integration's secret access key cannot be opened: {err}")
-        })?;
-        Ok(SigningKeys {
-            aws_secret,
-            signers: Signers::open(secrets, integration)?,
-        })
-    }
-}
-
 impl SqsTransport {
     pub fn new(secrets: SecretBox, guard: TargetGuard, settings: SqsSettings) -> Self {
         SqsTransport {
@@ -101,10 +78,12 @@ impl SqsTransport {
         }
     }
 
-    /// One signed message of an integration with these keys.
+    /// One signed message: `X-SIGNATURE` keyed by the client's AWS secret
+    /// access key, the Standard Webhooks attributes by the `whsec_` secrets.
     fn message(
         queue: &SqsQueue,
-        keys: &SigningKeys,
+        client: &QueueClient,
+        signers: &Signers,
         index: usize,
         outgoing: &Outgoing,
     ) -> Result<Message, String> {
@@ -112,13 +91,14 @@ impl SqsTransport {
         let body = std::str::from_utf8(&outgoing.body)
             .map_err(|_| "the envelope is not UTF-8".to_owned())?
             .to_owned();
-        let standard = keys
-            .signers
-            .standard(delivery.event_id.as_str(), body.as_bytes());
+        let standard = signers.standard(delivery.event_id.as_str(), body.as_bytes());
         let attributes = [
             (
                 "X-SIGNATURE",
-                body_signature(keys.aws_secret.expose_secret().as_bytes(), body.as_bytes()),
+                body_signature(
+                    client.aws_secret.expose_secret().as_bytes(),
+                    body.as_bytes(),
+                ),
             ),
             ("eventType", delivery.event_type.as_str().to_owned()),
             ("eventId", delivery.event_id.as_str().to_owned()),
@@ -306,16 +286,16 @@ impl Transport for SqsTransport {
             Ok(client) => client,
             Err(reason) => return everyone(reason),
         };
-        // Every delivery of the group belongs to one integration: one set of keys.
-        let keys = match SigningKeys::open(&self.secrets, integration) {
-            Ok(keys) => keys,
+        // Every delivery of the group belongs to one integration: one set of secrets.
+        let signers = match Signers::open(&self.secrets, integration) {
+            Ok(signers) => signers,
             Err(reason) => return everyone(reason),
         };
         let max_message = client.max_message_bytes(&queue.queue_url).await;
         let mut results: Vec<Option<Sent>> = vec![None; group.len()];
         let mut ready = Vec::with_capacity(group.len());
         for (index, outgoing) in group.iter().enumerate() {
-            match Self::message(queue, &keys, index, outgoing) {
+            match Self::message(queue, &client, &signers, index, outgoing) {
                 Ok(message) if max_message.is_some_and(|max| message.size > max) => {
                     results[index] = Some(Sent {
                         result: AttemptResult::Rejected {

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod credentials;
 pub mod ids;
 pub mod limits;
+pub mod patterns;
 pub mod rules;
 pub mod secret_box;
 pub mod validation;

@@ -43,3 +43,9 @@ pub const MAX_TYPING_TTL_SECONDS: u32 = 120;
 pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
 /// Most characters in an `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// Longest delay of an integration's retry schedule: a day.
+pub const MAX_RETRY_DELAY_MS: u64 = 24 * 3_600 * 1_000;
+/// Most delays in an integration's retry schedule.
+pub const MAX_RETRY_DELAYS: usize = 50;
+/// Most event ids in one replay.
+pub const MAX_REPLAY_EVENT_IDS: usize = 1_000;

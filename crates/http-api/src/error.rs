@@ -152,6 +152,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match &err {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
+            StoreError::UnknownReference { .. } => ApiError::conflict(err.to_string()),
             StoreError::Forbidden(message) => ApiError::forbidden(message.clone()),
             StoreError::Invalid(invalid) => ApiError::validation(invalid.to_string()),
             StoreError::Conflict(message) => ApiError::conflict(message.clone()),

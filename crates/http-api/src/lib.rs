@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi_rules;
 pub mod paths;
 pub mod rate_limit;
 pub mod routes;
@@ -219,9 +220,13 @@ async fn authenticated_under_v2(
     .map(|_| ())
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes(&ApiLimits::default()).split_for_parts().1
+/// The OpenAPI document of every route, with the rules of
+/// [`openapi_rules`] added for a server with these settings.
+pub fn openapi(settings: openapi_rules::Settings) -> serde_json::Value {
+    let generated = api_routes(&ApiLimits::default()).split_for_parts().1;
+    let mut document = serde_json::to_value(generated).expect("the OpenAPI document serializes");
+    openapi_rules::apply(&mut document, settings);
+    document
 }
 
 /// The whole HTTP application.

@@ -78,7 +78,6 @@ bodies! {
     /// A person to find or create by email or phone.
     pub struct UserToInvite {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(format = Email))]
         pub email: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub phone: Option<String>,
@@ -243,10 +242,7 @@ bodies! {
     /// AddReaction.
     pub struct ReactionRequest {
         #[serde(rename = "type")]
-        #[cfg_attr(
-            feature = "openapi",
-            schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]+$")
-        )]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
         pub reaction_type: String,
     }
 
@@ -278,10 +274,9 @@ bodies! {
     /// The editable profile fields of a person.
     pub struct UserFields {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
         pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(format = Email))]
         pub email: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub phone: Option<String>,
@@ -330,7 +325,7 @@ bodies! {
     /// does not know is refused (400 naming it), never dropped: bot
     /// administration code sends x-bees' directory fields and reads them back.
     pub struct BotRequest {
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
         pub name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub picture: Option<String>,
@@ -424,7 +419,7 @@ bodies! {
     /// `presignedUploadUrl` answered.
     pub struct UploadFileRequest {
         /// The file name people see (no `/` or `\\`).
-        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, pattern = r"^[^\r\n]*\S[^\r\n]*$"))]
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
         pub name: String,
         /// Its media type; unset, it is guessed from the name's extension
         /// (`application/octet-stream` when unknown).
@@ -456,7 +451,6 @@ bodies! {
     pub struct CreateIntegrationRequest {
         /// `webhook` or `sqs`.
         #[serde(rename = "type")]
-        #[cfg_attr(feature = "openapi", schema(pattern = "^(webhook|sqs)$"))]
         pub integration_type: String,
         /// Webhook: the receiver's `https://` (or `http://`) URL.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,7 +79,7 @@ impl ChannelStore for PgStore {
             resolve_members(&mut tx, &actor.company, std::slice::from_ref(&peer), &[])
                 .await
                 .map_err(|_| {
-                    StoreError::invalid(
+                    StoreError::unknown_reference(
                         field,
                         format!("user `{peer}` was not found in this company"),
                     )
@@ -299,9 +299,8 @@ impl ChannelStore for PgStore {
         transaction!(self, |tx| {
             let (row, _) = load::channel_as_member(&mut tx, actor, channel).await?;
             if row.is_direct() {
-                return Err(StoreError::invalid(
-                    "members",
-                    "members cannot be added to a direct channel",
+                return Err(StoreError::Conflict(
+                    "members cannot be added to a direct channel".into(),
                 )
                 .into());
             }
@@ -356,9 +355,8 @@ impl ChannelStore for PgStore {
         transaction!(self, |tx| {
             let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
             if row.is_direct() {
-                return Err(StoreError::invalid(
-                    "userId",
-                    "members cannot be removed from a direct channel",
+                return Err(StoreError::Conflict(
+                    "members cannot be removed from a direct channel".into(),
                 )
                 .into());
             }
@@ -547,7 +545,7 @@ async fn resolve_members(
         .enumerate()
         .find(|(_, id)| !found.contains(**id))
     {
-        return Err(StoreError::invalid(
+        return Err(StoreError::unknown_reference(
             format!("members[{index}]"),
             format!("user `{missing}` was not found in this company"),
         )

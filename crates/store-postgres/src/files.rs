@@ -201,15 +201,15 @@ pub(crate) async fn resolve_attachments(
         let file = file_of_channel(conn, &actor.company, channel, id)
             .await?
             .ok_or_else(|| {
-                StoreError::invalid(&at, format!("no file `{id}` was uploaded to this channel"))
+                StoreError::unknown_reference(
+                    &at,
+                    format!("no file `{id}` was uploaded to this channel"),
+                )
             })?;
         let attachment = file.attachment().ok_or_else(|| {
-            StoreError::invalid(
-                &at,
-                format!(
-                    "file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
-                ),
-            )
+            StoreError::Conflict(format!(
+                "{at}: file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
+            ))
         })?;
         attachments.push(attachment);
     }

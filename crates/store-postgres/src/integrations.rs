@@ -438,21 +438,18 @@ impl IntegrationStore for PgStore {
                     if let Some((index, missing)) =
                         wanted.iter().enumerate().find(|(_, event)| !found.iter().any(|row| row.0 == **event))
                     {
-                        return Err(StoreError::invalid(
-                            format!("eventIds[{index}]"),
-                            format!("event `{missing}` was never delivered to this integration"),
-                        ).into());
+                        return Err(StoreError::unknown_reference(
+                        format!("eventIds[{index}]"),
+                        format!("event `{missing}` was never delivered to this integration"),
+                    ).into());
                     }
                     found
                 }
             };
             if candidates.len() > MAX_REPLAY_EVENTS {
-                return Err(StoreError::invalid(
-                    "since",
-                    format!(
-                        "the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range"
-                    ),
-                ).into());
+                return Err(StoreError::Conflict(format!(
+                "since: the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range"
+            )).into());
             }
             // Hold the channels as a change to them does, so a delivery worker
             // closing one of their lanes waits for these deliveries.

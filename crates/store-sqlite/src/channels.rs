@@ -75,7 +75,7 @@ impl ChannelStore for SqliteStore {
         resolve_members(&mut tx, &actor.company, std::slice::from_ref(&peer), &[])
             .await
             .map_err(|_| {
-                StoreError::invalid(
+                StoreError::unknown_reference(
                     field,
                     format!("user `{peer}` was not found in this company"),
                 )
@@ -290,9 +290,8 @@ impl ChannelStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (row, _) = load::channel_as_member(&mut tx, actor, channel).await?;
         if row.is_direct() {
-            return Err(StoreError::invalid(
-                "members",
-                "members cannot be added to a direct channel",
+            return Err(StoreError::Conflict(
+                "members cannot be added to a direct channel".into(),
             ));
         }
         let users = resolve_members(&mut tx, &actor.company, &members, &invitees).await?;
@@ -345,9 +344,8 @@ impl ChannelStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(Failure::from)?;
         let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
         if row.is_direct() {
-            return Err(StoreError::invalid(
-                "userId",
-                "members cannot be removed from a direct channel",
+            return Err(StoreError::Conflict(
+                "members cannot be removed from a direct channel".into(),
             ));
         }
         if !rules::may_remove_member(&role, *member == actor.user) {
@@ -531,7 +529,7 @@ async fn resolve_members(
         .enumerate()
         .find(|(_, id)| !found.contains(**id))
     {
-        return Err(StoreError::invalid(
+        return Err(StoreError::unknown_reference(
             format!("members[{index}]"),
             format!("user `{missing}` was not found in this company"),
         )

@@ -428,7 +428,7 @@ impl IntegrationStore for SqliteStore {
                 if let Some((index, missing)) =
                     wanted.iter().enumerate().find(|(_, event)| !found.iter().any(|row| row.0 == **event))
                 {
-                    return Err(StoreError::invalid(
+                    return Err(StoreError::unknown_reference(
                         format!("eventIds[{index}]"),
                         format!("event `{missing}` was never delivered to this integration"),
                     ));
@@ -437,12 +437,9 @@ impl IntegrationStore for SqliteStore {
             }
         };
         if candidates.len() > MAX_REPLAY_EVENTS {
-            return Err(StoreError::invalid(
-                "since",
-                format!(
-                    "the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range"
-                ),
-            ));
+            return Err(StoreError::Conflict(format!(
+                "since: the range holds more than {MAX_REPLAY_EVENTS} events; replay a shorter range"
+            )));
         }
         let now = now_micros();
         for (event, channel, seq) in &candidates {

@@ -207,13 +207,14 @@ impl MessageStore for SqliteStore {
             None => serde_json::from_str(&row.mentions).map_err(Failure::from)?,
         };
         let silent = patch.silent.unwrap_or(row.silent);
-        if text.as_deref().is_none_or(|text| text.trim().is_empty())
+        if text
+            .as_deref()
+            .is_none_or(switchboard_domain::validation::is_blank)
             && elements.is_empty()
             && attachments.is_empty()
         {
-            return Err(StoreError::invalid(
-                "text",
-                "a message must keep text, elements or attachments",
+            return Err(StoreError::Conflict(
+                "text: a message must keep text, elements or attachments".into(),
             ));
         }
         let elements_json = serde_json::to_string(&elements).map_err(Failure::from)?;
@@ -416,16 +417,15 @@ impl MessageStore for SqliteStore {
                     .is_some_and(|action| action.id == action_id)
             })
             .ok_or_else(|| {
-                StoreError::invalid(
+                StoreError::unknown_reference(
                     "actionId",
                     format!("the message has no button with action id `{action_id}`"),
                 )
             })?;
         if button.disabled == Some(true) {
-            return Err(StoreError::invalid(
-                "actionId",
-                format!("the button `{action_id}` is disabled"),
-            ));
+            return Err(StoreError::Conflict(format!(
+                "actionId: the button `{action_id}` is disabled"
+            )));
         }
         let author = row.user_id.clone();
         let pressed = load::message(&mut tx, row).await?;
@@ -529,7 +529,7 @@ async fn ensure_members(
         .enumerate()
         .find(|(_, id)| !members.contains(**id))
     {
-        Some((index, id)) => Err(StoreError::invalid(
+        Some((index, id)) => Err(StoreError::unknown_reference(
             format!("mentions[{index}]"),
             format!("user `{id}` is not a member of this channel"),
         )
@@ -547,7 +547,7 @@ async fn quote_of(
     let row = load::live_message_row(conn, channel, quoted)
         .await
         .map_err(|_| {
-            StoreError::invalid(
+            StoreError::unknown_reference(
                 "quote.messageId",
                 format!("message `{quoted}` was not found in this channel"),
             )

@@ -238,7 +238,7 @@ pub async fn companies_are_isolated(store: Arc<dyn Store>) {
         )
         .await;
     assert!(
-        matches!(foreign_member, Err(StoreError::Invalid(_))),
+        matches!(foreign_member, Err(StoreError::UnknownReference { .. })),
         "{foreign_member:?}"
     );
 }
@@ -258,7 +258,10 @@ pub async fn failed_writes_leave_nothing_behind(store: Arc<dyn Store>) {
     let failed = store
         .send_message(&alice, &channel, bad, Some(record.clone()))
         .await;
-    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(StoreError::UnknownReference { .. })),
+        "{failed:?}"
+    );
     assert!(
         store
             .list_messages(&alice, &channel, page())
@@ -526,7 +529,7 @@ pub async fn files_are_reached_only_through_their_channel_and_live_messages(stor
         store
             .send_message(&alice, &channel, with_file.clone(), None)
             .await,
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Conflict(_))
     ));
     store.record_upload(&file.id, 42).await.unwrap();
     store.record_upload(&file.id, 99).await.unwrap();
@@ -536,7 +539,7 @@ pub async fn files_are_reached_only_through_their_channel_and_live_messages(stor
         store
             .send_message(&alice, &other_channel, with_file.clone(), None)
             .await,
-        Err(StoreError::Invalid(_))
+        Err(StoreError::UnknownReference { .. })
     ));
     let message = store
         .send_message(&alice, &channel, with_file, None)

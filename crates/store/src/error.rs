@@ -16,6 +16,11 @@ pub enum StoreError {
     /// not see it (not a member of its channel).
     #[error("{what} `{id}` was not found")]
     NotFound { what: &'static str, id: String },
+    /// A field of the request names an object that does not exist, belongs
+    /// to another company, or the actor may not see. Answered 409, naming
+    /// the field: 404 speaks of the route's own object only.
+    #[error("{field}: {message}")]
+    UnknownReference { field: String, message: String },
     /// The actor sees the object but may not do this to it.
     #[error("{0}")]
     Forbidden(String),
@@ -39,6 +44,14 @@ impl StoreError {
         StoreError::NotFound {
             what,
             id: id.to_string(),
+        }
+    }
+
+    /// `UnknownReference` for the field and what was not found.
+    pub fn unknown_reference(field: impl Into<String>, message: impl Into<String>) -> Self {
+        StoreError::UnknownReference {
+            field: field.into(),
+            message: message.into(),
         }
     }
 

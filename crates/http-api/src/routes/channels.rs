@@ -177,7 +177,7 @@ pub async fn patch_channel(
         external: None,
     });
     check_settings("set.", &set)?;
-    check_unset(
+    let unset = check_unset(
         &unset,
         CHANNEL_UNSETTABLE,
         &[

@@ -21,6 +21,8 @@ use switchboard_protocol::api::{
     FileResponse, FileUrlResponse, UploadFileRequest, UploadFileResponse,
 };
 use switchboard_store::{FileRecord, NewFile, StoreError};
+
+use crate::error::excerpt;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use utoipa_axum::router::OpenApiRouter;
@@ -325,16 +327,18 @@ pub(crate) async fn check_attachments(
 ) -> ApiResult<()> {
     for (index, id) in ids.iter().enumerate() {
         let at = format!("{field}[{index}].id");
+        let file = FileId::parse(id).ok_or_else(|| {
+            ApiError::validation(format!("{at}: `{}` is not a file id", excerpt(id)))
+        })?;
         let missing =
-            || ApiError::validation(format!("{at}: no file `{id}` was uploaded to this channel"));
-        let file = FileId::parse(id).ok_or_else(missing)?;
+            || ApiError::conflict(format!("{at}: no file `{id}` was uploaded to this channel"));
         let record = match app.store.get_file(actor, channel, &file).await {
             Ok(record) => record,
             Err(StoreError::NotFound { what: "file", .. }) => return Err(missing()),
             Err(err) => return Err(err.into()),
         };
         if confirm_upload(app, record).await?.size.is_none() {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::conflict(format!(
                 "{at}: file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
             )));
         }

@@ -33,9 +33,10 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, Json<HealthResp
 /// This API's OpenAPI 3.1 document, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = tags::OPERATIONS, security(()),
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    Json(DOCUMENT.get_or_init(crate::openapi).clone())
+pub async fn openapi_json(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::openapi(crate::openapi_rules::Settings {
+        max_file_bytes: app.files.settings().max_bytes,
+    }))
 }
 
 /// Metrics in the Prometheus text format: events created, delivery attempts by

@@ -19,9 +19,10 @@ use utoipa_axum::routes;
 
 use super::{check_unset, ok, tags};
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, excerpt};
 use crate::extract::{ApiJson, ApiQuery, CompanyKey};
 use crate::paths::{BotPath, IntegrationPath};
+use switchboard_domain::limits::{MAX_REPLAY_EVENT_IDS, MAX_RETRY_DELAY_MS, MAX_RETRY_DELAYS};
 
 /// Longest a rotated-out secret may keep signing.
 const MAX_PREVIOUS_SECRET_SECONDS: u64 = 7 * 24 * 3_600;
@@ -172,11 +173,16 @@ pub async fn update_integration(
             "set.secretAccessKey: give it with a new accessKeyId",
         ));
     }
+    if kind == Kind::Webhook && unset.iter().any(|name| name == "endpointUrl") {
+        return Err(ApiError::conflict(
+            "unset: `endpointUrl` is not a field of a webhook integration",
+        ));
+    }
     let unsettable = match kind {
         Kind::Webhook => WEBHOOK_INTEGRATION_UNSETTABLE,
         Kind::Sqs => SQS_INTEGRATION_UNSETTABLE,
     };
-    check_unset(
+    let unset = check_unset(
         &unset,
         unsettable,
         &[
@@ -364,13 +370,23 @@ pub async fn list_deliveries(
         }
     };
     let page = validation::page(query.limit, None)?;
+    // An empty cursor is no cursor: the first page.
     let before = query
         .cursor
         .as_deref()
+        .filter(|cursor| !cursor.is_empty())
         .map(|cursor| {
-            cursor.parse::<i64>().map_err(|_| {
-                ApiError::validation(format!("cursor: `{cursor}` is not a cursor from this log"))
-            })
+            cursor
+                .parse::<u64>()
+                .ok()
+                .filter(|_| cursor.len() <= 18 && cursor.bytes().all(|b| b.is_ascii_digit()))
+                .map(|position| position as i64)
+                .ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "cursor: `{}` is not a cursor from this log",
+                        excerpt(cursor)
+                    ))
+                })
         })
         .transpose()?;
     let records = app
@@ -433,12 +449,10 @@ pub async fn replay(
             let until = until
                 .map(|until| until.unix_micros())
                 .unwrap_or_else(now_micros);
-            if until < since.unix_micros() {
-                return Err(ApiError::validation("until: must not be before since"));
-            }
+            // `until` before `since` is an empty range: nothing to replay.
             ReplaySelection::Range {
                 since: since.unix_micros(),
-                until,
+                until: until.max(since.unix_micros() - 1),
             }
         }
         ReplayRequest {
@@ -446,8 +460,10 @@ pub async fn replay(
             until: None,
             event_ids: Some(event_ids),
         } => {
-            if event_ids.is_empty() || event_ids.len() > 1_000 {
-                return Err(ApiError::validation("eventIds: give 1 to 1000 event ids"));
+            if event_ids.is_empty() || event_ids.len() > MAX_REPLAY_EVENT_IDS {
+                return Err(ApiError::validation(format!(
+                    "eventIds: give 1 to {MAX_REPLAY_EVENT_IDS} event ids"
+                )));
             }
             let ids = event_ids
                 .iter()
@@ -528,10 +544,17 @@ fn check_fields(
         Kind::Sqs => &webhook_only[..],
     };
     if let Some((name, _)) = foreign.iter().find(|(_, given)| *given) {
-        return Err(ApiError::validation(format!(
+        let message = format!(
             "{prefix}{name}: is not a field of {} integration",
             kind.article()
-        )));
+        );
+        // On create the body names the type; on a change it is the stored
+        // integration's, so the request conflicts with what exists.
+        return Err(if prefix.is_empty() {
+            ApiError::validation(message)
+        } else {
+            ApiError::conflict(message)
+        });
     }
     let field = |name: &str| format!("{prefix}{name}");
     if let Some(url) = &fields.url {
@@ -566,13 +589,15 @@ fn check_fields(
             "{prefix}maxInFlight: must be between 1 and 256"
         )));
     }
-    if let Some(schedule) = &fields.retry_schedule_ms {
-        let total: u64 = schedule.iter().sum();
-        if schedule.len() > 50 || schedule.contains(&0) || total > 7 * 24 * 3_600 * 1_000 {
-            return Err(ApiError::validation(format!(
-                "{prefix}retryScheduleMs: give at most 50 delays of at least 1 ms, at most 7 days in all"
-            )));
-        }
+    if let Some(schedule) = &fields.retry_schedule_ms
+        && (schedule.len() > MAX_RETRY_DELAYS
+            || schedule
+                .iter()
+                .any(|delay| !(1..=MAX_RETRY_DELAY_MS).contains(delay)))
+    {
+        return Err(ApiError::validation(format!(
+            "{prefix}retryScheduleMs: give at most {MAX_RETRY_DELAYS} delays, each from 1 ms to {MAX_RETRY_DELAY_MS} ms (a day)"
+        )));
     }
     let event_types = match &fields.event_types {
         None => None,

@@ -172,7 +172,7 @@ pub async fn patch_message(
         mentions: None,
     });
     check_content("set.", &set)?;
-    check_unset(
+    let unset = check_unset(
         &unset,
         MESSAGE_UNSETTABLE,
         &[
@@ -288,7 +288,7 @@ pub async fn press_button(
 }
 
 fn is_blank(text: &Option<String>) -> bool {
-    text.as_deref().is_none_or(|text| text.trim().is_empty())
+    text.as_deref().is_none_or(validation::is_blank)
 }
 
 fn check_content(prefix: &str, body: &UpdateMessageRequest) -> Result<(), ApiError> {

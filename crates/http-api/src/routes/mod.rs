@@ -70,21 +70,21 @@ pub(crate) fn invitees(
         .collect()
 }
 
-/// Checks a PATCH body's `unset` list: each name is one of `allowed`, and none
-/// is also given in `set` (`set_fields` pairs each settable name with whether
-/// `set` holds it).
+/// Checks a PATCH body's `unset` list (each name is one of `allowed`) and
+/// answers the names to clear: a name also given in `set` is set, not
+/// cleared (`set_fields` pairs each settable name with whether `set` holds it).
 pub(crate) fn check_unset(
     unset: &[String],
     allowed: &[&str],
     set_fields: &[(&str, bool)],
-) -> Result<(), ApiError> {
-    let set_names: Vec<&str> = set_fields
-        .iter()
-        .filter_map(|(name, present)| present.then_some(*name))
-        .collect();
-    Ok(validation::unset_fields(
-        "unset", unset, allowed, &set_names,
-    )?)
+) -> Result<Vec<String>, ApiError> {
+    validation::unset_fields("unset", unset, allowed)?;
+    let is_set = |name: &str| {
+        set_fields
+            .iter()
+            .any(|(field, given)| *given && *field == name)
+    };
+    Ok(unset.iter().filter(|name| !is_set(name)).cloned().collect())
 }
 
 /// Checks an optional text field against a limit.

@@ -43,7 +43,6 @@ pub async fn create_user(
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Only the person with this email (case-insensitive).
-    #[param(format = Email)]
     pub email: Option<String>,
     /// Page size, 1–100 (default 25).
     #[param(minimum = 1, maximum = 100)]
@@ -105,7 +104,7 @@ pub async fn patch_user(
         Some(fields) => profile("set.", &fields)?,
         None => UserProfile::default(),
     };
-    check_unset(&unset, USER_PROFILE_FIELDS, &set_fields(&set))?;
+    let unset = check_unset(&unset, USER_PROFILE_FIELDS, &set_fields(&set))?;
     let user = app
         .store
         .update_user(company, &user, UserPatch { set, unset })

@@ -234,7 +234,7 @@ async fn another_company_sees_none_of_our_objects() {
             json!({"userId": olga, "members": [alice]}),
         )
         .await
-        .expect_error(400, "ValidationException", "members[0]");
+        .expect_error(409, "ConflictException", "members[0]");
     let theirs = server
         .get("/v2/users?limit=100", &other_key)
         .await

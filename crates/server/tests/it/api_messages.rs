@@ -87,7 +87,7 @@ async fn send_with_elements_quote_and_mentions_then_list_newest_first() {
             json!({"text": "x", "quote": {"messageId": "msg_nope"}}),
         )
         .await
-        .expect_error(400, "ValidationException", "quote.messageId");
+        .expect_error(409, "ConflictException", "quote.messageId");
     let (outsider, _) = server.person("Outsider").await;
     server
         .post(
@@ -96,7 +96,7 @@ async fn send_with_elements_quote_and_mentions_then_list_newest_first() {
             json!({"text": "x", "mentions": [outsider]}),
         )
         .await
-        .expect_error(400, "ValidationException", "mentions[0]");
+        .expect_error(409, "ConflictException", "mentions[0]");
     assert_eq!(server.message_count(&alice_token, &channel).await, 3);
 }
 
@@ -150,8 +150,8 @@ async fn update_is_idempotent_author_only_and_patch_sets_and_unsets() {
         .patch(&path, &alice_token, json!({"unset": ["elements"]}))
         .await
         .expect_error(
-            400,
-            "ValidationException",
+            409,
+            "ConflictException",
             "must keep text, elements or attachments",
         );
     let current = server.get(&path, &alice_token).await.expect(200);
@@ -314,11 +314,11 @@ async fn buttons_are_pressed_by_action_id() {
     server
         .post(&actions, &alice_token, json!({"actionId": "reject"}))
         .await
-        .expect_error(400, "ValidationException", "reject");
+        .expect_error(409, "ConflictException", "reject");
     server
         .post(&actions, &alice_token, json!({"actionId": "closed"}))
         .await
-        .expect_error(400, "ValidationException", "disabled");
+        .expect_error(409, "ConflictException", "disabled");
     server
         .post(&actions, &alice_token, json!({}))
         .await

@@ -514,7 +514,7 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
             json!({"eventIds": ["evt_unknown"]}),
         )
         .await
-        .expect_error(400, "ValidationException", "eventIds[0]");
+        .expect_error(409, "ConflictException", "eventIds[0]");
 }
 
 #[tokio::test]

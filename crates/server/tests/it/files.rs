@@ -207,8 +207,8 @@ async fn share_a_large_file(backend: Backend) {
     let info = setup.file_info(&setup.alice, &file).await.expect(200);
     assert!(info.get("file").is_none(), "{info}");
     setup.send_with(&[&file]).await.expect_error(
-        400,
-        "ValidationException",
+        409,
+        "ConflictException",
         "attachments[0].id: file",
     );
 
@@ -398,8 +398,8 @@ async fn uploads_are_bounded(backend: Backend) {
     let info = setup.file_info(&setup.alice, &file).await.expect(200);
     assert!(info.get("file").is_none(), "{info}");
     setup.send_with(&[&file]).await.expect_error(
-        400,
-        "ValidationException",
+        409,
+        "ConflictException",
         "has not been uploaded yet",
     );
     if let Some(s3) = &setup.s3 {
@@ -620,20 +620,41 @@ async fn attachments_are_uploaded_files_of_the_same_channel() {
         .await
         .expect_error(404, "NotFoundException", "");
 
-    for (id, why) in [
-        (there, "another channel's file"),
-        (foreign, "another company's file"),
-        ("file_0000never", "an unknown id"),
-        ("not a file id", "a malformed id"),
+    // Well-formed ids of files not in this channel conflict with what the
+    // channel holds; a malformed one is refused.
+    for (id, why, status, error_type, needle) in [
+        (
+            there,
+            "another channel's file",
+            409,
+            "ConflictException",
+            "attachments[1].id: no file",
+        ),
+        (
+            foreign,
+            "another company's file",
+            409,
+            "ConflictException",
+            "attachments[1].id: no file",
+        ),
+        (
+            "file_0000never",
+            "an unknown id",
+            409,
+            "ConflictException",
+            "attachments[1].id: no file",
+        ),
+        (
+            "not a file id",
+            "a malformed id",
+            400,
+            "ValidationException",
+            "is not a file id",
+        ),
     ] {
         let refused = setup.send_with(&[&here, id]).await;
-        assert_eq!(
-            refused.status,
-            StatusCode::BAD_REQUEST,
-            "{why}: {}",
-            refused.body
-        );
-        refused.expect_error(400, "ValidationException", "attachments[1].id: no file");
+        assert_eq!(refused.status.as_u16(), status, "{why}: {}", refused.body);
+        refused.expect_error(status, error_type, needle);
     }
     setup.send_with(&[&here, &here]).await.expect_error(
         400,
@@ -655,7 +676,7 @@ async fn attachments_are_uploaded_files_of_the_same_channel() {
             json!({"set": {"attachments": [{"id": there}]}}),
         )
         .await
-        .expect_error(400, "ValidationException", "set.attachments[0].id: no file");
+        .expect_error(409, "ConflictException", "set.attachments[0].id: no file");
     let edited = server
         .put(
             &path,

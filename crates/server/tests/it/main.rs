@@ -17,6 +17,7 @@ mod delivery;
 mod demo;
 mod files;
 mod instances;
+mod openapi_conformance;
 mod operations;
 mod sqs;
 mod xbees_clients;

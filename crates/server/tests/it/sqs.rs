@@ -435,8 +435,8 @@ async fn sqs_integrations_are_checked_and_changed() {
         .patch(&one, &key, json!({"set": {"url": "https://example.com"}}))
         .await
         .expect_error(
-            400,
-            "ValidationException",
+            409,
+            "ConflictException",
             "set.url: is not a field of an SQS",
         );
     let changed = server

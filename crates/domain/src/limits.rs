@@ -49,3 +49,9 @@ pub const MAX_RETRY_DELAY_MS: u64 = 24 * 3_600 * 1_000;
 pub const MAX_RETRY_DELAYS: usize = 50;
 /// Most event ids in one replay.
 pub const MAX_REPLAY_EVENT_IDS: usize = 1_000;
+/// Shortest request timeout an integration may set, in milliseconds.
+pub const MIN_DELIVERY_TIMEOUT_MS: u32 = 1_000;
+/// Longest request timeout an integration may set, in milliseconds.
+pub const MAX_DELIVERY_TIMEOUT_MS: u32 = 60_000;
+/// Most deliveries in flight an integration may ask for.
+pub const MAX_IN_FLIGHT_PER_INTEGRATION: u32 = 256;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Where files' bytes go, and the URLs that move them.
     pub files: Files,
+    /// `/openapi.json`, made on its first request.
+    openapi: Arc<std::sync::OnceLock<serde_json::Value>>,
 }
 
 impl AppState {
@@ -72,7 +74,17 @@ impl AppState {
             secrets,
             metrics,
             files,
+            openapi: Arc::default(),
         }
+    }
+
+    /// The OpenAPI document of this server (its limits stated), made once.
+    pub fn openapi(&self) -> &serde_json::Value {
+        self.openapi.get_or_init(|| {
+            openapi(openapi_rules::Settings {
+                max_file_bytes: self.files.settings().max_bytes,
+            })
+        })
     }
 }
 

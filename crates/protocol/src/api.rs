@@ -475,14 +475,12 @@ bodies! {
         pub event_types: Option<Vec<String>>,
         /// Request timeout in milliseconds, 1000–60000 (default: the server's, 10 s).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 60000))]
         pub timeout_ms: Option<u32>,
         /// Delays between attempts in milliseconds (default: the server's, about 24 h in all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub retry_schedule_ms: Option<Vec<u64>>,
         /// Most deliveries in flight at once, 1–256 (default: the server's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
         pub max_in_flight: Option<u32>,
         /// Full `members` and `users` lists in message, reaction and action
         /// events; by default each holds at most 50 entries (the author, the

@@ -21,8 +21,6 @@ use switchboard_protocol::api::{
     FileResponse, FileUrlResponse, UploadFileRequest, UploadFileResponse,
 };
 use switchboard_store::{FileRecord, NewFile, StoreError};
-
-use crate::error::excerpt;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,7 +28,7 @@ use utoipa_axum::routes;
 
 use super::tags;
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, excerpt};
 use crate::extract::{Acting, ActingAs, ActingJson, ApiQuery, Auth};
 use crate::paths::{ChannelPath, FilePath, MessageFilePath};
 

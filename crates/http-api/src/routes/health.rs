@@ -34,9 +34,7 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, Json<HealthResp
 #[utoipa::path(get, path = "/openapi.json", tag = tags::OPERATIONS, security(()),
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(crate::openapi(crate::openapi_rules::Settings {
-        max_file_bytes: app.files.settings().max_bytes,
-    }))
+    Json(app.openapi().clone())
 }
 
 /// Metrics in the Prometheus text format: events created, delivery attempts by

@@ -6,6 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use switchboard_domain::credentials::new_webhook_secret;
+use switchboard_domain::limits::{
+    MAX_DELIVERY_TIMEOUT_MS, MAX_IN_FLIGHT_PER_INTEGRATION, MAX_REPLAY_EVENT_IDS,
+    MAX_RETRY_DELAY_MS, MAX_RETRY_DELAYS, MIN_DELIVERY_TIMEOUT_MS,
+};
 use switchboard_domain::{EventId, IntegrationId, UserId, now_micros, validation};
 use switchboard_protocol::api::*;
 use switchboard_protocol::{EventType, Timestamp};
@@ -22,7 +26,6 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, excerpt};
 use crate::extract::{ApiJson, ApiQuery, CompanyKey};
 use crate::paths::{BotPath, IntegrationPath};
-use switchboard_domain::limits::{MAX_REPLAY_EVENT_IDS, MAX_RETRY_DELAY_MS, MAX_RETRY_DELAYS};
 
 /// Longest a rotated-out secret may keep signing.
 const MAX_PREVIOUS_SECRET_SECONDS: u64 = 7 * 24 * 3_600;
@@ -341,7 +344,8 @@ pub struct DeliveryQuery {
     /// Page size, 1–100 (default 25).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// The `nextCursor` of the previous page.
+    /// The `nextCursor` of the previous page (empty: the first page).
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -370,17 +374,17 @@ pub async fn list_deliveries(
         }
     };
     let page = validation::page(query.limit, None)?;
-    // An empty cursor is no cursor: the first page.
+    // An empty cursor is no cursor: the first page. A cursor is at most 18
+    // digits, so it always fits.
     let before = query
         .cursor
         .as_deref()
         .filter(|cursor| !cursor.is_empty())
         .map(|cursor| {
             cursor
-                .parse::<u64>()
+                .parse::<i64>()
                 .ok()
                 .filter(|_| cursor.len() <= 18 && cursor.bytes().all(|b| b.is_ascii_digit()))
-                .map(|position| position as i64)
                 .ok_or_else(|| {
                     ApiError::validation(format!(
                         "cursor: `{}` is not a cursor from this log",
@@ -576,17 +580,17 @@ fn check_fields(
         validation::url(&field("endpointUrl"), url)?;
     }
     if let Some(timeout) = fields.timeout_ms
-        && !(1_000..=60_000).contains(&timeout)
+        && !(MIN_DELIVERY_TIMEOUT_MS..=MAX_DELIVERY_TIMEOUT_MS).contains(&timeout)
     {
         return Err(ApiError::validation(format!(
-            "{prefix}timeoutMs: must be between 1000 and 60000"
+            "{prefix}timeoutMs: must be between {MIN_DELIVERY_TIMEOUT_MS} and {MAX_DELIVERY_TIMEOUT_MS}"
         )));
     }
     if let Some(max) = fields.max_in_flight
-        && !(1..=256).contains(&max)
+        && !(1..=MAX_IN_FLIGHT_PER_INTEGRATION).contains(&max)
     {
         return Err(ApiError::validation(format!(
-            "{prefix}maxInFlight: must be between 1 and 256"
+            "{prefix}maxInFlight: must be between 1 and {MAX_IN_FLIGHT_PER_INTEGRATION}"
         )));
     }
     if let Some(schedule) = &fields.retry_schedule_ms

@@ -4,7 +4,7 @@
 //! token and a bot key at once, each for a bounded time. A run fails on any
 //! 5xx, any answer off the document (status, content type, headers, body
 //! schema), any request the document admits that the server refuses, and
-//! the authentication and resource checks.
+//! the authentication and use-after-delete checks.
 
 use std::time::Duration;
 
@@ -22,11 +22,16 @@ const BUDGET_SECONDS: u64 = 45;
 const HOOKS: &str = "import hypothesis.internal.lambda_sources as lambda_sources\n\
                      lambda_sources.lambda_description = lambda f: 'lambda'\n";
 
-/// Checks a run fails on. All but `negative_data_rejection`: schemathesis'
-/// own mutations are not always outside the schema (it took `0@0.com*` for a
-/// violation of the email pattern, which it matches), and a request the
-/// server takes although the document refuses it harms no client.
-const EXCLUDED_CHECKS: &str = "negative_data_rejection";
+/// The checks a run does not fail on, of schemathesis' "all":
+/// - `negative_data_rejection`: schemathesis' own mutations are not always
+///   outside the schema (it took `0@0.com*` for a violation of the email
+///   pattern, which it matches), and a request the server takes although the
+///   document refuses it harms no client;
+/// - `ensure_resource_availability`: it follows links it infers between
+///   operations, and people and bots are both users with ids of one form, so
+///   it takes the 404 of `DELETE /v2/users/bots/{botId}` for a person's id
+///   (rightly: a person is not a bot) for "the created resource is gone".
+const EXCLUDED_CHECKS: &str = "negative_data_rejection,ensure_resource_availability";
 
 /// One schemathesis run with `key`; `settings` is its configuration file.
 async fn schemathesis(server: &TestServer, who: &str, key: &str, settings: &str) -> (bool, String) {

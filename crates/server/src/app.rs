@@ -80,7 +80,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
             Purpose::Migrate => MigrationPolicy::Apply,
             Purpose::Use => MigrationPolicy::Require,
         };
-        let store = PgStore::open(&options, policy)
+        let store = switchboard_store_postgres::open(&options, policy)
             .await
             .map_err(|err| anyhow::anyhow!(switchboard_domain::error_chain(&err)))
             .context("could not open the PostgreSQL database (database.url)")?;
@@ -92,7 +92,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
         SqliteDurability::Normal => Durability::Normal,
     };
     options.read_connections = config.database.read_connections;
-    let store = SqliteStore::open(&options)
+    let store = switchboard_store_sqlite::open(&options)
         .await
         .with_context(|| format!("could not open the database {}", options.path.display()))?;
     Ok(Database::Sqlite(store))

@@ -33,20 +33,11 @@
 //! behind a load balancer, a rolling upgrade must not migrate under the feet
 //! of older instances.
 
-#[macro_use]
-mod transaction;
-
-mod channels;
-mod events;
-mod files;
+mod db;
 mod finish;
-mod integrations;
 mod listener;
-mod load;
-mod messages;
 mod outbox;
-mod tenancy;
-mod users;
+mod transaction;
 
 #[cfg(feature = "test-support")]
 pub mod test_database;
@@ -56,15 +47,13 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use switchboard_domain::UnixMicros;
-use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
+use switchboard_store::{StoreError, StoreResult};
+use switchboard_store_sql::SqlStore;
 use tokio::sync::Notify;
 
-pub(crate) use switchboard_store_sql::failure::{self, Failure};
-use switchboard_store_sql::rows;
+pub(crate) use switchboard_store_sql::failure;
 pub use transaction::RETRIES;
 
 /// The embedded migrations.
@@ -121,76 +110,83 @@ pub enum SchemaError {
     Dirty(i64),
 }
 
-/// The PostgreSQL store.
-#[derive(Clone, Debug)]
-pub struct PgStore {
+/// The PostgreSQL store: the store's logic over [`PgBackend`].
+pub type PgStore = SqlStore<PgBackend>;
+
+/// What only PostgreSQL does for the store: the pool, serializable re-runs,
+/// the delivery workers' claims, and wake-ups across instances.
+#[derive(Debug)]
+pub struct PgBackend {
     pool: PgPool,
     /// Woken when any instance commits deliveries (through the listener).
     outbox: Arc<Notify>,
-    /// The `LISTEN` task, stopped by [`PgStore::close`].
-    listener: Arc<listener::Listener>,
+    /// The `LISTEN` task, stopped by closing the store.
+    listener: listener::Listener,
 }
 
-impl PgStore {
-    /// Connects, then applies or checks the migrations as `policy` says.
-    pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<Self> {
-        let connect: PgConnectOptions = options
-            .url
-            .parse::<PgConnectOptions>()
-            .map_err(|err: sqlx::Error| StoreError::Backend(Box::new(err)))?
-            // A COMMIT that fails for a serialization conflict ends the
-            // transaction; the driver's ROLLBACK after it draws a harmless
-            // "no transaction in progress" warning per retry. Errors still come through.
-            .options([("client_min_messages", "error")]);
-        // One connection first: the pool would report any failure to connect
-        // as a timeout, where this says what went wrong (refused, no such
-        // role or database, wrong password).
-        match tokio::time::timeout(options.acquire_timeout, connect.connect()).await {
-            Ok(Ok(first)) => drop(first),
-            Ok(Err(err)) => {
-                return Err(StoreError::Unavailable(Box::new(Unreachable::new(
-                    &connect, err,
-                ))));
-            }
-            Err(_) => {
-                return Err(StoreError::Unavailable(Box::new(Unreachable::new(
-                    &connect,
-                    sqlx::Error::PoolTimedOut,
-                ))));
-            }
+/// Connects, then applies or checks the migrations as `policy` says.
+pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<PgStore> {
+    let connect: PgConnectOptions = options
+        .url
+        .parse::<PgConnectOptions>()
+        .map_err(|err: sqlx::Error| StoreError::Backend(Box::new(err)))?
+        // A COMMIT that fails for a serialization conflict ends the
+        // transaction; the driver's ROLLBACK after it draws a harmless
+        // "no transaction in progress" warning per retry. Errors still come through.
+        .options([("client_min_messages", "error")]);
+    // One connection first: the pool would report any failure to connect
+    // as a timeout, where this says what went wrong (refused, no such
+    // role or database, wrong password).
+    match tokio::time::timeout(options.acquire_timeout, connect.connect()).await {
+        Ok(Ok(first)) => drop(first),
+        Ok(Err(err)) => {
+            return Err(StoreError::Unavailable(Box::new(Unreachable::new(
+                &connect, err,
+            ))));
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+        Err(_) => {
+            return Err(StoreError::Unavailable(Box::new(Unreachable::new(
+                &connect,
+                sqlx::Error::PoolTimedOut,
+            ))));
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+    match policy {
+        MigrationPolicy::Apply => MIGRATOR
+            .run(&pool)
             .await
-            .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
-        match policy {
-            MigrationPolicy::Apply => MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(|err| StoreError::Backend(Box::new(err)))?,
-            MigrationPolicy::Require => check_schema(&pool)
-                .await?
-                .map_err(|err| StoreError::Backend(Box::new(err)))?,
-        }
-        let outbox = Arc::new(Notify::new());
-        let listener = Arc::new(listener::Listener::start(&pool, &outbox));
-        Ok(PgStore {
-            pool,
-            outbox,
-            listener,
-        })
+            .map_err(|err| StoreError::Backend(Box::new(err)))?,
+        MigrationPolicy::Require => check_schema(&pool)
+            .await?
+            .map_err(|err| StoreError::Backend(Box::new(err)))?,
+    }
+    let outbox = Arc::new(Notify::new());
+    let listener = listener::Listener::start(&pool, &outbox);
+    Ok(SqlStore::new(PgBackend {
+        pool,
+        outbox,
+        listener,
+    }))
+}
+
+impl PgBackend {
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Wakes the workers of every instance after a commit that queued
     /// deliveries: this one's at once, the others' through `NOTIFY`. A lost
     /// notification costs at most the workers' poll interval.
-    pub(crate) async fn wake_workers_if(&self, queued: bool) {
-        if queued {
-            self.outbox.notify_one();
-            listener::notify(&self.pool).await;
-        }
+    pub(crate) async fn wake_workers(&self) {
+        self.outbox.notify_one();
+        listener::notify(&self.pool).await;
     }
 }
 
@@ -224,46 +220,6 @@ fn describe_unreachable(host: &str, port: &u16, cause: &sqlx::Error) -> String {
              (is it running there and reachable?)"
         ),
         _ => format!("PostgreSQL at {host}:{port} refused the connection"),
-    }
-}
-
-impl PgStore {
-    /// The connection pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Stops listening and closes every connection.
-    pub async fn close(&self) {
-        self.listener.stop();
-        self.pool.close().await;
-    }
-}
-
-#[async_trait]
-impl MaintenanceStore for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        Ok(())
-    }
-
-    async fn purge_expired(&self, now: UnixMicros) -> StoreResult<u64> {
-        // Independent deletes: no transaction needed, nothing to retry.
-        let window = switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
-        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(now - window)
-            .execute(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        let typing = sqlx::query("DELETE FROM typing WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        Ok(keys.rows_affected() + typing.rows_affected())
     }
 }
 

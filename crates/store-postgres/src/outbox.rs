@@ -7,13 +7,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use switchboard_store::{ClaimedDelivery, DeliveryStore, Finished, OutboxStats, StoreResult};
 
-use crate::PgStore;
+use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
 use crate::finish::lane_of;
+use switchboard_store_sql::FromRow;
 use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 
 #[async_trait]
-impl DeliveryStore for PgStore {
+impl DeliveryStore for PgBackend {
     async fn claim(
         &self,
         now: i64,
@@ -125,7 +126,7 @@ impl DeliveryStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
-        let rows = sqlx::query_as::<_, ClaimRow>(&format!(
+        let rows = sqlx::query(&format!(
             "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
         ))
@@ -133,6 +134,10 @@ impl DeliveryStore for PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(Failure::from)?;
+        let rows = crate::db::decode(rows)?
+            .into_iter()
+            .map(|mut row| ClaimRow::from_row(&mut row))
+            .collect::<Outcome<Vec<_>>>()?;
         tx.commit().await.map_err(Failure::from)?;
         rows.into_iter()
             .map(|row| row.into_claimed(lease_until, now))

@@ -1,12 +1,16 @@
-//! Serializable transactions, run again when PostgreSQL aborts them for a
-//! conflict with a concurrent one.
+//! Changes as serializable transactions, run again when PostgreSQL aborts
+//! them for a conflict with a concurrent one; queries on pooled connections.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
-use crate::failure::Outcome;
+use switchboard_store::StoreResult;
+use switchboard_store_sql::{Backend, BoxFuture, Effects, Failure, Outcome};
+
+use crate::PgBackend;
+use crate::db::{PgReader, PgTx};
 
 /// How many times a transaction aborted by a serialization failure or a
 /// deadlock is run again before the request fails as unavailable.
@@ -44,36 +48,66 @@ pub(crate) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_micros(pause)).await;
 }
 
-/// Runs `$body` as one serializable transaction on `$store`'s pool, again
-/// from the start when it is aborted for a conflict (see [`RETRIES`]).
-///
-/// Each run counts the events it records only if it succeeds (see
-/// [`switchboard_store_sql::created_events`]).
-///
-/// The body sees the open transaction as `$tx`, must commit it itself, and
-/// evaluates to an `Outcome`; returning early without committing rolls the
-/// transaction back. Its value becomes a `StoreResult`.
-macro_rules! transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {{
+impl Backend for PgBackend {
+    type Writer = PgTx;
+    type Reader = PgReader;
+
+    async fn write<T, F>(&self, change: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut PgTx) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static,
+    {
         let mut attempt = 0u32;
         loop {
-            let outcome: $crate::failure::Outcome<_> =
-                switchboard_store_sql::created_events::count_if_committed(async {
-                    #[allow(unused_mut)]
-                    let mut $tx = $crate::transaction::begin(&$store.pool).await?;
-                    $body
-                })
-                .await;
-            match outcome {
-                Err(failure)
-                    if failure.is_retryable() && attempt < $crate::transaction::RETRIES =>
-                {
+            match self.run_once(&change).await {
+                Ok((value, effects)) => {
+                    effects.count_events();
+                    if effects.queued_deliveries {
+                        self.wake_workers().await;
+                    }
+                    return Ok(value);
+                }
+                Err(failure) if failure.is_retryable() && attempt < RETRIES => {
                     attempt += 1;
                     metrics::counter!("switchboard_store_transaction_retries_total").increment(1);
-                    $crate::transaction::backoff(attempt).await;
+                    backoff(attempt).await;
                 }
-                outcome => break outcome.map_err(switchboard_store::StoreError::from),
+                Err(failure) => return Err(failure.into()),
             }
         }
-    }};
+    }
+
+    async fn read<T, F>(&self, query: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut PgReader) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+    {
+        let conn = self.pool.acquire().await.map_err(Failure::from)?;
+        let mut reader = PgReader {
+            conn,
+            effects: Effects::default(),
+        };
+        Ok(query(&mut reader).await?)
+    }
+
+    async fn close(&self) {
+        self.listener.stop();
+        self.pool.close().await;
+    }
+}
+
+impl PgBackend {
+    /// One run of a change: a serializable transaction, committed.
+    async fn run_once<T, F>(&self, change: &F) -> Outcome<(T, Effects)>
+    where
+        F: for<'t> Fn(&'t mut PgTx) -> BoxFuture<'t, Outcome<T>>,
+    {
+        let mut tx = PgTx {
+            tx: begin(&self.pool).await?,
+            effects: Effects::default(),
+        };
+        let value = change(&mut tx).await?;
+        tx.tx.commit().await?;
+        Ok((value, tx.effects))
+    }
 }

@@ -1,30 +1,66 @@
-//! Failures inside a backend: a store error to return as it is, or a driver
-//! error to classify by its code and kind (never by message text).
+//! Failures inside the store: a store error to return as it is, or a
+//! database error classified by its code and kind (never by message text).
+
+use std::error::Error;
 
 use switchboard_store::StoreError;
 
-/// What backend functions return, so `?` works on both driver and store errors.
+/// Why a store function stopped.
 #[derive(Debug)]
 pub enum Failure {
+    /// Answer the caller with this error.
     Store(StoreError),
-    Database(sqlx::Error),
+    /// The database refused or could not be reached.
+    Database(DatabaseError),
 }
 
 pub type Outcome<T> = Result<T, Failure>;
 
+/// What kind of refusal a database error is, as its backend classified it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseErrorKind {
+    /// A unique key already holds the value.
+    UniqueViolation,
+    /// The transaction conflicted with a concurrent one and may succeed if
+    /// run again from the start.
+    Conflict,
+    /// The database is unreachable, busy or out of resources.
+    Unavailable,
+    /// Anything else: a fault of the statement or the schema.
+    Other,
+}
+
+/// A database error with its classification.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct DatabaseError {
+    pub kind: DatabaseErrorKind,
+    #[source]
+    pub source: Box<dyn Error + Send + Sync>,
+}
+
 impl Failure {
-    /// A conflict between concurrent transactions that running the whole
-    /// transaction again resolves: PostgreSQL's serialization failure or
-    /// deadlock.
+    /// A database error of `kind`.
+    pub fn database(
+        kind: DatabaseErrorKind,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> Self {
+        Failure::Database(DatabaseError {
+            kind,
+            source: source.into(),
+        })
+    }
+
+    /// Whether running the transaction again from the start may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Failure::Database(sqlx::Error::Database(db))
-            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+        matches!(self, Failure::Database(err) if err.kind == DatabaseErrorKind::Conflict)
     }
 }
 
 impl From<sqlx::Error> for Failure {
     fn from(err: sqlx::Error) -> Self {
-        Failure::Database(err)
+        let kind = classify_sqlx(&err);
+        Failure::database(kind, err)
     }
 }
 
@@ -50,56 +86,62 @@ impl From<Failure> for StoreError {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Store(err) => err,
-            Failure::Database(err) => classify(err),
+            Failure::Database(err) => match err.kind {
+                DatabaseErrorKind::UniqueViolation => {
+                    StoreError::Conflict("the object already exists".to_owned())
+                }
+                DatabaseErrorKind::Conflict | DatabaseErrorKind::Unavailable => {
+                    StoreError::Unavailable(Box::new(err))
+                }
+                DatabaseErrorKind::Other => StoreError::Backend(Box::new(err)),
+            },
         }
     }
 }
 
-/// Database error codes that mean "the database cannot serve now; retrying
-/// may help". SQLite's are numbers: SQLITE_BUSY (5), SQLITE_LOCKED (6),
-/// SQLITE_BUSY_SNAPSHOT (517) — another process holds the lock.
-/// PostgreSQL's are five-character SQLSTATEs, taken by class: connection
-/// exceptions (08), insufficient resources (53), operator intervention such
-/// as a shutdown or a restart in progress (57), system errors (58), and
-/// transaction conflicts that outlived their retries (40).
-fn unavailable_code(code: &str) -> bool {
-    match code.len() {
-        5 => matches!(&code[..2], "08" | "53" | "57" | "58" | "40"),
-        _ => matches!(code, "5" | "6" | "517"),
-    }
+/// PostgreSQL's SQLSTATE classes of a database that is unreachable, shutting
+/// down or out of resources (`08`, `53`, `57`, `58`).
+fn unavailable_state(code: &str) -> bool {
+    code.len() == 5 && matches!(&code[..2], "08" | "53" | "57" | "58")
 }
 
-fn classify(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("the object already exists".to_owned())
-        }
-        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(unavailable_code) => {
-            StoreError::Unavailable(Box::new(err))
-        }
+/// Serialization failure and deadlock: run the transaction again.
+fn conflict_state(code: &str) -> bool {
+    matches!(code, "40001" | "40P01")
+}
+
+fn classify_sqlx(err: &sqlx::Error) -> DatabaseErrorKind {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => DatabaseErrorKind::UniqueViolation,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(code) if conflict_state(code) => DatabaseErrorKind::Conflict,
+            Some(code) if unavailable_state(code) => DatabaseErrorKind::Unavailable,
+            _ => DatabaseErrorKind::Other,
+        },
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(err)),
-        _ => StoreError::Backend(Box::new(err)),
+        | sqlx::Error::WorkerCrashed => DatabaseErrorKind::Unavailable,
+        _ => DatabaseErrorKind::Other,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::unavailable_code;
+    use super::*;
 
     #[test]
-    fn codes_of_an_unreachable_or_locked_database_read_unavailable() {
-        for code in [
-            "08006", "08001", "57P01", "57P03", "53300", "40001", "40P01", "5", "6", "517",
-        ] {
-            assert!(unavailable_code(code), "{code}");
+    fn states_of_an_unreachable_or_conflicting_database_are_told_apart() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300"] {
+            assert!(unavailable_state(code), "{code}");
         }
-        for code in ["23505", "23503", "42P01", "22P02", "19", "2067", ""] {
-            assert!(!unavailable_code(code), "{code}");
+        for code in ["40001", "40P01"] {
+            assert!(conflict_state(code) && !unavailable_state(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22P02", ""] {
+            assert!(!unavailable_state(code) && !conflict_state(code), "{code}");
         }
     }
 }

@@ -15,7 +15,7 @@ pub const INTEGRATION_COLUMNS: &str = "id, company_id, bot_id, kind, url, sqs_re
      max_in_flight, full_member_lists, state, disabled_reason, previous_secret_until, failing_since, last_success_at, \
      created_at, updated_at";
 
-#[derive(sqlx::FromRow)]
+stored_row! {
 pub struct IntegrationRow {
     pub id: String,
     pub company_id: String,
@@ -37,6 +37,7 @@ pub struct IntegrationRow {
     pub last_success_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
 }
 
 impl IntegrationRow {
@@ -161,9 +162,9 @@ pub const CLAIM_COLUMNS: &str = "d.id AS delivery_id, d.event_id, d.channel_seq,
      i.previous_secret, i.previous_secret_until, i.timeout_ms, i.retry_schedule, i.max_in_flight, \
      i.full_member_lists, i.failing_since, i.last_success_at";
 
+stored_row! {
 /// A leased lane head with its event and integration
 /// ([`CLAIM_COLUMNS`] of `deliveries d`, `events e`, `integrations i`).
-#[derive(sqlx::FromRow)]
 pub struct ClaimRow {
     pub delivery_id: i64,
     pub event_id: String,
@@ -192,6 +193,7 @@ pub struct ClaimRow {
     pub full_member_lists: Option<bool>,
     pub failing_since: Option<i64>,
     pub last_success_at: Option<i64>,
+}
 }
 
 impl ClaimRow {

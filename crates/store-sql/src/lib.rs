@@ -1,14 +1,41 @@
-//! What the SQL backends of switchboard (the embedded SQLite file and
-//! PostgreSQL) share: the rows they read and how a row becomes a wire
-//! object, the JSON documents stored in text columns, the assembly of whole
-//! messages from their rows, and the failure type their functions return.
+//! The store's logic, written once for both databases: every storage trait
+//! of `switchboard-store` implemented by [`SqlStore`] over a [`Backend`]
+//! (the embedded SQLite file or PostgreSQL).
 //!
-//! The SQL itself stays in each backend: the two dialects differ (placeholders,
-//! arrays, locking), and each backend's transactions are built for how its
-//! database runs them side by side.
+//! - [`db`] is the transaction trait the logic runs statements on, and the
+//!   values that cross it. SQL is written in PostgreSQL's dialect; the SQLite
+//!   backend translates the few constructs SQLite spells otherwise.
+//! - [`backend`] is what each database provides: how a change is run and
+//!   committed (serializable re-runs on PostgreSQL, the group-commit writer
+//!   on SQLite), how a query is run, and the delivery workers' claims.
+//! - The modules below implement the traits: tenancy, users and bots,
+//!   channels and members, messages, files, integrations, events and the
+//!   delivery log.
+//!
+//! A change is one transaction: the rules are checked on rows read inside
+//! it, its events and their deliveries are written in it, and the caller is
+//! answered after it commits.
 
-pub mod created_events;
+#[macro_use]
+pub mod db;
+#[macro_use]
+pub mod backend;
+
 pub mod failure;
 pub mod integration_rows;
 pub mod messages;
 pub mod rows;
+
+mod channels;
+mod events;
+mod files;
+mod integrations;
+mod load;
+mod maintenance;
+mod message_changes;
+mod tenancy;
+mod users;
+
+pub use backend::{Backend, BoxFuture, SqlStore};
+pub use db::{Arg, Db, Effects, FromRow, FromValue, Row, ToArg, Value};
+pub use failure::{DatabaseError, DatabaseErrorKind, Failure, Outcome};

@@ -6,11 +6,12 @@ use switchboard_protocol::{Channel, ChannelMember, MemberRole, Timestamp, User};
 pub const LIST_COMPANIES: &str =
     "SELECT id, name, created_at FROM companies ORDER BY created_at, id";
 
-#[derive(sqlx::FromRow)]
+stored_row! {
 pub struct CompanyRow {
     pub id: String,
     pub name: String,
     pub created_at: i64,
+}
 }
 
 impl CompanyRow {
@@ -28,7 +29,7 @@ pub const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, pict
      pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, bot_access, bot_integration_type, \
      bot_searchable, created_at, updated_at";
 
-#[derive(sqlx::FromRow)]
+stored_row! {
 pub struct UserRow {
     pub id: String,
     pub company_id: String,
@@ -49,6 +50,7 @@ pub struct UserRow {
     pub bot_searchable: Option<bool>,
     pub created_at: i64,
     pub updated_at: i64,
+}
 }
 
 impl UserRow {
@@ -82,7 +84,8 @@ impl UserRow {
 pub const CHANNEL_COLUMNS: &str = "c.id, c.company_id, c.channel_type, c.subject, c.description, c.access, \
      c.service, c.service_title, c.broadcast, c.external, c.member_count, c.created_at, c.updated_at";
 
-#[derive(sqlx::FromRow, Clone)]
+stored_row! {
+#[derive(Clone)]
 pub struct ChannelRow {
     pub id: String,
     pub company_id: String,
@@ -97,6 +100,7 @@ pub struct ChannelRow {
     pub member_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
 }
 
 impl ChannelRow {
@@ -124,11 +128,12 @@ impl ChannelRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
+stored_row! {
 pub struct MemberRow {
     pub user_id: String,
     pub role: String,
     pub joined_at: i64,
+}
 }
 
 impl MemberRow {
@@ -146,7 +151,8 @@ impl MemberRow {
 pub const MESSAGE_COLUMNS: &str = "id, channel_id, user_id, message_type, text, elements, attachments, \
      mentions, quote, silent, created_at, updated_at, deleted_at";
 
-#[derive(sqlx::FromRow, Clone)]
+stored_row! {
+#[derive(Clone)]
 pub struct MessageRow {
     pub id: String,
     pub channel_id: String,
@@ -161,4 +167,5 @@ pub struct MessageRow {
     pub created_at: i64,
     pub updated_at: Option<i64>,
     pub deleted_at: Option<i64>,
+}
 }

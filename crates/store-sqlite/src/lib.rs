@@ -1,44 +1,51 @@
-//! The embedded switchboard backend: every storage trait on one SQLite file.
+//! The embedded switchboard backend: the store's logic on one SQLite file.
 //!
-//! - WAL journal; one writer connection (SQLite allows one writer at a time,
-//!   so writes queue in the pool instead of failing with "database is busy")
-//!   and a small pool of reader connections that never block the writer.
-//! - Every mutating trait method is one transaction on the writer; access
-//!   rules are checked on rows read inside it.
+//! - **One writer thread** owns the connection that writes and runs each
+//!   change as plain synchronous calls into SQLite, with cached prepared
+//!   statements: the store's logic is async code over a transaction trait,
+//!   and on SQLite every statement completes at once, so the writer polls a
+//!   change's future once and it is done. Nothing hops between threads per
+//!   statement; a request crosses to the writer and back once.
+//! - **Group commit**: the changes that arrive while the writer is busy are
+//!   committed together, each in its own savepoint (a change that fails
+//!   leaves the others untouched), with one fsync for the group; each request
+//!   is answered after the commit that holds it (see [`writer`]).
+//! - **Readers**: a few threads with read-only connections run queries the
+//!   same way, each in a snapshot that sees every answered change; they never
+//!   block the writer (WAL journal).
 //! - `synchronous` is configurable: `full` (default) makes every commit durable
 //!   against power loss; `normal` survives a crash of the process (committed
 //!   transactions are in the WAL) but may lose the last commits on power loss.
 //! - Migrations are embedded and applied at open; a database with migrations
 //!   this build does not know is refused.
+//!
+//! Why threads and not an async driver: an async SQLite driver runs each
+//! statement on a worker thread and wakes the caller when it is done, and
+//! that hand-off, not SQLite, was most of the time a change took. Why not
+//! the store's logic written twice, once blocking: one copy of every rule is
+//! the point of the shared store; the transaction trait's futures cost one
+//! allocation per change here.
 
-mod channels;
-mod events;
-mod files;
-mod integrations;
-mod load;
-mod messages;
+mod conn;
+mod dialect;
+mod migrate;
 mod outbox;
-mod tenancy;
-mod users;
+mod readers;
+pub mod writer;
 
-use std::path::PathBuf;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use switchboard_domain::UnixMicros;
-use switchboard_store::{MaintenanceStore, StoreError, StoreResult};
-use tokio::sync::Notify;
+use rusqlite::{Connection, OpenFlags};
+use switchboard_store::{StoreError, StoreResult};
+use switchboard_store_sql::{Backend, BoxFuture, Outcome, SqlStore};
+use tokio::sync::{Notify, oneshot};
 
-pub(crate) use switchboard_store_sql::failure::{self, Failure};
-use switchboard_store_sql::rows;
-
-/// The embedded migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use crate::conn::{SqliteConn, run_to_end};
+use crate::readers::Readers;
+use crate::writer::{Done, Writer};
+pub use migrate::MigrationError;
 
 /// How durable each commit is; see the crate documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +62,7 @@ pub struct SqliteOptions {
     /// The database file; created with its directory when missing.
     pub path: PathBuf,
     pub durability: Durability,
-    /// Reader connections (at least 1).
+    /// Reader connections (at least 1), each with its thread.
     pub read_connections: u32,
     /// How long a statement waits for a lock held by another process.
     pub busy_timeout: Duration,
@@ -82,103 +89,137 @@ impl SqliteOptions {
     }
 }
 
-/// The SQLite store.
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+/// The SQLite store: the store's logic over [`SqliteBackend`].
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// What only SQLite does for the store: the writer thread, the readers, and
+/// the delivery workers' claims.
+pub struct SqliteBackend {
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
     /// Woken after every commit that queued deliveries.
     outbox: Arc<Notify>,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database and applies migrations.
-    pub async fn open(options: &SqliteOptions) -> StoreResult<Self> {
-        if let Some(dir) = options
-            .path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
-        }
-        let connect = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(Failure::from)?
-            .filename(&options.path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match options.durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
-            .foreign_keys(true)
-            .busy_timeout(options.busy_timeout)
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            // Writes queue for the one writer by design; under load a wait of
-            // a few seconds is expected, not worth a warning per request.
-            .acquire_slow_threshold(Duration::from_secs(10))
-            .connect_with(connect.clone())
-            .await
-            .map_err(Failure::from)?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|err| StoreError::Backend(Box::new(err)))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(options.read_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(connect.read_only(true))
-            .await
-            .map_err(Failure::from)?;
-        Ok(SqliteStore {
-            writer,
-            reader,
-            outbox: Arc::new(Notify::new()),
-        })
-    }
-
-    /// Wakes the delivery workers after a commit that queued deliveries.
-    pub(crate) fn wake_workers_if(&self, queued: bool) {
-        if queued {
-            self.outbox.notify_one();
-        }
-    }
-
-    /// Closes every connection, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
+/// Opens (creating if needed) the database and applies migrations.
+pub async fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
+    let options = options.clone();
+    let backend = tokio::task::spawn_blocking(move || open_now(&options))
+        .await
+        .map_err(|err| StoreError::Unavailable(Box::new(err)))??;
+    Ok(SqlStore::new(backend))
 }
 
-#[async_trait]
-impl MaintenanceStore for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map_err(Failure::from)?;
-        Ok(())
+fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
+    if let Some(dir) = options
+        .path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+    }
+    let unavailable = |err: rusqlite::Error| StoreError::Unavailable(Box::new(err));
+    let mut writer = connect(&options.path, options, false).map_err(unavailable)?;
+    migrate::apply(&mut writer).map_err(|err| StoreError::Backend(Box::new(err)))?;
+    let readers = (0..options.read_connections.max(1))
+        .map(|_| connect(&options.path, options, true).map(SqliteConn::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    let outbox = Arc::new(Notify::new());
+    let io = |err: std::io::Error| StoreError::Unavailable(Box::new(err));
+    Ok(SqliteBackend {
+        writer: Arc::new(Writer::start(SqliteConn::new(writer), outbox.clone()).map_err(io)?),
+        readers: Arc::new(Readers::start(readers).map_err(io)?),
+        outbox,
+    })
+}
+
+/// A connection with the store's settings: WAL journal (set by the writer,
+/// kept by the file), the configured `synchronous`, foreign keys enforced.
+fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    let synchronous = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", "-16000")?;
+    Ok(conn)
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the SQLite store is closed or its thread failed".into())
+}
+
+impl Backend for SqliteBackend {
+    type Writer = SqliteConn;
+    type Reader = SqliteConn;
+
+    async fn write<T, F>(&self, change: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static,
+    {
+        let (sender, receiver) = oneshot::channel::<StoreResult<T>>();
+        let job = Box::new(move |conn: &mut SqliteConn| {
+            let outcome = run_to_end(change(conn));
+            Done {
+                succeeded: outcome.is_ok(),
+                answer: Box::new(move |commit: Result<(), String>| {
+                    let answer = match (outcome, commit) {
+                        (Err(failure), _) => Err(failure.into()),
+                        (Ok(value), Ok(())) => Ok(value),
+                        (Ok(_), Err(why)) => Err(StoreError::Unavailable(why.into())),
+                    };
+                    let _ = sender.send(answer);
+                }),
+            }
+        });
+        if !self.writer.submit(job) {
+            return Err(closed());
+        }
+        receiver.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    async fn purge_expired(&self, now: UnixMicros) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await.map_err(Failure::from)?;
-        let window = switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
-        let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-            .bind(now - window)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-        let typing = sqlx::query("DELETE FROM typing WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-        tx.commit().await.map_err(Failure::from)?;
-        Ok(keys.rows_affected() + typing.rows_affected())
+    async fn read<T, F>(&self, query: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+    {
+        let (sender, receiver) = oneshot::channel::<StoreResult<T>>();
+        let read = Box::new(move |conn: &mut SqliteConn| {
+            let outcome = conn.batch("BEGIN").and_then(|()| {
+                let outcome = run_to_end(query(conn));
+                let _ = conn.batch("COMMIT");
+                outcome
+            });
+            let _ = sender.send(outcome.map_err(StoreError::from));
+        });
+        if !self.readers.submit(read) {
+            return Err(closed());
+        }
+        receiver.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    async fn close(&self) {
+        let (writer, readers) = (self.writer.clone(), self.readers.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            readers.stop();
+            writer.stop();
+        })
+        .await;
     }
 }

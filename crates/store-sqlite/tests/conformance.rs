@@ -6,7 +6,9 @@ async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut options = SqliteOptions::new(dir.path().join("conformance.db"));
     options.durability = Durability::Normal;
-    let store = SqliteStore::open(&options).await.expect("store opens");
+    let store = switchboard_store_sqlite::open(&options)
+        .await
+        .expect("store opens");
     (dir, store)
 }
 

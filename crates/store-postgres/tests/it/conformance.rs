@@ -6,9 +6,10 @@ use switchboard_store_postgres::{MigrationPolicy, PgOptions, PgStore};
 
 async fn fresh_store() -> (TestDatabase, PgStore) {
     let database = TestDatabase::create().await;
-    let store = PgStore::open(&PgOptions::new(&database.url), MigrationPolicy::Apply)
-        .await
-        .expect("store opens");
+    let store =
+        switchboard_store_postgres::open(&PgOptions::new(&database.url), MigrationPolicy::Apply)
+            .await
+            .expect("store opens");
     (database, store)
 }
 

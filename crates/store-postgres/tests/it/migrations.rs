@@ -5,7 +5,7 @@ use switchboard_store_postgres::test_database::TestDatabase;
 use switchboard_store_postgres::{MigrationPolicy, PgOptions, PgStore};
 
 async fn open(database: &TestDatabase, policy: MigrationPolicy) -> Result<PgStore, String> {
-    PgStore::open(&PgOptions::new(&database.url), policy)
+    switchboard_store_postgres::open(&PgOptions::new(&database.url), policy)
         .await
         .map_err(|err| {
             let mut text = err.to_string();
@@ -29,7 +29,7 @@ async fn serve_refuses_an_unmigrated_database_and_migrate_makes_it_usable() {
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' \
          AND table_name IN ('companies', 'messages', 'deliveries', 'delivery_lanes', 'files')",
     )
-    .fetch_one(migrated.pool())
+    .fetch_one(migrated.backend().pool())
     .await
     .unwrap();
     assert_eq!(tables, 5);
@@ -55,7 +55,7 @@ async fn serve_refuses_migrations_it_does_not_know_or_that_changed() {
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (9999, 'from the future', TRUE, '\\x00', 0)",
     )
-    .execute(store.pool())
+    .execute(store.backend().pool())
     .await
     .unwrap();
     let refused = open(&database, MigrationPolicy::Require).await.unwrap_err();
@@ -64,11 +64,11 @@ async fn serve_refuses_migrations_it_does_not_know_or_that_changed() {
         "{refused}"
     );
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 9999")
-        .execute(store.pool())
+        .execute(store.backend().pool())
         .await
         .unwrap();
     sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 1")
-        .execute(store.pool())
+        .execute(store.backend().pool())
         .await
         .unwrap();
     let refused = open(&database, MigrationPolicy::Require).await.unwrap_err();

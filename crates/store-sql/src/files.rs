@@ -1,30 +1,31 @@
 //! Files of channels: records of uploads and the checks that guard them.
 
+use crate::db::Db;
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, now_micros};
 use switchboard_protocol::MessageAttachment;
 use switchboard_store::{FileRecord, FileStore, NewFile, StoreError, StoreResult};
 
-use crate::PgStore;
-use crate::failure::{Failure, Outcome};
+use crate::backend::{Backend, SqlStore};
+use crate::failure::Outcome;
 use crate::load;
 
 const FILE_COLUMNS: &str = "id, channel_id, object_key, name, content_type, max_bytes, declared, size, \
      created_at, upload_expires_at";
 
-#[derive(sqlx::FromRow)]
-struct FileRow {
-    id: String,
-    channel_id: String,
-    object_key: String,
-    name: String,
-    content_type: String,
-    max_bytes: i64,
-    declared: bool,
-    size: Option<i64>,
-    created_at: i64,
-    upload_expires_at: i64,
+stored_row! {
+    pub struct FileRow {
+        pub id: String,
+        pub channel_id: String,
+        pub object_key: String,
+        pub name: String,
+        pub content_type: String,
+        pub max_bytes: i64,
+        pub declared: bool,
+        pub size: Option<i64>,
+        pub created_at: i64,
+        pub upload_expires_at: i64,
+    }
 }
 
 impl From<FileRow> for FileRecord {
@@ -46,7 +47,7 @@ impl From<FileRow> for FileRecord {
 
 /// The file of the actor's company and of this channel, if there is one.
 async fn file_of_channel(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     channel: &ChannelId,
     file: &str,
@@ -54,47 +55,28 @@ async fn file_of_channel(
     let sql = format!(
         "SELECT {FILE_COLUMNS} FROM files WHERE id = $1 AND channel_id = $2 AND company_id = $3"
     );
-    let row = sqlx::query_as::<_, FileRow>(&sql)
-        .bind(file)
-        .bind(channel.as_str())
-        .bind(company.as_str())
-        .fetch_optional(&mut *conn)
+    let row = conn
+        .fetch_optional::<FileRow>(&sql, args![file, channel.as_str(), company.as_str()])
         .await?;
     Ok(row.map(FileRecord::from))
 }
 
 #[async_trait]
-impl FileStore for PgStore {
+impl<B: Backend> FileStore for SqlStore<B> {
     async fn create_file(
         &self,
         actor: &Actor,
         channel: &ChannelId,
         file: NewFile,
     ) -> StoreResult<FileRecord> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            sqlx::query(
-                "INSERT INTO files (id, company_id, channel_id, uploader_id, object_key, name, content_type, \
-                 max_bytes, declared, created_at, upload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(file.id.as_str())
-            .bind(actor.company.as_str())
-            .bind(channel.as_str())
-            .bind(actor.user.as_str())
-            .bind(&file.object_key)
-            .bind(&file.name)
-            .bind(&file.content_type)
-            .bind(file.max_bytes as i64)
-            .bind(file.declared)
-            .bind(now_micros())
-            .bind(file.upload_expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            let record = file_of_channel(&mut tx, &actor.company, channel, file.id.as_str())
+        change!(self, (actor, channel, file), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            tx.execute("INSERT INTO files (id, company_id, channel_id, uploader_id, object_key, name, content_type, \
+                 max_bytes, declared, created_at, upload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", args![file.id.as_str(), actor.company.as_str(), channel.as_str(), actor.user.as_str(), &file.object_key, &file.name, &file.content_type, file.max_bytes as i64, file.declared, now_micros(), file.upload_expires_at])
+            .await?;
+            let record = file_of_channel(tx, &actor.company, channel, file.id.as_str())
                 .await?
                 .ok_or_else(|| StoreError::not_found("file", &file.id))?;
-            tx.commit().await?;
             Ok(record)
         })
     }
@@ -105,13 +87,14 @@ impl FileStore for PgStore {
         channel: &ChannelId,
         file: &FileId,
     ) -> StoreResult<FileRecord> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        Ok(
-            file_of_channel(&mut conn, &actor.company, channel, file.as_str())
-                .await?
-                .ok_or_else(|| StoreError::not_found("file", file))?,
-        )
+        query!(self, (actor, channel, file), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            Ok(
+                file_of_channel(conn, &actor.company, channel, file.as_str())
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("file", file))?,
+            )
+        })
     }
 
     async fn get_company_file(
@@ -120,21 +103,22 @@ impl FileStore for PgStore {
         channel: &ChannelId,
         file: &FileId,
     ) -> StoreResult<FileRecord> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        Ok(file_of_channel(&mut conn, company, channel, file.as_str())
-            .await?
-            .ok_or_else(|| StoreError::not_found("file", file))?)
+        query!(self, (company, channel, file), |conn| {
+            Ok(file_of_channel(conn, company, channel, file.as_str())
+                .await?
+                .ok_or_else(|| StoreError::not_found("file", file))?)
+        })
     }
 
     async fn record_upload(&self, file: &FileId, size: u64) -> StoreResult<()> {
-        sqlx::query("UPDATE files SET size = $1, uploaded_at = $2 WHERE id = $3 AND size IS NULL")
-            .bind(size as i64)
-            .bind(now_micros())
-            .bind(file.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        Ok(())
+        change!(self, (file, size), |tx| {
+            tx.execute(
+                "UPDATE files SET size = $1, uploaded_at = $2 WHERE id = $3 AND size IS NULL",
+                args![*size as i64, now_micros(), file.as_str()],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     async fn message_file(
@@ -144,35 +128,32 @@ impl FileStore for PgStore {
         message: &MessageId,
         file: &FileId,
     ) -> StoreResult<FileRecord> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        let row = load::live_message_row(&mut conn, channel, message).await?;
-        if !carries(&row.attachments, file.as_str())? {
-            return Err(StoreError::not_found("file", file));
-        }
-        Ok(
-            file_of_channel(&mut conn, &actor.company, channel, file.as_str())
-                .await?
-                .ok_or_else(|| StoreError::not_found("file", file))?,
-        )
+        query!(self, (actor, channel, message, file), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            let row = load::live_message_row(conn, channel, message).await?;
+            if !carries(&row.attachments, file.as_str())? {
+                return Err(StoreError::not_found("file", file).into());
+            }
+            Ok(
+                file_of_channel(conn, &actor.company, channel, file.as_str())
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("file", file))?,
+            )
+        })
     }
 
     async fn still_attached(&self, message: &MessageId, object_key: &str) -> StoreResult<bool> {
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT m.attachments, f.id FROM messages m \
+        query!(self, (message, object_key), |conn| {
+            let found: Option<(String, String)> = conn.fetch_optional("SELECT m.attachments, f.id FROM messages m \
              JOIN channels c ON c.id = m.channel_id AND c.deleted_at IS NULL \
              JOIN files f ON f.object_key = $1 AND f.channel_id = m.channel_id AND f.size IS NOT NULL \
-             WHERE m.id = $2 AND m.deleted_at IS NULL",
-        )
-        .bind(object_key)
-        .bind(message.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Failure::from)?;
-        let Some((attachments, file)) = found else {
-            return Ok(false);
-        };
-        Ok(carries(&attachments, &file)?)
+             WHERE m.id = $2 AND m.deleted_at IS NULL", args![object_key, message.as_str()])
+        .await?;
+            let Some((attachments, file)) = found else {
+                return Ok(false);
+            };
+            carries(&attachments, &file)
+        })
     }
 }
 
@@ -186,7 +167,7 @@ fn carries(attachments: &str, file: &str) -> Outcome<bool> {
 /// actor's company and of this channel whose upload is recorded. `field`
 /// names the list in errors (`attachments`, `set.attachments`).
 pub(crate) async fn resolve_attachments(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     actor: &Actor,
     channel: &ChannelId,
     field: &str,

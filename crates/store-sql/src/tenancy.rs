@@ -1,7 +1,7 @@
 //! Companies and credentials.
 
+use crate::db::Db;
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use switchboard_domain::credentials::{CredentialHash, CredentialKind};
 use switchboard_domain::{CompanyId, CredentialId, Principal, PrincipalKind, UserId, now_micros};
 use switchboard_protocol::Timestamp;
@@ -10,17 +10,16 @@ use switchboard_store::{
     TenancyStore,
 };
 
-use crate::PgStore;
+use crate::backend::{Backend, SqlStore};
 use crate::failure::Outcome;
-use switchboard_store_sql::rows::{self, CompanyRow};
+use crate::rows::{self, CompanyRow};
 
 #[async_trait]
-impl TenancyStore for PgStore {
+impl<B: Backend> TenancyStore for SqlStore<B> {
     async fn company_count(&self) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(crate::Failure::from)?;
+        let count: i64 = query!(self, (), |conn| conn
+            .scalar("SELECT COUNT(*) FROM companies", args![])
+            .await)?;
         Ok(count as u64)
     }
 
@@ -29,11 +28,12 @@ impl TenancyStore for PgStore {
         name: &str,
         first_key: NewCredentialRecord,
     ) -> StoreResult<(Company, CredentialInfo)> {
-        transaction!(self, |tx| {
-            let created = insert_company(&mut tx, name, first_key.clone()).await?;
-            tx.commit().await?;
-            Ok(created)
-        })
+        change!(self, (name, first_key), |tx| insert_company(
+            tx,
+            name,
+            first_key.clone()
+        )
+        .await)
     }
 
     async fn create_first_company(
@@ -41,36 +41,31 @@ impl TenancyStore for PgStore {
         name: &str,
         first_key: NewCredentialRecord,
     ) -> StoreResult<Option<(Company, CredentialInfo)>> {
-        // Serializable: of instances bootstrapping at once, one commits and
+        // On PostgreSQL, of instances bootstrapping at once one commits and
         // the others are run again and find its company.
-        transaction!(self, |tx| {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
-                .fetch_one(&mut *tx)
-                .await?;
+        change!(self, (name, first_key), |tx| {
+            let count: i64 = tx.scalar("SELECT COUNT(*) FROM companies", args![]).await?;
             if count > 0 {
                 return Ok(None);
             }
-            let created = insert_company(&mut tx, name, first_key.clone()).await?;
-            tx.commit().await?;
-            Ok(Some(created))
+            Ok(Some(insert_company(tx, name, first_key.clone()).await?))
         })
     }
 
     async fn list_companies(&self) -> StoreResult<Vec<Company>> {
-        let rows: Vec<CompanyRow> = sqlx::query_as(rows::LIST_COMPANIES)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(crate::Failure::from)?;
+        let rows: Vec<CompanyRow> = query!(self, (), |conn| conn
+            .fetch_all(rows::LIST_COMPANIES, args![])
+            .await)?;
         Ok(rows.into_iter().map(CompanyRow::into_company).collect())
     }
 
     async fn get_company(&self, id: &CompanyId) -> StoreResult<Company> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT name, created_at FROM companies WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(crate::Failure::from)?;
+        let row: Option<(String, i64)> = query!(self, (id), |conn| conn
+            .fetch_optional(
+                "SELECT name, created_at FROM companies WHERE id = $1",
+                args![id.as_str()]
+            )
+            .await)?;
         let (name, created_at) = row.ok_or_else(|| StoreError::not_found("company", id))?;
         Ok(Company {
             id: id.clone(),
@@ -80,16 +75,17 @@ impl TenancyStore for PgStore {
     }
 
     async fn authenticate(&self, hash: &CredentialHash) -> StoreResult<Option<Principal>> {
-        let row: Option<(String, String, String, Option<String>, bool)> = sqlx::query_as(
-            "SELECT k.id, k.company_id, k.kind, k.user_id, k.read_only FROM credentials k \
-             LEFT JOIN users u ON u.id = k.user_id \
-             WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
-               AND (k.user_id IS NULL OR u.deleted_at IS NULL)",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(crate::Failure::from)?;
+        let secret_hash = hash.0.to_vec();
+        let row: Option<(String, String, String, Option<String>, bool)> =
+            query!(self, (secret_hash), |conn| conn
+                .fetch_optional(
+                    "SELECT k.id, k.company_id, k.kind, k.user_id, k.read_only FROM credentials k \
+                     LEFT JOIN users u ON u.id = k.user_id \
+                     WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
+                       AND (k.user_id IS NULL OR u.deleted_at IS NULL)",
+                    args![secret_hash],
+                )
+                .await)?;
         let Some((id, company, kind, user, read_only)) = row else {
             return Ok(None);
         };
@@ -115,16 +111,12 @@ impl TenancyStore for PgStore {
         company: &CompanyId,
         record: NewCredentialRecord,
     ) -> StoreResult<CredentialInfo> {
-        transaction!(self, |tx| {
-            // Each run of the transaction starts from the request as it came.
-            let record = record.clone();
+        change!(self, (company, record), |tx| {
             if let CredentialOwner::Bot(user) | CredentialOwner::User(user) = &record.owner {
                 let wants_bot = matches!(record.owner, CredentialOwner::Bot(_));
-                ensure_owner(&mut tx, company, user, wants_bot).await?;
+                ensure_owner(tx, company, user, wants_bot).await?;
             }
-            let info = insert_credential(&mut tx, company, record).await?;
-            tx.commit().await?;
-            Ok(info)
+            insert_credential(tx, company, record.clone()).await
         })
     }
 
@@ -133,16 +125,15 @@ impl TenancyStore for PgStore {
         company: &CompanyId,
         owner: &CredentialOwner,
     ) -> StoreResult<Vec<CredentialInfo>> {
-        let rows: Vec<(String, Option<String>, bool, String, i64)> = sqlx::query_as(
-            "SELECT id, name, read_only, last_four, created_at FROM credentials \
-             WHERE company_id = $1 AND kind = $2 AND user_id IS NOT DISTINCT FROM $3 AND revoked_at IS NULL ORDER BY created_at, id",
-        )
-        .bind(company.as_str())
-        .bind(owner.kind().as_str())
-        .bind(owner_user(owner))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(crate::Failure::from)?;
+        let rows: Vec<(String, Option<String>, bool, String, i64)> =
+            query!(self, (company, owner), |conn| conn
+                .fetch_all(
+                    "SELECT id, name, read_only, last_four, created_at FROM credentials \
+                     WHERE company_id = $1 AND kind = $2 AND user_id IS NOT DISTINCT FROM $3 \
+                       AND revoked_at IS NULL ORDER BY created_at, id",
+                    args![company.as_str(), owner.kind().as_str(), owner_user(owner)],
+                )
+                .await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -164,45 +155,39 @@ impl TenancyStore for PgStore {
         owner: &CredentialOwner,
         id: &CredentialId,
     ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            let found: Option<Option<i64>> = sqlx::query_scalar(
-                "SELECT revoked_at FROM credentials WHERE id = $1 AND company_id = $2 AND kind = $3 AND user_id IS NOT DISTINCT FROM $4",
-            )
-            .bind(id.as_str())
-            .bind(company.as_str())
-            .bind(owner.kind().as_str())
-            .bind(owner_user(owner))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(crate::Failure::from)?;
+        change!(self, (company, owner, id), |tx| {
+            let found: Option<Option<i64>> = tx
+                .optional_scalar(
+                    "SELECT revoked_at FROM credentials WHERE id = $1 AND company_id = $2 AND kind = $3 \
+                     AND user_id IS NOT DISTINCT FROM $4",
+                    args![id.as_str(), company.as_str(), owner.kind().as_str(), owner_user(owner)],
+                )
+                .await?;
             match found {
                 None => return Err(StoreError::not_found("key", id).into()),
                 Some(Some(_)) => return Ok(()),
                 Some(None) => {}
             }
             if matches!(owner, CredentialOwner::Company) {
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM credentials WHERE company_id = $1 AND kind = 'company' \
-                     AND revoked_at IS NULL AND NOT read_only AND id != $2",
-                )
-                .bind(company.as_str())
-                .bind(id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(crate::Failure::from)?;
+                let live: i64 = tx
+                    .scalar(
+                        "SELECT COUNT(*) FROM credentials WHERE company_id = $1 AND kind = 'company' \
+                         AND revoked_at IS NULL AND NOT read_only AND id != $2",
+                        args![company.as_str(), id.as_str()],
+                    )
+                    .await?;
                 if live == 0 {
                     return Err(StoreError::Conflict(
                         "this is the company's last read-write company key; create another before revoking it".into(),
-                    ).into());
+                    )
+                    .into());
                 }
             }
-            sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2")
-                .bind(now_micros())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(crate::Failure::from)?;
-            tx.commit().await?;
+            tx.execute(
+                "UPDATE credentials SET revoked_at = $1 WHERE id = $2",
+                args![now_micros(), id.as_str()],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -210,18 +195,17 @@ impl TenancyStore for PgStore {
 
 /// A new company with its first company key.
 async fn insert_company(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     name: &str,
     first_key: NewCredentialRecord,
 ) -> Outcome<(Company, CredentialInfo)> {
     let id = CompanyId::generate();
     let now = now_micros();
-    sqlx::query("INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(id.as_str())
-        .bind(name)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    conn.execute(
+        "INSERT INTO companies (id, name, created_at) VALUES ($1, $2, $3)",
+        args![id.as_str(), name, now],
+    )
+    .await?;
     let key = insert_credential(conn, &id, first_key).await?;
     let company = Company {
         id,
@@ -240,18 +224,17 @@ fn owner_user(owner: &CredentialOwner) -> Option<&str> {
 
 /// Fails unless `user` is a live bot (`wants_bot`) or person of the company.
 async fn ensure_owner(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     user: &UserId,
     wants_bot: bool,
 ) -> Outcome<()> {
-    let found: Option<bool> = sqlx::query_scalar(
-        "SELECT is_bot FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(user.as_str())
-    .bind(company.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let found: Option<bool> = conn
+        .optional_scalar(
+            "SELECT is_bot FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL",
+            args![user.as_str(), company.as_str()],
+        )
+        .await?;
     match found {
         Some(is_bot) if is_bot == wants_bot => Ok(()),
         _ => Err(StoreError::not_found(if wants_bot { "bot" } else { "user" }, user).into()),
@@ -259,26 +242,14 @@ async fn ensure_owner(
 }
 
 pub(crate) async fn insert_credential(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     record: NewCredentialRecord,
 ) -> Outcome<CredentialInfo> {
     let id = CredentialId::generate();
     let now = now_micros();
-    sqlx::query(
-        "INSERT INTO credentials (id, company_id, kind, user_id, secret_hash, last_four, name, read_only, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id.as_str())
-    .bind(company.as_str())
-    .bind(record.owner.kind().as_str())
-    .bind(owner_user(&record.owner))
-    .bind(&record.hash.0[..])
-    .bind(&record.last_four)
-    .bind(&record.name)
-    .bind(record.read_only)
-    .bind(now)
-    .execute(&mut *conn)
+    conn.execute("INSERT INTO credentials (id, company_id, kind, user_id, secret_hash, last_four, name, read_only, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", args![id.as_str(), company.as_str(), record.owner.kind().as_str(), owner_user(&record.owner), &record.hash.0[..], &record.last_four, &record.name, record.read_only, now])
     .await?;
     Ok(CredentialInfo {
         id,

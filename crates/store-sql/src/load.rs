@@ -5,24 +5,23 @@
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
+use crate::db::{Db, FromRow, Row};
 use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
 use crate::failure::Outcome;
+use crate::messages as assembly;
 use crate::rows::*;
-use switchboard_store_sql::messages as assembly;
 
 /// Fails with "user not found" unless the actor is a live user of its company.
-pub(crate) async fn ensure_actor(conn: &mut PgConnection, actor: &Actor) -> Outcome<()> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1::BIGINT FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(actor.user.as_str())
-    .bind(actor.company.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+pub(crate) async fn ensure_actor(conn: &mut impl Db, actor: &Actor) -> Outcome<()> {
+    let found: Option<i64> = conn
+        .optional_scalar(
+            "SELECT 1 FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL",
+            args![actor.user.as_str(), actor.company.as_str()],
+        )
+        .await?;
     match found {
         Some(_) => Ok(()),
         None => Err(StoreError::not_found("user", &actor.user).into()),
@@ -32,7 +31,7 @@ pub(crate) async fn ensure_actor(conn: &mut PgConnection, actor: &Actor) -> Outc
 /// The live channel and the actor's role in it. Not a member, another
 /// company's channel, a deleted one and an unknown id all read "not found".
 pub(crate) async fn channel_as_member(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     actor: &Actor,
     channel: &ChannelId,
 ) -> Outcome<(ChannelRow, MemberRole)> {
@@ -41,11 +40,15 @@ pub(crate) async fn channel_as_member(
          JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
          WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
     );
-    let found = sqlx::query_as::<_, ChannelRowWithRole>(&sql)
-        .bind(actor.user.as_str())
-        .bind(channel.as_str())
-        .bind(actor.company.as_str())
-        .fetch_optional(&mut *conn)
+    let found = conn
+        .fetch_optional::<ChannelRowWithRole>(
+            &sql,
+            args![
+                actor.user.as_str(),
+                channel.as_str(),
+                actor.company.as_str()
+            ],
+        )
         .await?;
     match found {
         Some(found) => Ok((found.channel, MemberRole::from(found.role.as_str()))),
@@ -57,26 +60,31 @@ pub(crate) async fn channel_as_member(
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A channel row followed by the actor's `role`.
 struct ChannelRowWithRole {
-    #[sqlx(flatten)]
     channel: ChannelRow,
     role: String,
 }
 
+impl FromRow for ChannelRowWithRole {
+    fn from_row(row: &mut Row) -> Outcome<Self> {
+        Ok(ChannelRowWithRole {
+            channel: ChannelRow::from_row(row)?,
+            role: row.named("role")?,
+        })
+    }
+}
+
 /// The users with these ids, by id.
 pub(crate) async fn users_by_id(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     ids: &[&str],
 ) -> Outcome<HashMap<String, User>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)");
-    let rows = sqlx::query_as::<_, UserRow>(&sql)
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = conn.fetch_all::<UserRow>(&sql, args![ids]).await?;
     Ok(rows
         .into_iter()
         .map(|row| (row.id.clone(), row.into_user()))
@@ -84,7 +92,7 @@ pub(crate) async fn users_by_id(
 }
 
 /// One user by id, or "not found".
-pub(crate) async fn user(conn: &mut PgConnection, id: &str) -> Outcome<User> {
+pub(crate) async fn user(conn: &mut impl Db, id: &str) -> Outcome<User> {
     users_by_id(conn, &[id])
         .await?
         .remove(id)
@@ -92,12 +100,8 @@ pub(crate) async fn user(conn: &mut PgConnection, id: &str) -> Outcome<User> {
 }
 
 /// The members of a channel, by joining time, with their users.
-pub(crate) async fn members(conn: &mut PgConnection, channel: &str) -> Outcome<Members> {
-    let rows = sqlx::query_as::<_, MemberRow>(
-        "SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 ORDER BY joined_at, user_id",
-    )
-    .bind(channel)
-    .fetch_all(&mut *conn)
+pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Members> {
+    let rows = conn.fetch_all::<MemberRow>("SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 ORDER BY joined_at, user_id", args![channel])
     .await?;
     let ids: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
     let mut users = users_by_id(conn, &ids).await?;
@@ -110,7 +114,7 @@ pub(crate) async fn members(conn: &mut PgConnection, channel: &str) -> Outcome<M
 
 /// A channel row with its members and users.
 pub(crate) async fn channel_details(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: ChannelRow,
 ) -> Outcome<ChannelDetails> {
     let Members { members, users } = members(conn, &channel.id).await?;
@@ -122,32 +126,26 @@ pub(crate) async fn channel_details(
 }
 
 /// A channel row by id (live or deleted), for reading back after a change.
-pub(crate) async fn channel_row(conn: &mut PgConnection, id: &str) -> Outcome<ChannelRow> {
+pub(crate) async fn channel_row(conn: &mut impl Db, id: &str) -> Outcome<ChannelRow> {
     let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.id = $1");
-    Ok(sqlx::query_as::<_, ChannelRow>(&sql)
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?)
+    conn.fetch_one::<ChannelRow>(&sql, args![id]).await
 }
 
 /// A message row of the channel, deleted ones included.
 pub(crate) async fn message_row(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: &ChannelId,
     message: &MessageId,
 ) -> Outcome<MessageRow> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND channel_id = $2");
-    sqlx::query_as::<_, MessageRow>(&sql)
-        .bind(message.as_str())
-        .bind(channel.as_str())
-        .fetch_optional(&mut *conn)
+    conn.fetch_optional::<MessageRow>(&sql, args![message.as_str(), channel.as_str()])
         .await?
         .ok_or_else(|| StoreError::not_found("message", message).into())
 }
 
 /// A live message row of the channel.
 pub(crate) async fn live_message_row(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: &ChannelId,
     message: &MessageId,
 ) -> Outcome<MessageRow> {
@@ -159,10 +157,7 @@ pub(crate) async fn live_message_row(
 }
 
 /// Whole messages for these rows, in the same order.
-pub(crate) async fn messages(
-    conn: &mut PgConnection,
-    rows: Vec<MessageRow>,
-) -> Outcome<Vec<Message>> {
+pub(crate) async fn messages(conn: &mut impl Db, rows: Vec<MessageRow>) -> Outcome<Vec<Message>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -170,17 +165,17 @@ pub(crate) async fn messages(
     let user_ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
     let users = users_by_id(conn, &user_ids).await?;
     let message_ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
-    let reactions: Vec<assembly::ReactionRow> = sqlx::query_as(
-        "SELECT message_id, user_id, reaction_type, created_at FROM reactions \
+    let reactions: Vec<assembly::ReactionRow> = conn
+        .fetch_all(
+            "SELECT message_id, user_id, reaction_type, created_at FROM reactions \
          WHERE message_id = ANY($1) ORDER BY created_at DESC, user_id",
-    )
-    .bind(&message_ids)
-    .fetch_all(&mut *conn)
-    .await?;
+            args![&message_ids],
+        )
+        .await?;
     assembly::assemble(rows, &users, reactions)
 }
 
 /// One whole message.
-pub(crate) async fn message(conn: &mut PgConnection, row: MessageRow) -> Outcome<Message> {
+pub(crate) async fn message(conn: &mut impl Db, row: MessageRow) -> Outcome<Message> {
     Ok(messages(conn, vec![row]).await?.remove(0))
 }

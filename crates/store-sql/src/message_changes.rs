@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use sqlx::PgConnection;
+use crate::db::Db;
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
 use switchboard_domain::{Actor, ChannelId, MessageId, UserId, now_micros, rules};
 use switchboard_protocol::events::{
@@ -18,16 +18,16 @@ use switchboard_store::{
     IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
 };
 
-use crate::PgStore;
+use crate::backend::{Backend, SqlStore};
 use crate::channels::{clear_typing, touch};
 use crate::events::{self, Recipients};
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::files::resolve_attachments;
 use crate::load;
 use crate::rows::{MESSAGE_COLUMNS, MessageRow};
 
 #[async_trait]
-impl MessageStore for PgStore {
+impl<B: Backend> MessageStore for SqlStore<B> {
     async fn send_message(
         &self,
         actor: &Actor,
@@ -35,22 +35,21 @@ impl MessageStore for PgStore {
         new: NewMessage,
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Message> {
-        transaction!(self, |tx| {
+        change!(self, (actor, channel, new, idempotency), |tx| {
             // Each run of the transaction starts from the request as it came.
             let new = new.clone();
-            load::channel_as_member(&mut tx, actor, channel).await?;
+            load::channel_as_member(tx, actor, channel).await?;
             let now = now_micros();
             if let Some(record) = &idempotency
-                && let Some(first) = remembered_send(&mut tx, actor, record, now).await?
+                && let Some(first) = remembered_send(tx, actor, record, now).await?
             {
-                return load::message(&mut tx, first).await;
+                return load::message(tx, first).await;
             }
-            ensure_members(&mut tx, channel, &new.mentions).await?;
+            ensure_members(tx, channel, &new.mentions).await?;
             let attachments =
-                resolve_attachments(&mut tx, actor, channel, "attachments", &new.attachments)
-                    .await?;
+                resolve_attachments(tx, actor, channel, "attachments", &new.attachments).await?;
             let quote = match &new.quote {
-                Some(quoted) => Some(quote_of(&mut tx, channel, quoted).await?),
+                Some(quoted) => Some(quote_of(tx, channel, quoted).await?),
                 None => None,
             };
             let row = MessageRow {
@@ -59,60 +58,30 @@ impl MessageStore for PgStore {
                 user_id: actor.user.as_str().to_owned(),
                 message_type: "regular".to_owned(),
                 text: new.text,
-                elements: serde_json::to_string(&new.elements).map_err(Failure::from)?,
-                attachments: serde_json::to_string(&attachments).map_err(Failure::from)?,
-                mentions: serde_json::to_string(&new.mentions).map_err(Failure::from)?,
-                quote: quote
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(Failure::from)?,
+                elements: serde_json::to_string(&new.elements)?,
+                attachments: serde_json::to_string(&attachments)?,
+                mentions: serde_json::to_string(&new.mentions)?,
+                quote: quote.as_ref().map(serde_json::to_string).transpose()?,
                 silent: new.silent,
                 created_at: now,
                 updated_at: None,
                 deleted_at: None,
             };
-            sqlx::query(
-                "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
-                 mentions, quote, silent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&row.id)
-            .bind(actor.company.as_str())
-            .bind(&row.channel_id)
-            .bind(&row.user_id)
-            .bind(&row.message_type)
-            .bind(&row.text)
-            .bind(&row.elements)
-            .bind(&row.attachments)
-            .bind(&row.mentions)
-            .bind(&row.quote)
-            .bind(row.silent)
-            .bind(row.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            clear_typing(&mut tx, channel, &actor.user).await?;
-            touch(&mut tx, channel, now).await?;
+            tx.execute("INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
+                 mentions, quote, silent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", args![&row.id, actor.company.as_str(), &row.channel_id, &row.user_id, &row.message_type, &row.text, &row.elements, &row.attachments, &row.mentions, &row.quote, row.silent, row.created_at])
+            .await?;
+            clear_typing(tx, channel, &actor.user).await?;
+            touch(tx, channel, now).await?;
             if let Some(record) = &idempotency {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
-                     message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(actor.company.as_str())
-                .bind(actor.user.as_str())
-                .bind(&record.key)
-                .bind(&record.request_fingerprint)
-                .bind(&row.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
+                tx.execute("INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
+                     message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)", args![actor.company.as_str(), actor.user.as_str(), &record.key, &record.request_fingerprint, &row.id, now])
+                .await?;
             }
-            let message = load::message(&mut tx, row).await?;
+            let message = load::message(tx, row).await?;
             let event = EventType::MessageNew;
             let company = actor.company.as_str();
             let targets = events::targets(
-                &mut tx,
+                tx,
                 company,
                 channel.as_str(),
                 &event,
@@ -120,8 +89,8 @@ impl MessageStore for PgStore {
             )
             .await?;
             if !targets.is_empty() {
-                let channel_row = load::channel_row(&mut tx, channel.as_str()).await?;
-                let details = load::channel_details(&mut tx, channel_row).await?;
+                let channel_row = load::channel_row(tx, channel.as_str()).await?;
+                let details = load::channel_details(tx, channel_row).await?;
                 let data = MessageNewData {
                     channel: details.channel,
                     members: details.members,
@@ -129,7 +98,7 @@ impl MessageStore for PgStore {
                     message: message.clone(),
                 };
                 events::record(
-                    &mut tx,
+                    tx,
                     company,
                     Some(channel.as_str()),
                     &event,
@@ -139,8 +108,6 @@ impl MessageStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(!targets.is_empty()).await;
             Ok(message)
         })
     }
@@ -151,20 +118,24 @@ impl MessageStore for PgStore {
         channel: &ChannelId,
         page: Page,
     ) -> StoreResult<Vec<Message>> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND deleted_at IS NULL \
+        query!(self, (actor, channel, page), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND deleted_at IS NULL \
              ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(channel.as_str())
-            .bind(i64::from(page.limit))
-            .bind(i64::from(page.offset))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Failure::from)?;
-        Ok(load::messages(&mut conn, rows).await?)
+            );
+            let rows = conn
+                .fetch_all::<MessageRow>(
+                    &sql,
+                    args![
+                        channel.as_str(),
+                        i64::from(page.limit),
+                        i64::from(page.offset)
+                    ],
+                )
+                .await?;
+            load::messages(conn, rows).await
+        })
     }
 
     async fn get_message(
@@ -173,10 +144,11 @@ impl MessageStore for PgStore {
         channel: &ChannelId,
         message: &MessageId,
     ) -> StoreResult<Message> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        let row = load::live_message_row(&mut conn, channel, message).await?;
-        Ok(load::message(&mut conn, row).await?)
+        query!(self, (actor, channel, message), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            let row = load::live_message_row(conn, channel, message).await?;
+            load::message(conn, row).await
+        })
     }
 
     async fn update_message(
@@ -186,11 +158,11 @@ impl MessageStore for PgStore {
         message: &MessageId,
         patch: MessagePatch,
     ) -> StoreResult<Message> {
-        transaction!(self, |tx| {
+        change!(self, (actor, channel, message, patch), |tx| {
             // Each run of the transaction starts from the request as it came.
             let patch = patch.clone();
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            let row = load::live_message_row(&mut tx, channel, message).await?;
+            load::channel_as_member(tx, actor, channel).await?;
+            let row = load::live_message_row(tx, channel, message).await?;
             if !rules::may_edit_message(row.user_id == actor.user.as_str()) {
                 return Err(StoreError::Forbidden(
                     "only the author of a message may change it".into(),
@@ -200,20 +172,18 @@ impl MessageStore for PgStore {
             let text = patch.text.unwrap_or_else(|| row.text.clone());
             let elements: Vec<Element> = match patch.elements {
                 Some(elements) => elements,
-                None => serde_json::from_str(&row.elements).map_err(Failure::from)?,
+                None => serde_json::from_str(&row.elements)?,
             };
             let attachments: Vec<MessageAttachment> = match &patch.attachments {
-                Some(ids) => {
-                    resolve_attachments(&mut tx, actor, channel, "attachments", ids).await?
-                }
-                None => serde_json::from_str(&row.attachments).map_err(Failure::from)?,
+                Some(ids) => resolve_attachments(tx, actor, channel, "attachments", ids).await?,
+                None => serde_json::from_str(&row.attachments)?,
             };
             let mentions: Vec<UserId> = match patch.mentions {
                 Some(mentions) => {
-                    ensure_members(&mut tx, channel, &mentions).await?;
+                    ensure_members(tx, channel, &mentions).await?;
                     mentions
                 }
-                None => serde_json::from_str(&row.mentions).map_err(Failure::from)?,
+                None => serde_json::from_str(&row.mentions)?,
             };
             let silent = patch.silent.unwrap_or(row.silent);
             if text
@@ -227,36 +197,24 @@ impl MessageStore for PgStore {
                 )
                 .into());
             }
-            let elements_json = serde_json::to_string(&elements).map_err(Failure::from)?;
-            let attachments_json = serde_json::to_string(&attachments).map_err(Failure::from)?;
-            let mentions_json = serde_json::to_string(&mentions).map_err(Failure::from)?;
+            let elements_json = serde_json::to_string(&elements)?;
+            let attachments_json = serde_json::to_string(&attachments)?;
+            let mentions_json = serde_json::to_string(&mentions)?;
             let unchanged = text == row.text
                 && elements_json == row.elements
                 && attachments_json == row.attachments
                 && mentions_json == row.mentions
                 && silent == row.silent;
             if !unchanged {
-                sqlx::query(
-                    "UPDATE messages SET text = $1, elements = $2, attachments = $3, mentions = $4, silent = $5, \
-                     updated_at = $6 WHERE id = $7",
-                )
-                .bind(&text)
-                .bind(&elements_json)
-                .bind(&attachments_json)
-                .bind(&mentions_json)
-                .bind(silent)
-                .bind(now_micros())
-                .bind(message.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
+                tx.execute("UPDATE messages SET text = $1, elements = $2, attachments = $3, mentions = $4, silent = $5, \
+                     updated_at = $6 WHERE id = $7", args![&text, &elements_json, &attachments_json, &mentions_json, silent, now_micros(), message.as_str()])
+                .await?;
             }
-            let row = load::live_message_row(&mut tx, channel, message).await?;
-            let updated = load::message(&mut tx, row).await?;
-            let mut queued = false;
+            let row = load::live_message_row(tx, channel, message).await?;
+            let updated = load::message(tx, row).await?;
             if !unchanged {
-                queued = events::announce(
-                    &mut tx,
+                events::announce(
+                    tx,
                     actor.company.as_str(),
                     channel.as_str(),
                     EventType::MessageUpdated,
@@ -268,8 +226,6 @@ impl MessageStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(updated)
         })
     }
@@ -280,9 +236,9 @@ impl MessageStore for PgStore {
         channel: &ChannelId,
         message: &MessageId,
     ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            let (_, role) = load::channel_as_member(&mut tx, actor, channel).await?;
-            let row = load::message_row(&mut tx, channel, message).await?;
+        change!(self, (actor, channel, message), |tx| {
+            let (_, role) = load::channel_as_member(tx, actor, channel).await?;
+            let row = load::message_row(tx, channel, message).await?;
             if row.deleted_at.is_some() {
                 return Ok(());
             }
@@ -293,16 +249,14 @@ impl MessageStore for PgStore {
                 ).into());
             }
             let now = now_micros();
-            let deleted = load::message(&mut tx, row).await?;
-            sqlx::query("UPDATE messages SET deleted_at = $1, updated_at = $2 WHERE id = $3")
-                .bind(now)
-                .bind(now)
-                .bind(message.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            let queued = events::announce(
-                &mut tx,
+            let deleted = load::message(tx, row).await?;
+            tx.execute(
+                "UPDATE messages SET deleted_at = $1, updated_at = $2 WHERE id = $3",
+                args![now, now, message.as_str()],
+            )
+            .await?;
+            events::announce(
+                tx,
                 actor.company.as_str(),
                 channel.as_str(),
                 EventType::MessageDeleted,
@@ -313,8 +267,6 @@ impl MessageStore for PgStore {
                 },
             )
             .await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(())
         })
     }
@@ -326,27 +278,18 @@ impl MessageStore for PgStore {
         message: &MessageId,
         reaction: &str,
     ) -> StoreResult<Message> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            let row = load::live_message_row(&mut tx, channel, message).await?;
+        change!(self, (actor, channel, message, reaction), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            let row = load::live_message_row(tx, channel, message).await?;
             let now = now_micros();
-            let inserted = sqlx::query(
-                "INSERT INTO reactions (message_id, user_id, reaction_type, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(message.as_str())
-            .bind(actor.user.as_str())
-            .bind(reaction)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            let updated = load::message(&mut tx, row).await?;
-            let mut queued = false;
-            if inserted.rows_affected() == 1 {
+            let inserted = tx.execute("INSERT INTO reactions (message_id, user_id, reaction_type, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING", args![message.as_str(), actor.user.as_str(), reaction, now])
+            .await?;
+            let updated = load::message(tx, row).await?;
+            if inserted == 1 {
                 let reacted = reaction_of(actor, reaction, now);
-                queued = events::announce(
-                    &mut tx,
+                events::announce(
+                    tx,
                     actor.company.as_str(),
                     channel.as_str(),
                     EventType::ReactionNew,
@@ -359,8 +302,6 @@ impl MessageStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(updated)
         })
     }
@@ -372,25 +313,17 @@ impl MessageStore for PgStore {
         message: &MessageId,
         reaction: &str,
     ) -> StoreResult<Message> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            let row = load::live_message_row(&mut tx, channel, message).await?;
-            let removed: Option<i64> = sqlx::query_scalar(
-                "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND reaction_type = $3 \
-                 RETURNING created_at",
-            )
-            .bind(message.as_str())
-            .bind(actor.user.as_str())
-            .bind(reaction)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            let updated = load::message(&mut tx, row).await?;
-            let mut queued = false;
+        change!(self, (actor, channel, message, reaction), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            let row = load::live_message_row(tx, channel, message).await?;
+            let removed: Option<i64> = tx.optional_scalar("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND reaction_type = $3 \
+                 RETURNING created_at", args![message.as_str(), actor.user.as_str(), reaction])
+            .await?;
+            let updated = load::message(tx, row).await?;
             if let Some(created_at) = removed {
                 let reacted = reaction_of(actor, reaction, created_at);
-                queued = events::announce(
-                    &mut tx,
+                events::announce(
+                    tx,
                     actor.company.as_str(),
                     channel.as_str(),
                     EventType::ReactionDeleted,
@@ -403,8 +336,6 @@ impl MessageStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(updated)
         })
     }
@@ -416,11 +347,10 @@ impl MessageStore for PgStore {
         message: &MessageId,
         action_id: &str,
     ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            let row = load::live_message_row(&mut tx, channel, message).await?;
-            let elements: Vec<Element> =
-                serde_json::from_str(&row.elements).map_err(Failure::from)?;
+        change!(self, (actor, channel, message, action_id), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            let row = load::live_message_row(tx, channel, message).await?;
+            let elements: Vec<Element> = serde_json::from_str(&row.elements)?;
             let button = elements
                 .iter()
                 .flat_map(Element::buttons)
@@ -429,7 +359,7 @@ impl MessageStore for PgStore {
                         .handler
                         .as_ref()
                         .and_then(|handler| handler.action.as_ref())
-                        .is_some_and(|action| action.id == action_id)
+                        .is_some_and(|action| action.id == **action_id)
                 })
                 .ok_or_else(|| {
                     StoreError::unknown_reference(
@@ -444,13 +374,13 @@ impl MessageStore for PgStore {
                 .into());
             }
             let author = row.user_id.clone();
-            let pressed = load::message(&mut tx, row).await?;
-            let presser = load::user(&mut tx, actor.user.as_str()).await?;
+            let pressed = load::message(tx, row).await?;
+            let presser = load::user(tx, actor.user.as_str()).await?;
             let action = PressedAction {
                 id: action_id.to_owned(),
             };
-            let queued = events::announce(
-                &mut tx,
+            events::announce(
+                tx,
                 actor.company.as_str(),
                 channel.as_str(),
                 EventType::MessageAction,
@@ -463,8 +393,6 @@ impl MessageStore for PgStore {
                 },
             )
             .await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(())
         })
     }
@@ -481,29 +409,23 @@ fn reaction_of(actor: &Actor, reaction: &str, created_at: i64) -> EventReaction 
 /// The message a fresh `Idempotency-Key` of this caller created; forgets a
 /// stale one. A key reused for a different request is a conflict.
 async fn remembered_send(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     actor: &Actor,
     record: &IdempotencyRecord,
     now: i64,
 ) -> Outcome<Option<MessageRow>> {
-    let found: Option<(Vec<u8>, String, i64)> = sqlx::query_as(
-        "SELECT request_fingerprint, message_id, created_at FROM idempotency_keys \
+    let found: Option<(Vec<u8>, String, i64)> = conn
+        .fetch_optional(
+            "SELECT request_fingerprint, message_id, created_at FROM idempotency_keys \
          WHERE company_id = $1 AND caller_id = $2 AND idempotency_key = $3",
-    )
-    .bind(actor.company.as_str())
-    .bind(actor.user.as_str())
-    .bind(&record.key)
-    .fetch_optional(&mut *conn)
-    .await?;
+            args![actor.company.as_str(), actor.user.as_str(), &record.key],
+        )
+        .await?;
     let Some((fingerprint, message_id, created_at)) = found else {
         return Ok(None);
     };
     if created_at < now - IDEMPOTENCY_WINDOW_MICROS {
-        sqlx::query("DELETE FROM idempotency_keys WHERE company_id = $1 AND caller_id = $2 AND idempotency_key = $3")
-            .bind(actor.company.as_str())
-            .bind(actor.user.as_str())
-            .bind(&record.key)
-            .execute(&mut *conn)
+        conn.execute("DELETE FROM idempotency_keys WHERE company_id = $1 AND caller_id = $2 AND idempotency_key = $3", args![actor.company.as_str(), actor.user.as_str(), &record.key])
             .await?;
         return Ok(None);
     }
@@ -515,32 +437,25 @@ async fn remembered_send(
     }
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
     Ok(Some(
-        sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(message_id)
-            .fetch_one(&mut *conn)
+        conn.fetch_one::<MessageRow>(&sql, args![message_id])
             .await?,
     ))
 }
 
 /// Fails unless every mentioned user is a member of the channel.
-async fn ensure_members(
-    conn: &mut PgConnection,
-    channel: &ChannelId,
-    users: &[UserId],
-) -> Outcome<()> {
+async fn ensure_members(conn: &mut impl Db, channel: &ChannelId, users: &[UserId]) -> Outcome<()> {
     if users.is_empty() {
         return Ok(());
     }
     let wanted: Vec<&str> = users.iter().map(UserId::as_str).collect();
-    let members: HashSet<String> = sqlx::query_scalar(
-        "SELECT user_id FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2)",
-    )
-    .bind(channel.as_str())
-    .bind(&wanted)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    let members: HashSet<String> = conn
+        .scalars(
+            "SELECT user_id FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2)",
+            args![channel.as_str(), &wanted],
+        )
+        .await?
+        .into_iter()
+        .collect();
     match wanted
         .iter()
         .enumerate()
@@ -557,7 +472,7 @@ async fn ensure_members(
 
 /// A snapshot of a live message of the channel, for a quote.
 async fn quote_of(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: &ChannelId,
     quoted: &MessageId,
 ) -> Outcome<MessageQuote> {

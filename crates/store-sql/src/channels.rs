@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::db::Db;
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use switchboard_domain::{Actor, ChannelId, CompanyId, UnixMicros, UserId, now_micros, rules};
 use switchboard_protocol::events::{ChannelDeletedData, ChannelEventData};
 use switchboard_protocol::{Channel, EventType, MemberRole};
@@ -12,71 +12,49 @@ use switchboard_store::{
     StoreError, StoreResult, Typing,
 };
 
-use crate::PgStore;
+use crate::backend::{Backend, SqlStore};
 use crate::events::{self, Recipients};
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::load;
 use crate::rows::{CHANNEL_COLUMNS, ChannelRow};
 use crate::users::find_or_create_person;
 
 #[async_trait]
-impl ChannelStore for PgStore {
+impl<B: Backend> ChannelStore for SqlStore<B> {
     async fn create_channel(&self, actor: &Actor, new: NewChannel) -> StoreResult<ChannelDetails> {
-        transaction!(self, |tx| {
-            load::ensure_actor(&mut tx, actor).await?;
-            let others =
-                resolve_members(&mut tx, &actor.company, &new.members, &new.invitees).await?;
+        change!(self, (actor, new), |tx| {
+            load::ensure_actor(tx, actor).await?;
+            let others = resolve_members(tx, &actor.company, &new.members, &new.invitees).await?;
             let id = ChannelId::generate();
             let now = now_micros();
-            sqlx::query(
-                "INSERT INTO channels (id, company_id, channel_type, subject, description, access, \
-                 last_activity_at, created_at, updated_at) VALUES ($1, $2, 'group', $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id.as_str())
-            .bind(actor.company.as_str())
-            .bind(&new.subject)
-            .bind(&new.description)
-            .bind(new.access.as_str())
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            insert_member(&mut tx, &id, &actor.user, &MemberRole::Owner, now).await?;
-            for member in others.iter().filter(|member| **member != actor.user) {
-                insert_member(&mut tx, &id, member, &MemberRole::Member, now).await?;
-            }
-            refresh_member_count(&mut tx, &id).await?;
-            let row = load::channel_row(&mut tx, id.as_str()).await?;
-            let details = load::channel_details(&mut tx, row).await?;
-            let queued = announce_channel(
-                &mut tx,
-                &actor.company,
-                &id,
-                EventType::ChannelCreated,
-                &details,
-            )
+            tx.execute("INSERT INTO channels (id, company_id, channel_type, subject, description, access, \
+                 last_activity_at, created_at, updated_at) VALUES ($1, $2, 'group', $3, $4, $5, $6, $7, $8)", args![id.as_str(), actor.company.as_str(), &new.subject, &new.description, new.access.as_str(), now, now, now])
             .await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
+            insert_member(tx, &id, &actor.user, &MemberRole::Owner, now).await?;
+            for member in others.iter().filter(|member| **member != actor.user) {
+                insert_member(tx, &id, member, &MemberRole::Member, now).await?;
+            }
+            refresh_member_count(tx, &id).await?;
+            let row = load::channel_row(tx, id.as_str()).await?;
+            let details = load::channel_details(tx, row).await?;
+            announce_channel(tx, &actor.company, &id, EventType::ChannelCreated, &details).await?;
             Ok(details)
         })
     }
 
     async fn direct_channel(&self, actor: &Actor, peer: DirectPeer) -> StoreResult<ChannelDetails> {
-        transaction!(self, |tx| {
+        change!(self, (actor, peer), |tx| {
             // Each run of the transaction starts from the request as it came.
             let peer = peer.clone();
-            load::ensure_actor(&mut tx, actor).await?;
+            load::ensure_actor(tx, actor).await?;
             let (peer, field) = match peer {
                 DirectPeer::User(user) => (user, "memberId"),
                 DirectPeer::Invite(invitee) => {
-                    let user = find_or_create_person(&mut tx, &actor.company, &invitee).await?;
+                    let user = find_or_create_person(tx, &actor.company, &invitee).await?;
                     (UserId::from_stored(user.id), "memberToInvite")
                 }
             };
-            resolve_members(&mut tx, &actor.company, std::slice::from_ref(&peer), &[])
+            resolve_members(tx, &actor.company, std::slice::from_ref(&peer), &[])
                 .await
                 .map_err(|_| {
                     StoreError::unknown_reference(
@@ -94,83 +72,63 @@ impl ChannelStore for PgStore {
             let mut pair = [actor.user.as_str(), peer.as_str()];
             pair.sort_unstable();
             let direct_key = pair.join(" ");
-            let existing: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM channels WHERE company_id = $1 AND direct_key = $2 AND deleted_at IS NULL",
-            )
-            .bind(actor.company.as_str())
-            .bind(&direct_key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+            let existing: Option<String> = tx.optional_scalar("SELECT id FROM channels WHERE company_id = $1 AND direct_key = $2 AND deleted_at IS NULL", args![actor.company.as_str(), &direct_key])
+            .await?;
             let mut created = false;
             let id = match existing {
                 Some(id) => ChannelId::from_stored(id),
                 None => {
                     let id = ChannelId::generate();
                     let now = now_micros();
-                    sqlx::query(
-                        "INSERT INTO channels (id, company_id, channel_type, access, direct_key, \
-                         last_activity_at, created_at, updated_at) VALUES ($1, $2, 'direct', 'private', $3, $4, $5, $6)",
-                    )
-                    .bind(id.as_str())
-                    .bind(actor.company.as_str())
-                    .bind(&direct_key)
-                    .bind(now)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Failure::from)?;
+                    tx.execute("INSERT INTO channels (id, company_id, channel_type, access, direct_key, \
+                         last_activity_at, created_at, updated_at) VALUES ($1, $2, 'direct', 'private', $3, $4, $5, $6)", args![id.as_str(), actor.company.as_str(), &direct_key, now, now, now])
+                    .await?;
                     // Both people of a direct channel own it: either may delete it.
-                    insert_member(&mut tx, &id, &actor.user, &MemberRole::Owner, now).await?;
-                    insert_member(&mut tx, &id, &peer, &MemberRole::Owner, now).await?;
-                    refresh_member_count(&mut tx, &id).await?;
+                    insert_member(tx, &id, &actor.user, &MemberRole::Owner, now).await?;
+                    insert_member(tx, &id, &peer, &MemberRole::Owner, now).await?;
+                    refresh_member_count(tx, &id).await?;
                     created = true;
                     id
                 }
             };
-            let row = load::channel_row(&mut tx, id.as_str()).await?;
-            let details = load::channel_details(&mut tx, row).await?;
-            let mut queued = false;
+            let row = load::channel_row(tx, id.as_str()).await?;
+            let details = load::channel_details(tx, row).await?;
             if created {
-                queued = announce_channel(
-                    &mut tx,
-                    &actor.company,
-                    &id,
-                    EventType::ChannelCreated,
-                    &details,
-                )
-                .await?;
+                announce_channel(tx, &actor.company, &id, EventType::ChannelCreated, &details)
+                    .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(details)
         })
     }
 
     async fn list_channels(&self, actor: &Actor, page: Page) -> StoreResult<Vec<Channel>> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::ensure_actor(&mut conn, actor).await?;
-        let sql = format!(
-            "SELECT {CHANNEL_COLUMNS} FROM channel_members m JOIN channels c ON c.id = m.channel_id \
+        query!(self, (actor, page), |conn| {
+            load::ensure_actor(conn, actor).await?;
+            let sql = format!(
+                "SELECT {CHANNEL_COLUMNS} FROM channel_members m JOIN channels c ON c.id = m.channel_id \
              WHERE m.user_id = $1 AND c.company_id = $2 AND c.deleted_at IS NULL \
              ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $3 OFFSET $4"
-        );
-        let rows = sqlx::query_as::<_, ChannelRow>(&sql)
-            .bind(actor.user.as_str())
-            .bind(actor.company.as_str())
-            .bind(i64::from(page.limit))
-            .bind(i64::from(page.offset))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Failure::from)?;
-        Ok(rows.into_iter().map(ChannelRow::into_channel).collect())
+            );
+            let rows = conn
+                .fetch_all::<ChannelRow>(
+                    &sql,
+                    args![
+                        actor.user.as_str(),
+                        actor.company.as_str(),
+                        i64::from(page.limit),
+                        i64::from(page.offset)
+                    ],
+                )
+                .await?;
+            Ok(rows.into_iter().map(ChannelRow::into_channel).collect())
+        })
     }
 
     async fn get_channel(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<ChannelDetails> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        let (row, _) = load::channel_as_member(&mut conn, actor, channel).await?;
-        Ok(load::channel_details(&mut conn, row).await?)
+        query!(self, (actor, channel), |conn| {
+            let (row, _) = load::channel_as_member(conn, actor, channel).await?;
+            load::channel_details(conn, row).await
+        })
     }
 
     async fn update_channel(
@@ -179,10 +137,10 @@ impl ChannelStore for PgStore {
         channel: &ChannelId,
         patch: ChannelPatch,
     ) -> StoreResult<Channel> {
-        transaction!(self, |tx| {
+        change!(self, (actor, channel, patch), |tx| {
             // Each run of the transaction starts from the request as it came.
             let patch = patch.clone();
-            let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
+            let (row, role) = load::channel_as_member(tx, actor, channel).await?;
             if !rules::may_update_channel(&role) {
                 return Err(StoreError::Forbidden("you may not change this channel".into()).into());
             }
@@ -190,29 +148,15 @@ impl ChannelStore for PgStore {
             apply(&mut next, patch);
             let changed = !same_settings(&row, &next);
             if changed {
-                sqlx::query(
-                    "UPDATE channels SET subject = $1, description = $2, access = $3, service = $4, service_title = $5, \
-                     broadcast = $6, external = $7, updated_at = $8 WHERE id = $9",
-                )
-                .bind(&next.subject)
-                .bind(&next.description)
-                .bind(&next.access)
-                .bind(&next.service)
-                .bind(&next.service_title)
-                .bind(next.broadcast)
-                .bind(next.external)
-                .bind(now_micros())
-                .bind(channel.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
+                tx.execute("UPDATE channels SET subject = $1, description = $2, access = $3, service = $4, service_title = $5, \
+                     broadcast = $6, external = $7, updated_at = $8 WHERE id = $9", args![&next.subject, &next.description, &next.access, &next.service, &next.service_title, next.broadcast, next.external, now_micros(), channel.as_str()])
+                .await?;
             }
-            let updated = load::channel_row(&mut tx, channel.as_str()).await?;
-            let mut queued = false;
+            let updated = load::channel_row(tx, channel.as_str()).await?;
             if changed {
-                let details = load::channel_details(&mut tx, updated.clone()).await?;
-                queued = announce_channel(
-                    &mut tx,
+                let details = load::channel_details(tx, updated.clone()).await?;
+                announce_channel(
+                    tx,
                     &actor.company,
                     channel,
                     EventType::ChannelUpdated,
@@ -220,26 +164,25 @@ impl ChannelStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(updated.into_channel())
         })
     }
 
     async fn delete_channel(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            load::ensure_actor(&mut tx, actor).await?;
-            let found: Option<(Option<i64>, String)> = sqlx::query_as(
-                "SELECT c.deleted_at, m.role FROM channels c \
+        change!(self, (actor, channel), |tx| {
+            load::ensure_actor(tx, actor).await?;
+            let found: Option<(Option<i64>, String)> = tx
+                .fetch_optional(
+                    "SELECT c.deleted_at, m.role FROM channels c \
                  JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
                  WHERE c.id = $2 AND c.company_id = $3",
-            )
-            .bind(actor.user.as_str())
-            .bind(channel.as_str())
-            .bind(actor.company.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
+                    args![
+                        actor.user.as_str(),
+                        channel.as_str(),
+                        actor.company.as_str()
+                    ],
+                )
+                .await?;
             let Some((deleted_at, role)) = found else {
                 return Err(StoreError::not_found("channel", channel).into());
             };
@@ -253,22 +196,15 @@ impl ChannelStore for PgStore {
                 .into());
             }
             let now = now_micros();
-            sqlx::query(
-                "UPDATE channels SET deleted_at = $1, updated_at = $2, direct_key = NULL WHERE id = $3",
+            tx.execute("UPDATE channels SET deleted_at = $1, updated_at = $2, direct_key = NULL WHERE id = $3", args![now, now, channel.as_str()])
+            .await?;
+            tx.execute(
+                "DELETE FROM typing WHERE channel_id = $1",
+                args![channel.as_str()],
             )
-            .bind(now)
-            .bind(now)
-            .bind(channel.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            sqlx::query("DELETE FROM typing WHERE channel_id = $1")
-                .bind(channel.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            let queued = events::announce(
-                &mut tx,
+            .await?;
+            events::announce(
+                tx,
                 actor.company.as_str(),
                 channel.as_str(),
                 EventType::ChannelDeleted,
@@ -276,16 +212,15 @@ impl ChannelStore for PgStore {
                 |channel| ChannelDeletedData { channel },
             )
             .await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(())
         })
     }
 
     async fn list_members(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<Members> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        Ok(load::members(&mut conn, channel.as_str()).await?)
+        query!(self, (actor, channel), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            load::members(conn, channel.as_str()).await
+        })
     }
 
     async fn add_members(
@@ -296,29 +231,28 @@ impl ChannelStore for PgStore {
         invitees: Vec<Invitee>,
         _silent: bool,
     ) -> StoreResult<Members> {
-        transaction!(self, |tx| {
-            let (row, _) = load::channel_as_member(&mut tx, actor, channel).await?;
+        change!(self, (actor, channel, members, invitees, _silent), |tx| {
+            let (row, _) = load::channel_as_member(tx, actor, channel).await?;
             if row.is_direct() {
                 return Err(StoreError::Conflict(
                     "members cannot be added to a direct channel".into(),
                 )
                 .into());
             }
-            let users = resolve_members(&mut tx, &actor.company, &members, &invitees).await?;
+            let users = resolve_members(tx, &actor.company, members, invitees).await?;
             let now = now_micros();
             let mut added = Vec::new();
             for user in &users {
-                if insert_member(&mut tx, channel, user, &MemberRole::Member, now).await? {
+                if insert_member(tx, channel, user, &MemberRole::Member, now).await? {
                     added.push(user.as_str());
                 }
             }
-            let mut queued = false;
             if !added.is_empty() {
-                refresh_member_count(&mut tx, channel).await?;
-                touch(&mut tx, channel, now).await?;
-                let all = load::members(&mut tx, channel.as_str()).await?;
-                queued = events::announce(
-                    &mut tx,
+                refresh_member_count(tx, channel).await?;
+                touch(tx, channel, now).await?;
+                let all = load::members(tx, channel.as_str()).await?;
+                events::announce(
+                    tx,
                     actor.company.as_str(),
                     channel.as_str(),
                     EventType::MemberAdded,
@@ -339,9 +273,7 @@ impl ChannelStore for PgStore {
                 )
                 .await?;
             }
-            let members = load::members(&mut tx, channel.as_str()).await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
+            let members = load::members(tx, channel.as_str()).await?;
             Ok(members)
         })
     }
@@ -352,8 +284,8 @@ impl ChannelStore for PgStore {
         channel: &ChannelId,
         member: &UserId,
     ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            let (row, role) = load::channel_as_member(&mut tx, actor, channel).await?;
+        change!(self, (actor, channel, member), |tx| {
+            let (row, role) = load::channel_as_member(tx, actor, channel).await?;
             if row.is_direct() {
                 return Err(StoreError::Conflict(
                     "members cannot be removed from a direct channel".into(),
@@ -366,7 +298,7 @@ impl ChannelStore for PgStore {
                 )
                 .into());
             }
-            let before = load::members(&mut tx, channel.as_str()).await?;
+            let before = load::members(tx, channel.as_str()).await?;
             let Some(removed_member) = before.members.into_iter().find(|m| m.id == member.as_str())
             else {
                 return Err(StoreError::not_found("member", member).into());
@@ -376,24 +308,22 @@ impl ChannelStore for PgStore {
                 .into_iter()
                 .filter(|u| u.id == member.as_str())
                 .collect();
-            sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-                .bind(channel.as_str())
-                .bind(member.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            sqlx::query("DELETE FROM typing WHERE channel_id = $1 AND user_id = $2")
-                .bind(channel.as_str())
-                .bind(member.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            refresh_member_count(&mut tx, channel).await?;
+            tx.execute(
+                "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+                args![channel.as_str(), member.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM typing WHERE channel_id = $1 AND user_id = $2",
+                args![channel.as_str(), member.as_str()],
+            )
+            .await?;
+            refresh_member_count(tx, channel).await?;
             let now = now_micros();
-            touch(&mut tx, channel, now).await?;
+            touch(tx, channel, now).await?;
             let gone = [member.as_str()];
-            let queued = events::announce(
-                &mut tx,
+            events::announce(
+                tx,
                 actor.company.as_str(),
                 channel.as_str(),
                 EventType::MemberRemoved,
@@ -405,8 +335,6 @@ impl ChannelStore for PgStore {
                 },
             )
             .await?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
             Ok(())
         })
     }
@@ -417,28 +345,22 @@ impl ChannelStore for PgStore {
         channel: &ChannelId,
         expires_at: UnixMicros,
     ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            sqlx::query(
+        change!(self, (actor, channel, expires_at), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            tx.execute(
                 "INSERT INTO typing (channel_id, user_id, expires_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (channel_id, user_id) DO UPDATE SET expires_at = excluded.expires_at",
+                args![channel.as_str(), actor.user.as_str(), expires_at],
             )
-            .bind(channel.as_str())
-            .bind(actor.user.as_str())
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            tx.commit().await?;
+            .await?;
             Ok(())
         })
     }
 
     async fn stop_typing(&self, actor: &Actor, channel: &ChannelId) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            load::channel_as_member(&mut tx, actor, channel).await?;
-            clear_typing(&mut tx, channel, &actor.user).await?;
-            tx.commit().await?;
+        change!(self, (actor, channel), |tx| {
+            load::channel_as_member(tx, actor, channel).await?;
+            clear_typing(tx, channel, &actor.user).await?;
             Ok(())
         })
     }
@@ -449,35 +371,29 @@ impl ChannelStore for PgStore {
         channel: &ChannelId,
         now: UnixMicros,
     ) -> StoreResult<Vec<Typing>> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        load::channel_as_member(&mut conn, actor, channel).await?;
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT user_id, expires_at FROM typing WHERE channel_id = $1 AND expires_at > $2 ORDER BY user_id",
-        )
-        .bind(channel.as_str())
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(Failure::from)?;
-        Ok(rows
-            .into_iter()
-            .map(|(user, expires_at)| Typing {
-                user: UserId::from_stored(user),
-                expires_at,
-            })
-            .collect())
+        query!(self, (actor, channel, now), |conn| {
+            load::channel_as_member(conn, actor, channel).await?;
+            let rows: Vec<(String, i64)> = conn.fetch_all("SELECT user_id, expires_at FROM typing WHERE channel_id = $1 AND expires_at > $2 ORDER BY user_id", args![channel.as_str(), now])
+        .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(user, expires_at)| Typing {
+                    user: UserId::from_stored(user),
+                    expires_at,
+                })
+                .collect())
+        })
     }
 }
 
-/// Queues a `{channel, members, users}` event for the channel's bot members;
-/// `true` when some integration will receive it.
+/// Queues a `{channel, members, users}` event for the channel's bot members.
 async fn announce_channel(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     channel: &ChannelId,
     event: EventType,
     details: &ChannelDetails,
-) -> Outcome<bool> {
+) -> Outcome<()> {
     events::announce(
         conn,
         company.as_str(),
@@ -495,51 +411,46 @@ async fn announce_channel(
 
 /// Removes a user's typing indicator in a channel.
 pub(crate) async fn clear_typing(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: &ChannelId,
     user: &UserId,
 ) -> Outcome<()> {
-    sqlx::query("DELETE FROM typing WHERE channel_id = $1 AND user_id = $2")
-        .bind(channel.as_str())
-        .bind(user.as_str())
-        .execute(&mut *conn)
-        .await?;
+    conn.execute(
+        "DELETE FROM typing WHERE channel_id = $1 AND user_id = $2",
+        args![channel.as_str(), user.as_str()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Marks activity in a channel (it moves to the top of its members' lists).
-pub(crate) async fn touch(
-    conn: &mut PgConnection,
-    channel: &ChannelId,
-    now: UnixMicros,
-) -> Outcome<()> {
-    sqlx::query("UPDATE channels SET last_activity_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(channel.as_str())
-        .execute(&mut *conn)
-        .await?;
+pub(crate) async fn touch(conn: &mut impl Db, channel: &ChannelId, now: UnixMicros) -> Outcome<()> {
+    conn.execute(
+        "UPDATE channels SET last_activity_at = $1 WHERE id = $2",
+        args![now, channel.as_str()],
+    )
+    .await?;
     Ok(())
 }
 
 /// The live users named by id (each must be in the company) followed by the
 /// invitees (found or created), without repeats, in the order given.
 async fn resolve_members(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     ids: &[UserId],
     invitees: &[Invitee],
 ) -> Outcome<Vec<UserId>> {
     let wanted: Vec<&str> = ids.iter().map(UserId::as_str).collect();
-    let found: HashSet<String> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE company_id = $1 AND deleted_at IS NULL \
+    let found: HashSet<String> = conn
+        .scalars(
+            "SELECT id FROM users WHERE company_id = $1 AND deleted_at IS NULL \
          AND id = ANY($2)",
-    )
-    .bind(company.as_str())
-    .bind(&wanted)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+            args![company.as_str(), &wanted],
+        )
+        .await?
+        .into_iter()
+        .collect();
     if let Some((index, missing)) = wanted
         .iter()
         .enumerate()
@@ -568,32 +479,20 @@ async fn resolve_members(
 
 /// Adds a member; `false` when they already were one.
 async fn insert_member(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     channel: &ChannelId,
     user: &UserId,
     role: &MemberRole,
     now: UnixMicros,
 ) -> Outcome<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO channel_members (channel_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (channel_id, user_id) DO NOTHING",
-    )
-    .bind(channel.as_str())
-    .bind(user.as_str())
-    .bind(role.as_str())
-    .bind(now)
-    .execute(&mut *conn)
+    let inserted = conn.execute("INSERT INTO channel_members (channel_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (channel_id, user_id) DO NOTHING", args![channel.as_str(), user.as_str(), role.as_str(), now])
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(inserted == 1)
 }
 
-async fn refresh_member_count(conn: &mut PgConnection, channel: &ChannelId) -> Outcome<()> {
-    sqlx::query(
-        "UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) WHERE id = $2",
-    )
-    .bind(channel.as_str())
-    .bind(channel.as_str())
-    .execute(&mut *conn)
+async fn refresh_member_count(conn: &mut impl Db, channel: &ChannelId) -> Outcome<()> {
+    conn.execute("UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) WHERE id = $2", args![channel.as_str(), channel.as_str()])
     .await?;
     Ok(())
 }

@@ -6,15 +6,14 @@
 //! [`record`] it: one `events` row with the channel's next `channelSeq`, one
 //! `deliveries` row per target, and the target's lane if it had none.
 
+use crate::db::Db;
 use serde::Serialize;
-use sqlx::SqliteConnection;
 use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
 
 use crate::failure::Outcome;
+use crate::integration_rows::subscribes;
 use crate::load;
-use switchboard_store_sql::created_events;
-use switchboard_store_sql::integration_rows::subscribes;
 
 /// Who hears of an event, besides the event-type filter of each integration.
 pub(crate) enum Recipients<'a> {
@@ -28,7 +27,7 @@ pub(crate) enum Recipients<'a> {
 
 /// The live, enabled integrations that should receive `event_type` from `channel`.
 pub(crate) async fn targets(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     company: &str,
     channel: &str,
     event_type: &EventType,
@@ -36,33 +35,21 @@ pub(crate) async fn targets(
 ) -> Outcome<Vec<String>> {
     let rows: Vec<(String, Option<String>)> = match recipients {
         Recipients::BotMembers | Recipients::BotMembersAnd(_) => {
-            let extra = match recipients {
-                Recipients::BotMembersAnd(users) => serde_json::to_string(users)?,
-                _ => "[]".to_owned(),
+            let extra: &[&str] = match recipients {
+                Recipients::BotMembersAnd(users) => users,
+                _ => &[],
             };
-            sqlx::query_as(
-                "SELECT id, event_types FROM integrations \
-                 WHERE company_id = ? AND deleted_at IS NULL AND state != 'disabled' \
-                 AND (bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = ?) \
-                      OR bot_id IN (SELECT value FROM json_each(?))) \
-                 ORDER BY id",
-            )
-            .bind(company)
-            .bind(channel)
-            .bind(extra)
-            .fetch_all(&mut *conn)
+            conn.fetch_all("SELECT id, event_types FROM integrations \
+                 WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' \
+                 AND (bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $2) \
+                      OR bot_id = ANY($3)) \
+                 ORDER BY id", args![company, channel, extra])
             .await?
         }
         Recipients::MemberBot(bot) => {
-            sqlx::query_as(
-                "SELECT id, event_types FROM integrations \
-                 WHERE company_id = ? AND deleted_at IS NULL AND state != 'disabled' AND bot_id = ? \
-                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = ?) ORDER BY id",
-            )
-            .bind(company)
-            .bind(bot)
-            .bind(channel)
-            .fetch_all(&mut *conn)
+            conn.fetch_all("SELECT id, event_types FROM integrations \
+                 WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' AND bot_id = $2 \
+                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $3) ORDER BY id", args![company, bot, channel])
             .await?
         }
     };
@@ -76,19 +63,18 @@ pub(crate) async fn targets(
 }
 
 /// Queues an event about `channel` for `recipients`, with data built from the
-/// channel as it is now; `true` when some integration will receive it (the
-/// data is built only then).
+/// channel as it is now (built only when some integration will receive it).
 pub(crate) async fn announce<D: Serialize>(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     company: &str,
     channel: &str,
     event: EventType,
     recipients: Recipients<'_>,
     build: impl FnOnce(Channel) -> D,
-) -> Outcome<bool> {
+) -> Outcome<()> {
     let wanted = targets(conn, company, channel, &event, recipients).await?;
     if wanted.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     let data = build(load::channel_row(conn, channel).await?.into_channel());
     record(
@@ -101,13 +87,13 @@ pub(crate) async fn announce<D: Serialize>(
         now_micros(),
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Stores the event and one delivery per target. Channel events take the
 /// channel's next `channelSeq`.
 pub(crate) async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     company: &str,
     channel: Option<&str>,
     event_type: &EventType,
@@ -116,31 +102,25 @@ pub(crate) async fn record(
     now: i64,
 ) -> Outcome<EventId> {
     let id = EventId::generate();
-    let seq: i64 =
-        match channel {
-            Some(channel) => sqlx::query_scalar(
-                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq",
+    let seq: i64 = match channel {
+        Some(channel) => {
+            conn.scalar(
+                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+                args![channel],
             )
-            .bind(channel)
-            .fetch_one(&mut *conn)
-            .await?,
-            None => 0,
-        };
-    sqlx::query(
-        "INSERT INTO events (id, company_id, channel_id, channel_seq, event_type, data, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id.as_str())
-    .bind(company)
-    .bind(channel)
-    .bind(channel.map(|_| seq))
-    .bind(event_type.as_str())
+            .await?
+        }
+        None => 0,
+    };
     // In JavaScript's key order: bodies re-serialized by a receiver stay the signed bytes.
-    .bind(switchboard_protocol::js_json::to_string(data)?)
-    .bind(now)
-    .execute(&mut *conn)
+    let data = switchboard_protocol::js_json::to_string(data)?;
+    conn.execute(
+        "INSERT INTO events (id, company_id, channel_id, channel_seq, event_type, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![id.as_str(), company, channel, channel.map(|_| seq), event_type.as_str(), data, now],
+    )
     .await?;
-    created_events::recorded(event_type);
+    conn.effects().events.push(event_type.clone());
     let lane = channel.unwrap_or(id.as_str());
     for integration in targets {
         enqueue(conn, id.as_str(), integration, lane, seq, now).await?;
@@ -150,33 +130,19 @@ pub(crate) async fn record(
 
 /// Queues one delivery of a stored event, opening its lane when it has none.
 pub(crate) async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     event: &str,
     integration: &str,
     lane: &str,
     seq: i64,
     now: i64,
 ) -> Outcome<()> {
-    let delivery: i64 = sqlx::query_scalar(
-        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
-         VALUES (?, ?, ?, ?, 'pending', ?) RETURNING id",
-    )
-    .bind(event)
-    .bind(integration)
-    .bind(lane)
-    .bind(seq)
-    .bind(now)
-    .fetch_one(&mut *conn)
+    let delivery: i64 = conn.scalar("INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id", args![event, integration, lane, seq, now])
     .await?;
-    sqlx::query(
-        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (integration_id, lane) DO NOTHING",
-    )
-    .bind(integration)
-    .bind(lane)
-    .bind(delivery)
-    .bind(now)
-    .execute(&mut *conn)
+    conn.execute("INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (integration_id, lane) DO NOTHING", args![integration, lane, delivery, now])
     .await?;
+    conn.effects().queued_deliveries = true;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! People and bots.
 
+use crate::db::Db;
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use switchboard_domain::{CompanyId, UserId, now_micros};
 use switchboard_protocol::events::ChannelEventData;
 use switchboard_protocol::{ChannelMember, EventType, MemberRole, Timestamp, User};
@@ -9,25 +9,25 @@ use switchboard_store::{
     BotProfile, Invitee, Page, StoreError, StoreResult, UserPatch, UserProfile, UserStore,
 };
 
-use crate::PgStore;
+use crate::backend::{Backend, SqlStore};
 use crate::events::{self, Recipients};
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::load;
 use crate::rows::{USER_COLUMNS, UserRow};
 
 #[async_trait]
-impl UserStore for PgStore {
+impl<B: Backend> UserStore for SqlStore<B> {
     async fn create_user(&self, company: &CompanyId, profile: UserProfile) -> StoreResult<User> {
-        transaction!(self, |tx| {
-            let user = insert_person(&mut tx, company, &profile).await?;
-            tx.commit().await?;
+        change!(self, (company, profile), |tx| {
+            let user = insert_person(tx, company, profile).await?;
             Ok(user)
         })
     }
 
     async fn get_user(&self, company: &CompanyId, id: &UserId) -> StoreResult<User> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        Ok(live_user(&mut conn, company, id, None).await?)
+        query!(self, (company, id), |conn| {
+            live_user(conn, company, id, None).await
+        })
     }
 
     async fn list_users(
@@ -36,20 +36,26 @@ impl UserStore for PgStore {
         email: Option<&str>,
         page: Page,
     ) -> StoreResult<Vec<User>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND deleted_at IS NULL \
+        let email = email.map(str::to_owned);
+        query!(self, (company, email, page), |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND deleted_at IS NULL \
              AND ($2 IS NULL OR email = $3) ORDER BY created_at, id LIMIT $4 OFFSET $5"
-        );
-        let rows = sqlx::query_as::<_, UserRow>(&sql)
-            .bind(company.as_str())
-            .bind(email)
-            .bind(email)
-            .bind(i64::from(page.limit))
-            .bind(i64::from(page.offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        Ok(rows.into_iter().map(UserRow::into_user).collect())
+            );
+            let rows = conn
+                .fetch_all::<UserRow>(
+                    &sql,
+                    args![
+                        company.as_str(),
+                        email,
+                        email,
+                        i64::from(page.limit),
+                        i64::from(page.offset)
+                    ],
+                )
+                .await?;
+            Ok(rows.into_iter().map(UserRow::into_user).collect())
+        })
     }
 
     async fn update_user(
@@ -58,79 +64,62 @@ impl UserStore for PgStore {
         id: &UserId,
         patch: UserPatch,
     ) -> StoreResult<User> {
-        transaction!(self, |tx| {
+        change!(self, (company, id, patch), |tx| {
             // Each run of the transaction starts from the request as it came.
             let patch = patch.clone();
-            let current = live_user(&mut tx, company, id, Some(false)).await?;
+            let current = live_user(tx, company, id, Some(false)).await?;
             let mut profile = profile_of(&current);
             merge(&mut profile, patch.set);
             for field in &patch.unset {
                 clear(&mut profile, field);
             }
-            ensure_contact_free(&mut tx, company, &profile, Some(id)).await?;
-            write_profile(&mut tx, id, &profile).await?;
-            let user = load::user(&mut tx, id.as_str()).await?;
-            tx.commit().await?;
+            ensure_contact_free(tx, company, &profile, Some(id)).await?;
+            write_profile(tx, id, &profile).await?;
+            let user = load::user(tx, id.as_str()).await?;
             Ok(user)
         })
     }
 
     async fn invite(&self, company: &CompanyId, invitees: Vec<Invitee>) -> StoreResult<Vec<User>> {
-        transaction!(self, |tx| {
+        change!(self, (company, invitees), |tx| {
             let mut users = Vec::with_capacity(invitees.len());
-            for invitee in &invitees {
-                users.push(find_or_create_person(&mut tx, company, invitee).await?);
+            for invitee in invitees {
+                users.push(find_or_create_person(tx, company, invitee).await?);
             }
-            tx.commit().await?;
             Ok(users)
         })
     }
 
     async fn create_bot(&self, company: &CompanyId, profile: BotProfile) -> StoreResult<User> {
-        transaction!(self, |tx| {
+        change!(self, (company, profile), |tx| {
             let id = UserId::generate();
             let now = now_micros();
-            sqlx::query(
-                "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
+            tx.execute("INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
                  bot_integration_type, bot_searchable, created_at, updated_at) \
-                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(id.as_str())
-            .bind(company.as_str())
-            .bind(&profile.name)
-            .bind(&profile.picture)
-            .bind(&profile.locale)
-            .bind(&profile.time_zone)
-            .bind(&profile.access)
-            .bind(&profile.integration_type)
-            .bind(profile.searchable)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            let user = load::user(&mut tx, id.as_str()).await?;
-            tx.commit().await?;
+                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)", args![id.as_str(), company.as_str(), &profile.name, &profile.picture, &profile.locale, &profile.time_zone, &profile.access, &profile.integration_type, profile.searchable, now, now])
+            .await?;
+            let user = load::user(tx, id.as_str()).await?;
             Ok(user)
         })
     }
 
     async fn list_bots(&self, company: &CompanyId) -> StoreResult<Vec<User>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND is_bot AND deleted_at IS NULL \
+        query!(self, (company), |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND is_bot AND deleted_at IS NULL \
              ORDER BY created_at, id"
-        );
-        let rows = sqlx::query_as::<_, UserRow>(&sql)
-            .bind(company.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Failure::from)?;
-        Ok(rows.into_iter().map(UserRow::into_user).collect())
+            );
+            let rows = conn
+                .fetch_all::<UserRow>(&sql, args![company.as_str()])
+                .await?;
+            Ok(rows.into_iter().map(UserRow::into_user).collect())
+        })
     }
 
     async fn get_bot(&self, company: &CompanyId, id: &UserId) -> StoreResult<User> {
-        let mut conn = self.pool.acquire().await.map_err(Failure::from)?;
-        Ok(live_user(&mut conn, company, id, Some(true)).await?)
+        query!(self, (company, id), |conn| {
+            live_user(conn, company, id, Some(true)).await
+        })
     }
 
     async fn replace_bot(
@@ -139,91 +128,58 @@ impl UserStore for PgStore {
         id: &UserId,
         profile: BotProfile,
     ) -> StoreResult<User> {
-        transaction!(self, |tx| {
-            live_user(&mut tx, company, id, Some(true)).await?;
-            sqlx::query(
-                "UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, bot_access = $5, \
-                 bot_integration_type = $6, bot_searchable = $7, updated_at = $8 WHERE id = $9",
-            )
-                .bind(&profile.name)
-                .bind(&profile.picture)
-                .bind(&profile.locale)
-                .bind(&profile.time_zone)
-                .bind(&profile.access)
-                .bind(&profile.integration_type)
-                .bind(profile.searchable)
-                .bind(now_micros())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            let user = load::user(&mut tx, id.as_str()).await?;
-            tx.commit().await?;
+        change!(self, (company, id, profile), |tx| {
+            live_user(tx, company, id, Some(true)).await?;
+            tx.execute("UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, bot_access = $5, \
+                 bot_integration_type = $6, bot_searchable = $7, updated_at = $8 WHERE id = $9", args![&profile.name, &profile.picture, &profile.locale, &profile.time_zone, &profile.access, &profile.integration_type, profile.searchable, now_micros(), id.as_str()])
+                .await?;
+            let user = load::user(tx, id.as_str()).await?;
             Ok(user)
         })
     }
 
     async fn delete_bot(&self, company: &CompanyId, id: &UserId) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            live_user(&mut tx, company, id, Some(true)).await?;
+        change!(self, (company, id), |tx| {
+            live_user(tx, company, id, Some(true)).await?;
             let now = now_micros();
-            let integrations: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM integrations WHERE bot_id = $1 AND deleted_at IS NULL",
-            )
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            for integration in &integrations {
-                crate::integrations::retire(&mut tx, integration, now).await?;
-            }
-            sqlx::query(
-                "UPDATE credentials SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            // The bot leaves its channels; the other bots there hear of it.
-            let memberships: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT m.channel_id, m.role, m.joined_at FROM channel_members m \
-                 JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1 AND c.deleted_at IS NULL",
-            )
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(Failure::from)?;
-            let user = load::user(&mut tx, id.as_str()).await?;
-            sqlx::query("DELETE FROM channel_members WHERE user_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            sqlx::query("DELETE FROM typing WHERE user_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            let mut queued = false;
-            for (channel, role, joined_at) in memberships {
-                sqlx::query(
-                    "UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) \
-                     WHERE id = $2",
+            let integrations: Vec<String> = tx
+                .scalars(
+                    "SELECT id FROM integrations WHERE bot_id = $1 AND deleted_at IS NULL",
+                    args![id.as_str()],
                 )
-                .bind(&channel)
-                .bind(&channel)
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
+                .await?;
+            for integration in &integrations {
+                crate::integrations::retire(tx, integration, now).await?;
+            }
+            tx.execute(
+                "UPDATE credentials SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                args![now, id.as_str()],
+            )
+            .await?;
+            // The bot leaves its channels; the other bots there hear of it.
+            let memberships: Vec<(String, String, i64)> = tx.fetch_all("SELECT m.channel_id, m.role, m.joined_at FROM channel_members m \
+                 JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1 AND c.deleted_at IS NULL", args![id.as_str()])
+            .await?;
+            let user = load::user(tx, id.as_str()).await?;
+            tx.execute(
+                "DELETE FROM channel_members WHERE user_id = $1",
+                args![id.as_str()],
+            )
+            .await?;
+            tx.execute("DELETE FROM typing WHERE user_id = $1", args![id.as_str()])
+                .await?;
+            for (channel, role, joined_at) in memberships {
+                tx.execute("UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) \
+                     WHERE id = $2", args![&channel, &channel])
+                .await?;
                 let removed = ChannelMember {
                     id: id.as_str().to_owned(),
                     created_at: Timestamp::from_unix_micros(joined_at),
                     role: MemberRole::from(role.as_str()),
                     extra: Default::default(),
                 };
-                queued |= events::announce(
-                    &mut tx,
+                events::announce(
+                    tx,
                     company.as_str(),
                     &channel,
                     EventType::MemberRemoved,
@@ -236,15 +192,11 @@ impl UserStore for PgStore {
                 )
                 .await?;
             }
-            sqlx::query("UPDATE users SET deleted_at = $1, updated_at = $2 WHERE id = $3")
-                .bind(now)
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(Failure::from)?;
-            tx.commit().await?;
-            self.wake_workers_if(queued).await;
+            tx.execute(
+                "UPDATE users SET deleted_at = $1, updated_at = $2 WHERE id = $3",
+                args![now, now, id.as_str()],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -252,7 +204,7 @@ impl UserStore for PgStore {
 
 /// A live user of the company; `bot` narrows to bots (`Some(true)`) or people (`Some(false)`).
 pub(crate) async fn live_user(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     id: &UserId,
     bot: Option<bool>,
@@ -261,12 +213,8 @@ pub(crate) async fn live_user(
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL \
          AND ($3 IS NULL OR is_bot = $4)"
     );
-    let row = sqlx::query_as::<_, UserRow>(&sql)
-        .bind(id.as_str())
-        .bind(company.as_str())
-        .bind(bot)
-        .bind(bot)
-        .fetch_optional(&mut *conn)
+    let row = conn
+        .fetch_optional::<UserRow>(&sql, args![id.as_str(), company.as_str(), bot, bot])
         .await?;
     let what = if bot == Some(true) { "bot" } else { "user" };
     row.map(UserRow::into_user)
@@ -275,7 +223,7 @@ pub(crate) async fn live_user(
 
 /// Finds a live person by email, then phone; creates one when neither matches.
 pub(crate) async fn find_or_create_person(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     invitee: &Invitee,
 ) -> Outcome<User> {
@@ -284,14 +232,18 @@ pub(crate) async fn find_or_create_person(
          AND (($2 IS NOT NULL AND email = $3) OR ($4 IS NOT NULL AND phone = $5)) \
          ORDER BY (email = $6) DESC LIMIT 1"
     );
-    let found = sqlx::query_as::<_, UserRow>(&sql)
-        .bind(company.as_str())
-        .bind(&invitee.email)
-        .bind(&invitee.email)
-        .bind(&invitee.phone)
-        .bind(&invitee.phone)
-        .bind(&invitee.email)
-        .fetch_optional(&mut *conn)
+    let found = conn
+        .fetch_optional::<UserRow>(
+            &sql,
+            args![
+                company.as_str(),
+                &invitee.email,
+                &invitee.email,
+                &invitee.phone,
+                &invitee.phone,
+                &invitee.email
+            ],
+        )
         .await?;
     if let Some(row) = found {
         return Ok(row.into_user());
@@ -306,21 +258,14 @@ pub(crate) async fn find_or_create_person(
 }
 
 async fn insert_person(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     profile: &UserProfile,
 ) -> Outcome<User> {
     ensure_contact_free(conn, company, profile, None).await?;
     let id = UserId::generate();
     let now = now_micros();
-    sqlx::query(
-        "INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES ($1, $2, FALSE, $3, $4)",
-    )
-    .bind(id.as_str())
-    .bind(company.as_str())
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
+    conn.execute("INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES ($1, $2, FALSE, $3, $4)", args![id.as_str(), company.as_str(), now, now])
     .await?;
     write_profile(conn, &id, profile).await?;
     load::user(conn, id.as_str()).await
@@ -328,7 +273,7 @@ async fn insert_person(
 
 /// Conflicts when another live user of the company has the profile's email or phone.
 async fn ensure_contact_free(
-    conn: &mut PgConnection,
+    conn: &mut impl Db,
     company: &CompanyId,
     profile: &UserProfile,
     except: Option<&UserId>,
@@ -338,11 +283,11 @@ async fn ensure_contact_free(
         let sql = format!(
             "SELECT id FROM users WHERE company_id = $1 AND {field} = $2 AND deleted_at IS NULL AND id IS DISTINCT FROM $3"
         );
-        let taken: Option<String> = sqlx::query_scalar(&sql)
-            .bind(company.as_str())
-            .bind(value)
-            .bind(except.map(UserId::as_str))
-            .fetch_optional(&mut *conn)
+        let taken: Option<String> = conn
+            .optional_scalar(
+                &sql,
+                args![company.as_str(), value, except.map(UserId::as_str)],
+            )
             .await?;
         if let Some(other) = taken {
             return Err(StoreError::Conflict(format!(
@@ -354,26 +299,10 @@ async fn ensure_contact_free(
     Ok(())
 }
 
-async fn write_profile(conn: &mut PgConnection, id: &UserId, p: &UserProfile) -> Outcome<()> {
-    sqlx::query(
-        "UPDATE users SET name = $1, email = $2, phone = $3, picture = $4, locale = $5, time_zone = $6, \
+async fn write_profile(conn: &mut impl Db, id: &UserId, p: &UserProfile) -> Outcome<()> {
+    conn.execute("UPDATE users SET name = $1, email = $2, phone = $3, picture = $4, locale = $5, time_zone = $6, \
          pbx_domain = $7, pbx_port = $8, pbx_extension = $9, pbx_serial = $10, pbx_user_id = $11, updated_at = $12 \
-         WHERE id = $13",
-    )
-    .bind(&p.name)
-    .bind(&p.email)
-    .bind(&p.phone)
-    .bind(&p.picture)
-    .bind(&p.locale)
-    .bind(&p.time_zone)
-    .bind(&p.pbx_domain)
-    .bind(&p.pbx_port)
-    .bind(&p.pbx_extension)
-    .bind(&p.pbx_serial)
-    .bind(&p.pbx_user_id)
-    .bind(now_micros())
-    .bind(id.as_str())
-    .execute(&mut *conn)
+         WHERE id = $13", args![&p.name, &p.email, &p.phone, &p.picture, &p.locale, &p.time_zone, &p.pbx_domain, &p.pbx_port, &p.pbx_extension, &p.pbx_serial, &p.pbx_user_id, now_micros(), id.as_str()])
     .await?;
     Ok(())
 }

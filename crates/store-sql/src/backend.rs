@@ -1,0 +1,129 @@
+//! What a database backend provides to the store: a way to run a change as
+//! one committed transaction, a way to run a query, and the delivery
+//! workers' side of the outbox (claims and outcomes), which each database
+//! does its own way.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchboard_store::{DeliveryStore, StoreResult};
+
+use crate::db::Db;
+use crate::failure::Outcome;
+
+/// A boxed future that may move between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A database backend.
+///
+/// A change is handed over as a function of the open transaction, not run
+/// by the caller, so that each backend runs it its own way:
+///
+/// - PostgreSQL opens a `SERIALIZABLE` transaction on a pooled connection,
+///   runs the function, commits, and runs the function again from the start
+///   when the database aborts the transaction for a conflict. The function
+///   is therefore `Fn`: each run starts from the request as it came.
+/// - SQLite hands the function to its writer thread, which runs the changes
+///   waiting at that moment one after another in one transaction (each in a
+///   savepoint of its own) and commits them together.
+///
+/// Either way the caller is answered only after the commit that holds its
+/// change, and what the transaction did ([`crate::db::Effects`]) takes
+/// effect then: its events are counted and the delivery workers woken.
+pub trait Backend: DeliveryStore + Send + Sync + 'static {
+    /// The connection a change runs on, with its transaction open.
+    type Writer: Db;
+    /// The connection a query runs on.
+    type Reader: Db;
+
+    /// Runs `change` in a transaction and commits it.
+    fn write<T, F>(&self, change: F) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Self::Writer) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static;
+
+    /// Runs `query` on a read connection (it sees every answered change).
+    fn read<T, F>(&self, query: F) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Self::Reader) -> BoxFuture<'t, Outcome<T>> + Send + 'static;
+
+    /// Closes every connection.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The store: every storage trait, written once over a [`Backend`].
+pub struct SqlStore<B> {
+    pub(crate) backend: Arc<B>,
+}
+
+impl<B> Clone for SqlStore<B> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            backend: self.backend.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for SqlStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub fn new(backend: B) -> Self {
+        SqlStore {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The backend, for what only it does.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+}
+
+/// Runs `$body` as one change on `$store`'s backend, with the open
+/// transaction as `$tx`. The listed variables are cloned into the change
+/// (owned, since the backend may run it on another thread or more than
+/// once, each run from the request as it came) and the body sees each as a
+/// reference under the same name, as the method's own parameters.
+macro_rules! change {
+    ($store:expr, ($($owned:ident),* $(,)?), |$tx:ident| $body:expr) => {{
+        $(let $owned = $owned.to_owned();)*
+        $store
+            .backend
+            .write(move |$tx| {
+                $(let $owned = ::std::clone::Clone::clone(&$owned);)*
+                Box::pin(async move {
+                    $(let $owned = &$owned;)*
+                    $body
+                })
+            })
+            .await
+    }};
+}
+
+/// Runs `$body` as one query on `$store`'s backend, with the read connection
+/// as `$conn`; the listed variables are moved in as with [`change!`].
+macro_rules! query {
+    ($store:expr, ($($owned:ident),* $(,)?), |$conn:ident| $body:expr) => {{
+        $(let $owned = $owned.to_owned();)*
+        $store
+            .backend
+            .read(move |$conn| {
+                Box::pin(async move {
+                    $(let $owned = &$owned;)*
+                    $body
+                })
+            })
+            .await
+    }};
+}

@@ -1,0 +1,67 @@
+//! Health and housekeeping: the database answers; expired idempotency keys
+//! and typing indicators are deleted.
+
+use async_trait::async_trait;
+use switchboard_domain::UnixMicros;
+use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
+use switchboard_store::{DeliveryStore, MaintenanceStore, StoreResult};
+
+use crate::backend::{Backend, SqlStore};
+use crate::db::Db;
+
+#[async_trait]
+impl<B: Backend> MaintenanceStore for SqlStore<B> {
+    async fn ping(&self) -> StoreResult<()> {
+        query!(self, (), |conn| conn
+            .scalar::<i64>("SELECT 1", args![])
+            .await)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: UnixMicros) -> StoreResult<u64> {
+        change!(self, (now), |tx| {
+            let keys = tx
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < $1",
+                    args![*now - IDEMPOTENCY_WINDOW_MICROS],
+                )
+                .await?;
+            let typing = tx
+                .execute("DELETE FROM typing WHERE expires_at <= $1", args![now])
+                .await?;
+            Ok(keys + typing)
+        })
+    }
+}
+
+/// The delivery workers' side is the backend's own.
+#[async_trait]
+impl<B: Backend> DeliveryStore for SqlStore<B> {
+    async fn claim(
+        &self,
+        now: UnixMicros,
+        limit: u32,
+        lease_micros: i64,
+        default_max_in_flight: u32,
+    ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
+        self.backend
+            .claim(now, limit, lease_micros, default_max_in_flight)
+            .await
+    }
+
+    async fn finish(&self, finished: &[switchboard_store::Finished]) -> StoreResult<()> {
+        self.backend.finish(finished).await
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<UnixMicros>> {
+        self.backend.next_due().await
+    }
+
+    async fn outbox_stats(&self, now: UnixMicros) -> StoreResult<switchboard_store::OutboxStats> {
+        self.backend.outbox_stats(now).await
+    }
+
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.backend.outbox_signal()
+    }
+}

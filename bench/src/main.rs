@@ -4,6 +4,8 @@
 //! `--database postgres`, on a fresh PostgreSQL database shared by
 //! `--instances` processes, requests spread over them — with a fast webhook
 //! receiver on loopback, and measures:
+//! - **api**: `SendMessage` alone with N in flight, no integration to deliver
+//!   to: accepted messages/s and the API's answer time;
 //! - **throughput**: messages sent through the API with N in flight until all
 //!   are delivered: API requests/s, deliveries/s, delivery latency;
 //! - **fixed rate**: latency while sending at a fixed rate, whatever the
@@ -16,7 +18,7 @@
 //!   with batching (`SendMessageBatch`) on and then off;
 //! - the server's peak memory in each.
 //!
-//! Latency is end to end: from the start of the `SendMessage` request to the
+//! Latency is end to end (except in **api**): from the start of the `SendMessage` request to the
 //! first arrival of its `chat:message:new` at the receiver.
 
 mod receiver;
@@ -73,11 +75,11 @@ struct Args {
     /// Server processes sharing the PostgreSQL database.
     #[arg(long, default_value_t = 1)]
     instances: usize,
-    /// Which scenarios to run: any of throughput, rate, backlog, sqs.
+    /// Which scenarios to run: any of api, throughput, rate, backlog, sqs.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,rate,backlog,sqs"
+        default_value = "api,throughput,rate,backlog,sqs"
     )]
     scenarios: Vec<String>,
     /// moto's `moto_server`, for the sqs scenario.
@@ -133,8 +135,8 @@ struct Outcome {
 
 /// What a `SendMessage` request came to.
 enum Sent {
-    /// Stored: the message id and when the request started.
-    Accepted(String, Instant),
+    /// Stored: the message id, when the request started and how long it took.
+    Accepted(String, Instant, Duration),
     /// Answered 503: the server could not take it now.
     Refused,
 }
@@ -168,6 +170,7 @@ async fn send(
             .context("message id")?
             .to_owned(),
         started,
+        started.elapsed(),
     ))
 }
 
@@ -185,14 +188,14 @@ fn message_urls(bases: &[String], channels: &[String]) -> Vec<String> {
 }
 
 /// Sends `count` messages round-robin over the channels (and instances) with
-/// `in_flight` at once.
+/// `in_flight` at once: when each request started, and how long it took.
 async fn send_many(
     client: &reqwest::Client,
     bases: &[String],
     setup: &Setup,
     count: usize,
     in_flight: usize,
-) -> anyhow::Result<HashMap<String, Instant>> {
+) -> anyhow::Result<HashMap<String, (Instant, Duration)>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..in_flight {
@@ -208,7 +211,7 @@ async fn send_many(
                 }
                 let text = format!("message {index}");
                 match send(&client, &urls[index % urls.len()], &token, text).await? {
-                    Sent::Accepted(id, started) => sent.push((id, started)),
+                    Sent::Accepted(id, started, took) => sent.push((id, (started, took))),
                     Sent::Refused => anyhow::bail!("SendMessage answered 503 Service Unavailable"),
                 }
             }
@@ -234,15 +237,26 @@ async fn wait_for(receipts: &Receipts, count: usize, limit: Duration) -> anyhow:
     Ok(())
 }
 
-fn latency(sent: &HashMap<String, Instant>, receipts: &Receipts) -> Latency {
+/// From the start of each request to its message's arrival at the bot.
+fn latency(sent: &HashMap<String, (Instant, Duration)>, receipts: &Receipts) -> Latency {
     let seen = receipts.first_seen.lock().unwrap();
-    let mut millis: Vec<f64> = sent
-        .iter()
-        .filter_map(|(id, started)| {
-            seen.get(id)
-                .map(|at| at.saturating_duration_since(*started).as_secs_f64() * 1e3)
-        })
-        .collect();
+    percentiles(
+        sent.iter()
+            .filter_map(|(id, (started, _))| {
+                seen.get(id)
+                    .map(|at| at.saturating_duration_since(*started))
+            })
+            .collect(),
+    )
+}
+
+/// How long the API took to answer each request.
+fn api_latency(sent: &HashMap<String, (Instant, Duration)>) -> Latency {
+    percentiles(sent.values().map(|(_, took)| *took).collect())
+}
+
+fn percentiles(durations: Vec<Duration>) -> Latency {
+    let mut millis: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     millis.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| {
         millis
@@ -266,7 +280,7 @@ async fn start(
     let receipts = Arc::new(Receipts::default());
     let hook = receiver::start(receipts.clone()).await?;
     let (server, setup, client) =
-        start_with(args, env, json!({"type": "webhook", "url": hook})).await?;
+        start_with(args, env, Some(json!({"type": "webhook", "url": hook}))).await?;
     Ok((server, receipts, setup, client))
 }
 
@@ -274,7 +288,7 @@ async fn start(
 async fn start_with(
     args: &Args,
     env: &[(String, String)],
-    integration: serde_json::Value,
+    integration: Option<serde_json::Value>,
 ) -> anyhow::Result<(Server, Setup, reqwest::Client)> {
     let server = Server::start(&args.server, &args.backend()?, env).await?;
     let client = reqwest::Client::builder()
@@ -335,6 +349,39 @@ async fn measure_throughput(
     })
 }
 
+/// SendMessage alone, with no integration to deliver to: what the API and
+/// the store accept. Latency is the API's answer time.
+async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
+    let server = Server::start(&args.server, &args.backend()?, &[]).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.in_flight * 2)
+        .build()?;
+    let setup = server.prepare(&client, None, args.channels).await?;
+    let began = Instant::now();
+    let sent = send_many(
+        &client,
+        &server.bases,
+        &setup,
+        args.messages,
+        args.in_flight,
+    )
+    .await?;
+    let seconds = began.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        scenario: format!("api only ({} in flight)", args.in_flight),
+        messages: args.messages,
+        api_requests_per_second: args.messages as f64 / seconds,
+        deliveries_per_second: 0.0,
+        latency: api_latency(&sent),
+        drain_seconds: None,
+        peak_memory_mib: server.peak_memory_mib(),
+        seconds,
+        refused: 0,
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
 async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
     let (server, receipts, setup, client) = start(args, &[]).await?;
     let total = (args.rate * args.rate_seconds) as usize;
@@ -358,8 +405,8 @@ async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
     let mut refused = 0;
     for task in tasks {
         match task.await?? {
-            Sent::Accepted(id, started) => {
-                sent.insert(id, started);
+            Sent::Accepted(id, started, took) => {
+                sent.insert(id, (started, took));
             }
             Sent::Refused => refused += 1,
         }
@@ -447,7 +494,7 @@ async fn sqs_throughput(args: &Args, moto: &sqs::Moto, batching: bool) -> anyhow
         "SWITCHBOARD_DELIVERY__SQS_BATCHING".to_owned(),
         batching.to_string(),
     )];
-    let (server, setup, client) = start_with(args, &env, integration).await?;
+    let (server, setup, client) = start_with(args, &env, Some(integration)).await?;
     let receipts = Arc::new(Receipts::default());
     let stop = Arc::new(AtomicBool::new(false));
     // The consumers start once the server has sent everything, so they do not
@@ -492,6 +539,7 @@ async fn main() -> anyhow::Result<()> {
     for scenario in &args.scenarios {
         eprintln!("running {scenario}…");
         match scenario.as_str() {
+            "api" => outcomes.push(api_only(&args).await?),
             "throughput" => outcomes.push(throughput(&args).await?),
             "rate" => outcomes.push(fixed_rate(&args).await?),
             "backlog" => outcomes.push(backlog(&args).await?),
@@ -501,7 +549,9 @@ async fn main() -> anyhow::Result<()> {
                 outcomes.push(sqs_throughput(&args, &moto, false).await?);
             }
             other => {
-                anyhow::bail!("unknown scenario `{other}`; use throughput, rate, backlog or sqs")
+                anyhow::bail!(
+                    "unknown scenario `{other}`; use api, throughput, rate, backlog or sqs"
+                )
             }
         }
     }

@@ -187,7 +187,7 @@ impl Server {
     pub async fn prepare(
         &self,
         client: &reqwest::Client,
-        integration: Value,
+        integration: Option<Value>,
         channels: usize,
     ) -> anyhow::Result<Setup> {
         let key = self.company_key.clone();
@@ -208,13 +208,15 @@ impl Server {
             .call(client, "/v2/users/bots", &key, json!({"name": "Bench bot"}))
             .await?;
         let bot = bot["id"].as_str().context("bot id")?.to_owned();
-        self.call(
-            client,
-            &format!("/v2/users/bots/{bot}/integrations"),
-            &key,
-            integration,
-        )
-        .await?;
+        if let Some(integration) = integration {
+            self.call(
+                client,
+                &format!("/v2/users/bots/{bot}/integrations"),
+                &key,
+                integration,
+            )
+            .await?;
+        }
         let mut ids = Vec::with_capacity(channels);
         for index in 0..channels {
             let created = self

@@ -25,6 +25,14 @@ impl ValidationError {
             message: message.into(),
         }
     }
+
+    /// The same error with its field inside `prefix` (`set.`).
+    pub fn within(self, prefix: &str) -> Self {
+        ValidationError {
+            field: format!("{prefix}{}", self.field),
+            message: self.message,
+        }
+    }
 }
 
 type Checked<T = ()> = Result<T, ValidationError>;

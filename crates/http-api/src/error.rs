@@ -160,6 +160,13 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %error_chain(cause.as_ref()), "database unavailable");
                 ApiError::unavailable("the database is unavailable; retry the request later")
             }
+            StoreError::UploadsUnconfirmed(files) => ApiError::conflict(match files.first() {
+                Some((at, file)) => format!(
+                    "{at}: file `{}` has not been uploaded yet; PUT its bytes to its upload URL first",
+                    file.id
+                ),
+                None => err.to_string(),
+            }),
             StoreError::Backend(_) => ApiError::internal(&err),
         }
     }

@@ -292,6 +292,7 @@ pub async fn prepare(
                 quote: None,
                 mentions: Vec::new(),
                 silent: false,
+                confirmed_uploads: Vec::new(),
             },
             None,
         )

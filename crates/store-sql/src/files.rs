@@ -4,7 +4,7 @@ use crate::db::Db;
 use async_trait::async_trait;
 use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, now_micros};
 use switchboard_protocol::MessageAttachment;
-use switchboard_store::{FileRecord, FileStore, NewFile, StoreError, StoreResult};
+use switchboard_store::{ConfirmedUpload, FileRecord, FileStore, NewFile, StoreError, StoreResult};
 
 use crate::backend::{Backend, SqlStore};
 use crate::failure::Outcome;
@@ -111,14 +111,12 @@ impl<B: Backend> FileStore for SqlStore<B> {
     }
 
     async fn record_upload(&self, file: &FileId, size: u64) -> StoreResult<()> {
-        change!(self, (file, size), |tx| {
-            tx.execute(
-                "UPDATE files SET size = $1, uploaded_at = $2 WHERE id = $3 AND size IS NULL",
-                args![*size as i64, now_micros(), file.as_str()],
-            )
-            .await?;
-            Ok(())
-        })
+        change!(self, (file, size), |tx| record_upload(
+            tx,
+            file.as_str(),
+            *size
+        )
+        .await)
     }
 
     async fn message_file(
@@ -166,14 +164,21 @@ fn carries(attachments: &str, file: &str) -> Outcome<bool> {
 /// The attachments for these file ids, in order: each must be a file of the
 /// actor's company and of this channel whose upload is recorded. `field`
 /// names the list in errors (`attachments`, `set.attachments`).
+///
+/// A file whose upload is not recorded yet is recorded here when the caller
+/// confirmed it in the object storage (`confirmed`); any left unconfirmed
+/// fail the change with [`StoreError::UploadsUnconfirmed`], for the caller to
+/// confirm them and make the change again.
 pub(crate) async fn resolve_attachments(
     conn: &mut impl Db,
     actor: &Actor,
     channel: &ChannelId,
     field: &str,
     ids: &[String],
+    confirmed: &[ConfirmedUpload],
 ) -> Outcome<Vec<MessageAttachment>> {
     let mut attachments: Vec<MessageAttachment> = Vec::with_capacity(ids.len());
+    let mut unconfirmed = Vec::new();
     for (index, id) in ids.iter().enumerate() {
         let at = format!("{field}[{index}].id");
         if attachments.iter().any(|attached| &attached.id == id) {
@@ -187,12 +192,31 @@ pub(crate) async fn resolve_attachments(
                     format!("no file `{id}` was uploaded to this channel"),
                 )
             })?;
-        let attachment = file.attachment().ok_or_else(|| {
-            StoreError::Conflict(format!(
-                "{at}: file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
-            ))
-        })?;
-        attachments.push(attachment);
+        let mut file = file;
+        if file.size.is_none()
+            && let Some(upload) = confirmed.iter().find(|upload| upload.file == *id)
+        {
+            record_upload(conn, id, upload.size).await?;
+            file.size = Some(upload.size);
+        }
+        match file.attachment() {
+            Some(attachment) => attachments.push(attachment),
+            None => unconfirmed.push((at, file)),
+        }
+    }
+    if !unconfirmed.is_empty() {
+        return Err(StoreError::UploadsUnconfirmed(unconfirmed).into());
     }
     Ok(attachments)
+}
+
+/// Records that a file's bytes are stored (once: a recorded size stays).
+async fn record_upload(conn: &mut impl Db, file: &str, size: u64) -> Outcome<()> {
+    let size = i64::try_from(size).map_err(|_| StoreError::invalid("size", "is too large"))?;
+    conn.execute(
+        "UPDATE files SET size = $1, uploaded_at = $2 WHERE id = $3 AND size IS NULL",
+        args![size, now_micros(), file],
+    )
+    .await?;
+    Ok(())
 }

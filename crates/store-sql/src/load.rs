@@ -175,6 +175,14 @@ pub(crate) async fn messages(conn: &mut impl Db, rows: Vec<MessageRow>) -> Outco
     assembly::assemble(rows, &users, reactions)
 }
 
+/// A message just written: its author and mentions, and no reactions yet.
+pub(crate) async fn new_message(conn: &mut impl Db, row: MessageRow) -> Outcome<Message> {
+    let user_ids = assembly::user_ids(std::slice::from_ref(&row))?;
+    let user_ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
+    let users = users_by_id(conn, &user_ids).await?;
+    Ok(assembly::assemble(vec![row], &users, Vec::new())?.remove(0))
+}
+
 /// One whole message.
 pub(crate) async fn message(conn: &mut impl Db, row: MessageRow) -> Outcome<Message> {
     Ok(messages(conn, vec![row]).await?.remove(0))

@@ -38,7 +38,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         change!(self, (actor, channel, new, idempotency), |tx| {
             // Each run of the transaction starts from the request as it came.
             let new = new.clone();
-            load::channel_as_member(tx, actor, channel).await?;
+            let (channel_row, _) = load::channel_as_member(tx, actor, channel).await?;
             let now = now_micros();
             if let Some(record) = &idempotency
                 && let Some(first) = remembered_send(tx, actor, record, now).await?
@@ -46,8 +46,15 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 return load::message(tx, first).await;
             }
             ensure_members(tx, channel, &new.mentions).await?;
-            let attachments =
-                resolve_attachments(tx, actor, channel, "attachments", &new.attachments).await?;
+            let attachments = resolve_attachments(
+                tx,
+                actor,
+                channel,
+                "attachments",
+                &new.attachments,
+                &new.confirmed_uploads,
+            )
+            .await?;
             let quote = match &new.quote {
                 Some(quoted) => Some(quote_of(tx, channel, quoted).await?),
                 None => None,
@@ -77,7 +84,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                      message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)", args![actor.company.as_str(), actor.user.as_str(), &record.key, &record.request_fingerprint, &row.id, now])
                 .await?;
             }
-            let message = load::message(tx, row).await?;
+            let message = load::new_message(tx, row).await?;
             let event = EventType::MessageNew;
             let company = actor.company.as_str();
             let targets = events::targets(
@@ -89,7 +96,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             )
             .await?;
             if !targets.is_empty() {
-                let channel_row = load::channel_row(tx, channel.as_str()).await?;
+                // The channel as read above: sending changes none of its fields.
                 let details = load::channel_details(tx, channel_row).await?;
                 let data = MessageNewData {
                     channel: details.channel,
@@ -175,7 +182,17 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 None => serde_json::from_str(&row.elements)?,
             };
             let attachments: Vec<MessageAttachment> = match &patch.attachments {
-                Some(ids) => resolve_attachments(tx, actor, channel, "attachments", ids).await?,
+                Some(ids) => {
+                    resolve_attachments(
+                        tx,
+                        actor,
+                        channel,
+                        "attachments",
+                        ids,
+                        &patch.confirmed_uploads,
+                    )
+                    .await?
+                }
                 None => serde_json::from_str(&row.attachments)?,
             };
             let mentions: Vec<UserId> = match patch.mentions {

@@ -19,6 +19,9 @@ use switchboard_protocol::{ChannelAccess, MemberRole};
 
 use crate::*;
 
+mod delivery;
+pub use delivery::*;
+
 /// Generates one `#[tokio::test]` per check, each on a store made by `$fresh`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -33,6 +36,10 @@ macro_rules! conformance_tests {
             members_and_counts_stay_consistent,
             files_are_reached_only_through_their_channel_and_live_messages,
             the_first_company_is_created_once_however_many_try,
+            lanes_are_claimed_in_channel_order_under_a_lease,
+            each_verdict_is_recorded_and_applied,
+            an_expired_lease_is_claimed_again_and_its_late_outcome_dropped,
+            in_flight_limits_bound_the_leases_of_an_integration,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {
@@ -85,6 +92,7 @@ fn text(text: &str) -> NewMessage {
         quote: None,
         mentions: Vec::new(),
         silent: false,
+        confirmed_uploads: Vec::new(),
     }
 }
 
@@ -522,15 +530,44 @@ pub async fn files_are_reached_only_through_their_channel_and_live_messages(stor
     ));
     assert!(store.get_file(&bob, &channel, &file.id).await.is_err());
 
-    // Not attachable before the upload is recorded.
+    // Not attachable before the upload is recorded: the change says which
+    // files the caller must confirm in the object storage, and stores nothing.
     let mut with_file = text("see");
     with_file.attachments = vec![file.id.as_str().to_owned()];
-    assert!(matches!(
-        store
-            .send_message(&alice, &channel, with_file.clone(), None)
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
+    match store
+        .send_message(&alice, &channel, with_file.clone(), None)
+        .await
+    {
+        Err(StoreError::UploadsUnconfirmed(files)) => {
+            assert_eq!(files.len(), 1);
+            assert_eq!(files[0].0, "attachments[0].id");
+            assert_eq!(files[0].1.id, file.id);
+        }
+        other => panic!("expected unconfirmed uploads, got {other:?}"),
+    }
+    let listed = store.list_messages(&alice, &channel, page()).await.unwrap();
+    assert!(listed.is_empty(), "a refused change stores nothing");
+    // A change with the upload confirmed records it and attaches the file at once.
+    let other_file = store
+        .create_file(&alice, &channel, new_file("other.txt"))
+        .await
+        .unwrap();
+    let mut confirmed = text("confirmed");
+    confirmed.attachments = vec![other_file.id.as_str().to_owned()];
+    confirmed.confirmed_uploads = vec![crate::ConfirmedUpload {
+        file: other_file.id.as_str().to_owned(),
+        size: 7,
+    }];
+    let sent = store
+        .send_message(&alice, &channel, confirmed, None)
+        .await
+        .unwrap();
+    assert_eq!(sent.attachments.len(), 1);
+    let other_file = store
+        .get_file(&alice, &channel, &other_file.id)
+        .await
+        .unwrap();
+    assert_eq!(other_file.size, Some(7));
     store.record_upload(&file.id, 42).await.unwrap();
     store.record_upload(&file.id, 99).await.unwrap();
     let file = store.get_file(&alice, &channel, &file.id).await.unwrap();

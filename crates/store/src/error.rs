@@ -31,6 +31,11 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     /// The database cannot be reached or is overloaded; retrying may help.
+    /// Files attached by a change whose bytes the store has not seen
+    /// confirmed yet: the caller asks the object storage for their sizes and
+    /// makes the change again with them (`confirmed_uploads`).
+    #[error("{} attached file(s) have no confirmed upload yet", .0.len())]
+    UploadsUnconfirmed(Vec<(String, crate::files::FileRecord)>),
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
     /// Anything else the backend failed at.

@@ -164,6 +164,9 @@ pub struct NewMessage {
     pub quote: Option<MessageId>,
     pub mentions: Vec<UserId>,
     pub silent: bool,
+    /// Sizes of attached files whose uploads the caller confirmed in the
+    /// object storage (see [`crate::StoreError::UploadsUnconfirmed`]).
+    pub confirmed_uploads: Vec<ConfirmedUpload>,
 }
 
 /// The `Idempotency-Key` of a send and a fingerprint of the request, so that a
@@ -182,6 +185,15 @@ pub struct MessagePatch {
     pub attachments: Option<Vec<String>>,
     pub mentions: Option<Vec<UserId>>,
     pub silent: Option<bool>,
+    /// As in [`NewMessage::confirmed_uploads`].
+    pub confirmed_uploads: Vec<ConfirmedUpload>,
+}
+
+/// A file's upload, seen in the object storage: the file id and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmedUpload {
+    pub file: String,
+    pub size: u64,
 }
 
 /// Someone typing in a channel.

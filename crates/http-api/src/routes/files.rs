@@ -14,13 +14,13 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::TryStreamExt;
-use switchboard_domain::{Actor, ChannelId, FileId, MessageId, validation};
+use switchboard_domain::{FileId, MessageId, validation};
 use switchboard_files::{Access, Download, ObjectKey, StorageError, UploadLimit, UrlError};
 use switchboard_protocol::Timestamp;
 use switchboard_protocol::api::{
     FileResponse, FileUrlResponse, UploadFileRequest, UploadFileResponse,
 };
-use switchboard_store::{FileRecord, NewFile, StoreError};
+use switchboard_store::{ConfirmedUpload, FileRecord, NewFile, StoreError, StoreResult};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use utoipa_axum::router::OpenApiRouter;
@@ -313,55 +313,77 @@ pub async fn get_object(
     }
 }
 
-/// Checks the files a message is to carry, at `field` (`attachments`,
-/// `set.attachments`), recording uploads that completed since: each must be
-/// a file of this channel whose bytes are stored.
-pub(crate) async fn check_attachments(
-    app: &AppState,
-    actor: &Actor,
-    channel: &ChannelId,
-    field: &str,
-    ids: &[String],
-) -> ApiResult<()> {
+/// Checks that each file a message is to carry, at `field` (`attachments`,
+/// `set.attachments`), is named by a file id. Whether it is a file of the
+/// channel with its bytes stored is the store's to decide, in the change.
+pub(crate) fn check_file_ids(field: &str, ids: &[String]) -> ApiResult<()> {
     for (index, id) in ids.iter().enumerate() {
-        let at = format!("{field}[{index}].id");
-        let file = FileId::parse(id).ok_or_else(|| {
-            ApiError::validation(format!("{at}: `{}` is not a file id", excerpt(id)))
-        })?;
-        let missing =
-            || ApiError::conflict(format!("{at}: no file `{id}` was uploaded to this channel"));
-        let record = match app.store.get_file(actor, channel, &file).await {
-            Ok(record) => record,
-            Err(StoreError::NotFound { what: "file", .. }) => return Err(missing()),
-            Err(err) => return Err(err.into()),
-        };
-        if confirm_upload(app, record).await?.size.is_none() {
-            return Err(ApiError::conflict(format!(
-                "{at}: file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
+        if FileId::parse(id).is_none() {
+            return Err(ApiError::validation(format!(
+                "{field}[{index}].id: `{}` is not a file id",
+                excerpt(id)
             )));
         }
     }
     Ok(())
 }
 
-/// The record with its upload recorded if the bytes are now stored. An
-/// object over its limit (possible only where the storage cannot bound an
-/// upload itself: S3 without a declared size) is removed instead.
-async fn confirm_upload(app: &AppState, mut record: FileRecord) -> ApiResult<FileRecord> {
-    if record.size.is_some() {
-        return Ok(record);
+/// Runs a change that attaches files: once, and again with the uploads the
+/// object storage confirms when the store found some not yet recorded (the
+/// bytes go straight to the storage, so the store learns of them late).
+pub(crate) async fn with_confirmed_uploads<T, Attempt, Change>(
+    app: &AppState,
+    mut attempt: Attempt,
+) -> ApiResult<T>
+where
+    Attempt: FnMut(Vec<ConfirmedUpload>) -> Change,
+    Change: Future<Output = StoreResult<T>>,
+{
+    match attempt(Vec::new()).await {
+        Err(StoreError::UploadsUnconfirmed(files)) => {
+            let mut confirmed = Vec::with_capacity(files.len());
+            for (at, record) in files {
+                let id = record.id.to_string();
+                let Some(size) = stored_size(app, &record).await? else {
+                    return Err(ApiError::conflict(format!(
+                        "{at}: file `{id}` has not been uploaded yet; PUT its bytes to its upload URL first"
+                    )));
+                };
+                confirmed.push(ConfirmedUpload { file: id, size });
+            }
+            Ok(attempt(confirmed).await?)
+        }
+        other => Ok(other?),
     }
-    let key = stored_key(&record)?;
+}
+
+/// The size of the file's bytes in the object storage, if they are stored
+/// within its limit. An object over its limit (possible only where the
+/// storage cannot bound an upload itself: S3 without a declared size) is
+/// removed instead.
+async fn stored_size(app: &AppState, record: &FileRecord) -> ApiResult<Option<u64>> {
+    let key = stored_key(record)?;
     let storage = app.files.storage();
     let Some(size) = storage.stored_size(&key).await.map_err(storage_failure)? else {
-        return Ok(record);
+        return Ok(None);
     };
     if size > record.max_bytes || (record.declared && size != record.max_bytes) {
         tracing::warn!(file = %record.id, size, max_bytes = record.max_bytes,
             "an upload broke its size limit; its object is removed");
         storage.discard(&key).await.map_err(storage_failure)?;
+        return Ok(None);
+    }
+    Ok(Some(size))
+}
+
+/// The record with its upload recorded if the bytes are now stored.
+async fn confirm_upload(app: &AppState, mut record: FileRecord) -> ApiResult<FileRecord> {
+    if record.size.is_some() {
         return Ok(record);
     }
+    let Some(size) = stored_size(app, &record).await? else {
+        return Ok(record);
+    };
     app.store.record_upload(&record.id, size).await?;
     record.size = Some(size);
     Ok(record)

@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 use switchboard_domain::limits::{MAX_ATTACHMENTS, MAX_MENTIONS};
 use switchboard_domain::{Actor, UserId, validation};
 use switchboard_protocol::api::*;
-use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage};
+use switchboard_store::{IdempotencyRecord, MessagePatch, NewMessage, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::files::check_attachments;
+use super::files::{check_file_ids, with_confirmed_uploads};
 use super::{check_unset, ok, tags};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -93,7 +93,7 @@ pub async fn send_message(
             })
         })
         .transpose()?;
-    check_attachments(&app, &actor, &channel, "attachments", &attachments).await?;
+    check_file_ids("attachments", &attachments)?;
     let new = NewMessage {
         text,
         elements,
@@ -101,11 +101,17 @@ pub async fn send_message(
         quote,
         mentions,
         silent: body.silent.unwrap_or(false),
+        confirmed_uploads: Vec::new(),
     };
-    let message = app
-        .store
-        .send_message(&actor, &channel, new, idempotency)
-        .await?;
+    let message = with_confirmed_uploads(&app, |confirmed_uploads| {
+        let new = NewMessage {
+            confirmed_uploads,
+            ..new.clone()
+        };
+        app.store
+            .send_message(&actor, &channel, new, idempotency.clone())
+    })
+    .await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -137,18 +143,16 @@ pub async fn update_message(
 ) -> ApiResult<Json<MessageResponse>> {
     check_content("", &body)?;
     let attachments = attachment_ids(body.attachments.as_deref().unwrap_or_default())?;
-    check_attachments(&app, &actor, &channel, "attachments", &attachments).await?;
+    check_file_ids("attachments", &attachments)?;
     let patch = MessagePatch {
         text: Some(body.text),
         elements: Some(body.elements.unwrap_or_default()),
         attachments: Some(attachments),
         mentions: Some(mention_ids(body.mentions.as_deref().unwrap_or_default())?),
         silent: None,
+        confirmed_uploads: Vec::new(),
     };
-    let message = app
-        .store
-        .update_message(&actor, &channel, &message, patch)
-        .await?;
+    let message = update_with_uploads(&app, &actor, &channel, &message, patch, "").await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -192,7 +196,7 @@ pub async fn patch_message(
         attachments: match set.attachments {
             Some(list) => {
                 let attachments = attachment_ids(&list)?;
-                check_attachments(&app, &actor, &channel, "set.attachments", &attachments).await?;
+                check_file_ids("set.attachments", &attachments)?;
                 Some(attachments)
             }
             None => cleared("attachments").then(Vec::new),
@@ -202,11 +206,9 @@ pub async fn patch_message(
             None => cleared("mentions").then(Vec::new),
         },
         silent: None,
+        confirmed_uploads: Vec::new(),
     };
-    let message = app
-        .store
-        .update_message(&actor, &channel, &message, patch)
-        .await?;
+    let message = update_with_uploads(&app, &actor, &channel, &message, patch, "set.").await?;
     Ok(Json(MessageResponse { message }))
 }
 
@@ -300,6 +302,42 @@ fn check_content(prefix: &str, body: &UpdateMessageRequest) -> Result<(), ApiErr
         body.elements.as_deref().unwrap_or_default(),
     )?;
     Ok(())
+}
+
+/// Changes a message, confirming its new attachments' uploads as needed; the
+/// store names the body's fields as in a full update, and `prefix` (`set.`
+/// for a partial one) is put before them.
+async fn update_with_uploads(
+    app: &AppState,
+    actor: &Actor,
+    channel: &switchboard_domain::ChannelId,
+    message: &switchboard_domain::MessageId,
+    patch: MessagePatch,
+    prefix: &str,
+) -> ApiResult<switchboard_protocol::Message> {
+    let prefixed = |err: StoreError| match err {
+        StoreError::UnknownReference { field, message } => StoreError::UnknownReference {
+            field: format!("{prefix}{field}"),
+            message,
+        },
+        StoreError::UploadsUnconfirmed(files) => StoreError::UploadsUnconfirmed(
+            files
+                .into_iter()
+                .map(|(at, file)| (format!("{prefix}{at}"), file))
+                .collect(),
+        ),
+        StoreError::Invalid(invalid) => StoreError::Invalid(invalid.within(prefix)),
+        other => other,
+    };
+    with_confirmed_uploads(app, |confirmed_uploads| {
+        let patch = MessagePatch {
+            confirmed_uploads,
+            ..patch.clone()
+        };
+        let change = app.store.update_message(actor, channel, message, patch);
+        async move { change.await.map_err(prefixed) }
+    })
+    .await
 }
 
 fn attachment_ids(list: &[AttachmentRef]) -> Result<Vec<String>, ApiError> {

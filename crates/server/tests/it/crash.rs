@@ -91,3 +91,170 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_keeps_channel_order() {
     assert_channel_order(&received, &accepted);
     assert!(second.terminate().await.success());
 }
+
+/// Every message of a channel, by id (pages of 100).
+async fn channel_messages(api: &TestServer, token: &str, channel: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = api
+            .get(
+                &format!(
+                    "/v2/conversations/channels/{channel}/messages?limit=100&offset={}",
+                    ids.len()
+                ),
+                token,
+            )
+            .await
+            .expect(200);
+        let listed = page["messages"].as_array().unwrap();
+        ids.extend(
+            listed
+                .iter()
+                .map(|m| m["messageId"].as_str().unwrap().to_owned()),
+        );
+        if listed.len() < 100 {
+            return ids;
+        }
+    }
+}
+
+/// The SQLite writer's commits so far, and the changes they held (from the
+/// group-size histogram of `/metrics`).
+async fn group_commits(base: &str) -> (f64, f64) {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        read("switchboard_store_group_commit_changes_count"),
+        read("switchboard_store_group_commit_changes_sum"),
+    )
+}
+
+/// One `SendMessage` with an `Idempotency-Key`: the message id, or `None`
+/// when no answer came (the server was killed).
+async fn send_keyed(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    channel: &str,
+    key: &str,
+) -> Option<String> {
+    let response = client
+        .post(format!(
+            "{base}/v2/conversations/channels/{channel}/messages"
+        ))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({"text": key}))
+        .send()
+        .await
+        .ok()?;
+    assert!(response.status().is_success(), "{}", response.status());
+    let body: serde_json::Value = response.json().await.ok()?;
+    Some(body["message"]["messageId"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_server_killed_while_committing_loses_no_answered_message_and_duplicates_none() {
+    const SENDERS: usize = 32;
+    const ANSWERED_BEFORE_KILL: usize = 400;
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = TestStore::create().await;
+    let company_key = credentials::generate(CredentialKind::Company)
+        .reveal()
+        .to_owned();
+    let mut settings = settings(&company_key);
+    settings.extend(store.env());
+    let first = start(data_dir.path(), &settings).await;
+    let api = TestServer::attach(&first.base, &company_key);
+    let (_, token) = api.person("Alice").await;
+    let mut channels = Vec::new();
+    for _ in 0..CHANNELS {
+        channels.push(api.channel(&token, &[]).await);
+    }
+
+    // Many senders at once, so that changes are committed in groups; each
+    // key is tried once, and the server is killed while requests are open.
+    let client = reqwest::Client::new();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for sender in 0..SENDERS {
+        let (client, base, token) = (client.clone(), first.base.clone(), token.clone());
+        let channel = channels[sender % CHANNELS].clone();
+        let answered = answered.clone();
+        senders.push(tokio::spawn(async move {
+            let mut tried = Vec::new();
+            for n in 0..10_000 {
+                let key = format!("sender-{sender}-{n}");
+                let outcome = send_keyed(&client, &base, &token, &channel, &key).await;
+                let stop = outcome.is_none();
+                tried.push((channel.clone(), key, outcome));
+                if stop {
+                    break;
+                }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            tried
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < ANSWERED_BEFORE_KILL {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the senders stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if store.url.is_none() {
+        let (commits, changes) = group_commits(&first.base).await;
+        assert!(
+            changes > commits,
+            "changes were committed in groups ({changes} in {commits} commits)"
+        );
+    }
+    first.kill_hard().await;
+    let mut tried = Vec::new();
+    for sender in senders {
+        tried.extend(sender.await.unwrap());
+    }
+    let unanswered = tried.iter().filter(|(.., id)| id.is_none()).count();
+    assert_eq!(
+        unanswered, SENDERS,
+        "each sender's last request went unanswered"
+    );
+
+    // Every key again, after the restart: an answered one gets its message
+    // back, an unanswered one the message it made if it was committed, else
+    // a new one.
+    let second = start(data_dir.path(), &settings).await;
+    let api = TestServer::attach(&second.base, &company_key);
+    let mut by_key = HashSet::new();
+    for (channel, key, first_answer) in &tried {
+        let again = send_keyed(&client, &second.base, &token, channel, key)
+            .await
+            .expect("the restarted server answers");
+        if let Some(first_answer) = first_answer {
+            assert_eq!(&again, first_answer, "{key}: an answered message was kept");
+        }
+        assert!(by_key.insert(again), "{key}: one message per key");
+    }
+    let mut stored = HashSet::new();
+    for channel in &channels {
+        for id in channel_messages(&api, &token, channel).await {
+            assert!(stored.insert(id), "a message is listed once");
+        }
+    }
+    assert_eq!(
+        stored, by_key,
+        "the channels hold one message per key, no more"
+    );
+    assert!(second.terminate().await.success());
+}

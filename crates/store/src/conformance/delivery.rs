@@ -1,0 +1,349 @@
+//! The delivery workers' side of the outbox, on every backend: claims with
+//! leases, lanes in channel order, each verdict, and in-flight limits.
+
+use std::sync::Arc;
+
+use switchboard_domain::{Actor, ChannelId, CompanyId, IntegrationId, UserId, now_micros};
+use switchboard_protocol::EventType;
+
+use super::{company, group, person, text};
+use crate::*;
+
+const SECOND: i64 = 1_000_000;
+const LEASE: i64 = 60 * SECOND;
+
+/// A company with a person, a bot subscribed to new messages by webhook,
+/// and `channels` channels of both.
+struct Setup {
+    company: CompanyId,
+    alice: Actor,
+    bot: UserId,
+    integration: IntegrationId,
+    channels: Vec<ChannelId>,
+}
+
+async fn setup(store: &dyn Store, channels: usize, max_in_flight: Option<u32>) -> Setup {
+    let (company, _) = company(store, "A").await;
+    let alice = person(store, &company, "alice@example.com").await;
+    let bot = store
+        .create_bot(
+            &company,
+            BotProfile {
+                name: "Bot".to_owned(),
+                picture: None,
+                locale: None,
+                time_zone: None,
+                access: None,
+                integration_type: None,
+                searchable: None,
+            },
+        )
+        .await
+        .expect("bot");
+    let bot = UserId::from_stored(bot.id);
+    let integration = store
+        .create_integration(
+            &company,
+            NewIntegration {
+                bot: bot.clone(),
+                target: Target::Webhook {
+                    url: "http://127.0.0.1:9/hook".to_owned(),
+                },
+                sealed_aws_secret: None,
+                event_types: Some(vec![EventType::MessageNew]),
+                sealed_secret: "sealed".to_owned(),
+                settings: DeliverySettings {
+                    max_in_flight,
+                    ..DeliverySettings::default()
+                },
+            },
+        )
+        .await
+        .expect("integration");
+    let mut ids = Vec::new();
+    for _ in 0..channels {
+        ids.push(group(store, &alice, vec![bot.clone()]).await);
+    }
+    Setup {
+        company,
+        alice,
+        bot,
+        integration: integration.id,
+        channels: ids,
+    }
+}
+
+async fn say(store: &dyn Store, setup: &Setup, channel: usize, words: &str) -> String {
+    store
+        .send_message(&setup.alice, &setup.channels[channel], text(words), None)
+        .await
+        .expect("message")
+        .message_id
+}
+
+/// The message a claimed `chat:message:new` carries.
+fn message_of(claimed: &ClaimedDelivery) -> String {
+    let data: serde_json::Value = serde_json::from_str(&claimed.data).expect("event data");
+    data["message"]["messageId"]
+        .as_str()
+        .expect("message id")
+        .to_owned()
+}
+
+fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
+    Finished {
+        claimed: claimed.clone(),
+        attempt: Attempt {
+            attempted_at: now_micros(),
+            duration_us: 1_000,
+            status_code: Some(if verdict == Verdict::Delivered {
+                200
+            } else {
+                503
+            }),
+            outcome: if verdict == Verdict::Delivered {
+                "delivered"
+            } else {
+                "failed"
+            }
+            .to_owned(),
+            error: (verdict != Verdict::Delivered).then(|| "the bot answered 503".to_owned()),
+            response_snippet: None,
+        },
+        verdict,
+    }
+}
+
+async fn claim(store: &dyn Store, at: i64, limit: u32) -> Vec<ClaimedDelivery> {
+    store.claim(at, limit, LEASE, 8).await.expect("claim")
+}
+
+async fn log(store: &dyn Store, setup: &Setup) -> Vec<DeliveryRecord> {
+    store
+        .list_deliveries(
+            &setup.company,
+            &setup.bot,
+            &setup.integration,
+            None,
+            None,
+            100,
+        )
+        .await
+        .expect("delivery log")
+}
+
+pub async fn lanes_are_claimed_in_channel_order_under_a_lease(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 2, None).await;
+    let first = say(store, &setup, 0, "one").await;
+    let second = say(store, &setup, 0, "two").await;
+    let elsewhere = say(store, &setup, 1, "elsewhere").await;
+    let now = now_micros() + SECOND;
+
+    // One head per lane: the first message of each channel.
+    let heads = claim(store, now, 10).await;
+    let mut claimed: Vec<String> = heads.iter().map(message_of).collect();
+    claimed.sort();
+    let mut expected = vec![first.clone(), elsewhere.clone()];
+    expected.sort();
+    assert_eq!(
+        claimed, expected,
+        "the head of each lane, and nothing behind it"
+    );
+    for head in &heads {
+        assert_eq!(head.lease_until, now + LEASE);
+        assert_eq!(head.attempts, 0);
+        assert_eq!(head.integration.id, setup.integration);
+        assert_eq!(head.event_type, EventType::MessageNew);
+    }
+    assert!(
+        claim(store, now, 10).await.is_empty(),
+        "leased lanes are not claimed twice"
+    );
+
+    // Delivered: the lane moves to its next event, due at once.
+    let head = heads.iter().find(|h| message_of(h) == first).unwrap();
+    store
+        .finish(&[finished(head, Verdict::Delivered)])
+        .await
+        .unwrap();
+    let next = claim(store, now + 1, 10).await;
+    assert_eq!(
+        next.iter().map(message_of).collect::<Vec<_>>(),
+        vec![second.clone()]
+    );
+    assert!(next[0].channel_seq > head.channel_seq, "channel order");
+    store
+        .finish(&[finished(&next[0], Verdict::Delivered)])
+        .await
+        .unwrap();
+    let other = heads.iter().find(|h| message_of(h) == elsewhere).unwrap();
+    store
+        .finish(&[finished(other, Verdict::Delivered)])
+        .await
+        .unwrap();
+    assert!(
+        claim(store, now + 2, 10).await.is_empty(),
+        "every lane is closed"
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+
+    let records = log(store, &setup).await;
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(record.state, DeliveryState::Delivered);
+        assert_eq!(record.attempts.len(), 1);
+        assert_eq!(record.attempts[0].status_code, Some(200));
+    }
+}
+
+pub async fn each_verdict_is_recorded_and_applied(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 1, None).await;
+    let first = say(store, &setup, 0, "one").await;
+    let second = say(store, &setup, 0, "two").await;
+    let now = now_micros() + SECOND;
+
+    // Retry: the head stays, due at the given time, attempts counted.
+    let head = claim(store, now, 10).await.remove(0);
+    let retry_at = now + 10 * SECOND;
+    store
+        .finish(&[finished(&head, Verdict::Retry { at: retry_at })])
+        .await
+        .unwrap();
+    assert!(
+        claim(store, retry_at - 1, 10).await.is_empty(),
+        "not before its time"
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(retry_at));
+    let again = claim(store, retry_at, 10).await.remove(0);
+    assert_eq!(message_of(&again), first);
+    assert_eq!(again.attempts, 1);
+
+    // Dead letter: recorded with its reason, and the lane moves on.
+    store
+        .finish(&[finished(
+            &again,
+            Verdict::DeadLetter {
+                reason: "gave up after 2 attempts".to_owned(),
+            },
+        )])
+        .await
+        .unwrap();
+    let next = claim(store, retry_at + 1, 10).await.remove(0);
+    assert_eq!(message_of(&next), second);
+    let records = log(store, &setup).await;
+    let dead = records
+        .iter()
+        .find(|r| r.state == DeliveryState::Dead)
+        .expect("a dead letter");
+    assert_eq!(dead.attempts.len(), 2);
+    assert_eq!(dead.last_error.as_deref(), Some("gave up after 2 attempts"));
+    assert_eq!(store.outbox_stats(retry_at + 1).await.unwrap().dead, 1);
+
+    // Disable: the integration stops; its head waits, claimed again once resumed.
+    store
+        .finish(&[finished(
+            &next,
+            Verdict::Disable {
+                reason: "the bot's URL answers 410".to_owned(),
+            },
+        )])
+        .await
+        .unwrap();
+    let integration = store
+        .get_integration(&setup.company, &setup.bot, &setup.integration)
+        .await
+        .unwrap();
+    assert_eq!(integration.state, IntegrationState::Disabled);
+    assert_eq!(
+        integration.disabled_reason.as_deref(),
+        Some("the bot's URL answers 410")
+    );
+    assert!(
+        claim(store, retry_at + 2, 10).await.is_empty(),
+        "a disabled integration is not sent to"
+    );
+    store
+        .set_integration_state(
+            &setup.company,
+            &setup.bot,
+            &setup.integration,
+            IntegrationState::Active,
+        )
+        .await
+        .unwrap();
+    let resumed = claim(store, now_micros() + 20 * SECOND, 10).await;
+    assert_eq!(
+        resumed.iter().map(message_of).collect::<Vec<_>>(),
+        vec![second]
+    );
+    assert_eq!(resumed[0].attempts, 1);
+}
+
+pub async fn an_expired_lease_is_claimed_again_and_its_late_outcome_dropped(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 1, None).await;
+    let message = say(store, &setup, 0, "one").await;
+    let now = now_micros() + SECOND;
+    let lost = store.claim(now, 10, SECOND, 8).await.unwrap().remove(0);
+
+    // The worker died: once its lease ran out the head is claimed again.
+    assert!(
+        store
+            .claim(now + SECOND / 2, 10, SECOND, 8)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = store
+        .claim(now + 2 * SECOND, 10, LEASE, 8)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(message_of(&taken), message);
+    assert!(taken.lease_until > lost.lease_until);
+
+    // The first worker's outcome comes late: it is not recorded.
+    store
+        .finish(&[finished(&lost, Verdict::Delivered)])
+        .await
+        .unwrap();
+    let records = log(store, &setup).await;
+    assert_eq!(records[0].state, DeliveryState::Pending);
+    assert!(
+        records[0].attempts.is_empty(),
+        "an outcome without the lease is dropped"
+    );
+    store
+        .finish(&[finished(&taken, Verdict::Delivered)])
+        .await
+        .unwrap();
+    let records = log(store, &setup).await;
+    assert_eq!(records[0].state, DeliveryState::Delivered);
+    assert_eq!(records[0].attempts.len(), 1);
+}
+
+pub async fn in_flight_limits_bound_the_leases_of_an_integration(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 3, Some(2)).await;
+    for channel in 0..3 {
+        say(store, &setup, channel, "hello").await;
+    }
+    let now = now_micros() + SECOND;
+    let heads = claim(store, now, 10).await;
+    assert_eq!(heads.len(), 2, "at most max_in_flight lanes leased at once");
+    assert!(claim(store, now, 10).await.is_empty());
+    store
+        .finish(&[finished(&heads[0], Verdict::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(store, now + 1, 10).await.len(),
+        1,
+        "a finished lease frees a place"
+    );
+    let stats = store.outbox_stats(now + 1).await.unwrap();
+    assert_eq!(stats.dead, 0);
+    assert_eq!(stats.disabled_integrations, 0);
+}

@@ -46,9 +46,14 @@ impl SqliteConn {
         &self.conn
     }
 
-    /// Runs statements that bind nothing (`BEGIN`, `SAVEPOINT …`).
-    pub fn batch(&self, sql: &str) -> Outcome<()> {
-        self.conn.execute_batch(sql).map_err(failure)
+    /// Runs one statement that binds nothing (`BEGIN`, `SAVEPOINT …`), from
+    /// the cache of prepared statements.
+    pub fn control(&self, sql: &str) -> Outcome<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.raw_execute())
+            .map(drop)
+            .map_err(failure)
     }
 
     /// Where the effects of the open transaction stand, to rewind to.

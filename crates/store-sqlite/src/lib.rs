@@ -26,6 +26,7 @@
 //! the point of the shared store; the transaction trait's futures cost one
 //! allocation per change here.
 
+mod checkpoint;
 mod conn;
 mod dialect;
 mod migrate;
@@ -42,6 +43,7 @@ use switchboard_store::{StoreError, StoreResult};
 use switchboard_store_sql::{Backend, BoxFuture, Outcome, SqlStore};
 use tokio::sync::{Notify, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::conn::{SqliteConn, run_to_end};
 use crate::readers::Readers;
 use crate::writer::{Done, Writer};
@@ -96,6 +98,7 @@ pub type SqliteStore = SqlStore<SqliteBackend>;
 /// the delivery workers' claims.
 pub struct SqliteBackend {
     writer: Arc<Writer>,
+    checkpointer: Arc<Checkpointer>,
     readers: Arc<Readers>,
     /// Woken after every commit that queued deliveries.
     outbox: Arc<Notify>,
@@ -121,14 +124,28 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
     let unavailable = |err: rusqlite::Error| StoreError::Unavailable(Box::new(err));
     let mut writer = connect(&options.path, options, false).map_err(unavailable)?;
     migrate::apply(&mut writer).map_err(|err| StoreError::Backend(Box::new(err)))?;
+    // Checkpoints are the checkpointer's, not the writer's.
+    writer
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(unavailable)?;
+    let checkpoints = connect(&options.path, options, false).map_err(unavailable)?;
     let readers = (0..options.read_connections.max(1))
         .map(|_| connect(&options.path, options, true).map(SqliteConn::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
     let outbox = Arc::new(Notify::new());
     let io = |err: std::io::Error| StoreError::Unavailable(Box::new(err));
+    let checkpointer = Arc::new(Checkpointer::start(checkpoints).map_err(io)?);
     Ok(SqliteBackend {
-        writer: Arc::new(Writer::start(SqliteConn::new(writer), outbox.clone()).map_err(io)?),
+        writer: Arc::new(
+            Writer::start(
+                SqliteConn::new(writer),
+                outbox.clone(),
+                checkpointer.poker(),
+            )
+            .map_err(io)?,
+        ),
+        checkpointer,
         readers: Arc::new(Readers::start(readers).map_err(io)?),
         outbox,
     })
@@ -201,9 +218,9 @@ impl Backend for SqliteBackend {
     {
         let (sender, receiver) = oneshot::channel::<StoreResult<T>>();
         let read = Box::new(move |conn: &mut SqliteConn| {
-            let outcome = conn.batch("BEGIN").and_then(|()| {
+            let outcome = conn.control("BEGIN").and_then(|()| {
                 let outcome = run_to_end(query(conn));
-                let _ = conn.batch("COMMIT");
+                let _ = conn.control("COMMIT");
                 outcome
             });
             let _ = sender.send(outcome.map_err(StoreError::from));
@@ -215,10 +232,15 @@ impl Backend for SqliteBackend {
     }
 
     async fn close(&self) {
-        let (writer, readers) = (self.writer.clone(), self.readers.clone());
+        let (writer, readers, checkpointer) = (
+            self.writer.clone(),
+            self.readers.clone(),
+            self.checkpointer.clone(),
+        );
         let _ = tokio::task::spawn_blocking(move || {
             readers.stop();
             writer.stop();
+            checkpointer.stop();
         })
         .await;
     }

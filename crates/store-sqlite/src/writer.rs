@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::Notify;
 
+use crate::checkpoint::COMMITS_PER_CHECKPOINT;
 use crate::conn::SqliteConn;
 
 /// The most changes committed together.
@@ -40,12 +41,17 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the thread on `conn`; `outbox` is woken after every commit that
-    /// queued deliveries.
-    pub fn start(conn: SqliteConn, outbox: Arc<Notify>) -> std::io::Result<Self> {
+    /// queued deliveries, and `checkpoints` poked every
+    /// [`COMMITS_PER_CHECKPOINT`] commits.
+    pub fn start(
+        conn: SqliteConn,
+        outbox: Arc<Notify>,
+        checkpoints: Option<Sender<()>>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || run(conn, receiver, &outbox))?;
+            .spawn(move || run(conn, receiver, &outbox, checkpoints.as_ref()))?;
         Ok(Writer {
             jobs: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -70,7 +76,13 @@ impl Writer {
     }
 }
 
-fn run(mut conn: SqliteConn, jobs: Receiver<Job>, outbox: &Notify) {
+fn run(
+    mut conn: SqliteConn,
+    jobs: Receiver<Job>,
+    outbox: &Notify,
+    checkpoints: Option<&Sender<()>>,
+) {
+    let mut commits = 0u64;
     while let Ok(first) = jobs.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -81,24 +93,32 @@ fn run(mut conn: SqliteConn, jobs: Receiver<Job>, outbox: &Notify) {
             }
         }
         metrics::histogram!("switchboard_store_group_commit_changes").record(group.len() as f64);
-        commit_group(&mut conn, group, outbox);
+        if commit_group(&mut conn, group, outbox) {
+            commits += 1;
+            if commits.is_multiple_of(COMMITS_PER_CHECKPOINT)
+                && let Some(checkpoints) = checkpoints
+            {
+                let _ = checkpoints.send(());
+            }
+        }
     }
 }
 
-/// Runs the jobs of one group and commits them together.
-fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) {
+/// Runs the jobs of one group and commits them together; whether a commit
+/// was made.
+fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) -> bool {
     let mut waiting: Vec<Done> = Vec::with_capacity(group.len());
     let mut open = false;
     for job in group {
         if !open {
-            if let Err(err) = conn.batch("BEGIN IMMEDIATE") {
+            if let Err(err) = conn.control("BEGIN IMMEDIATE") {
                 // Dropping the job answers its caller that the store failed.
                 tracing::error!(error = %failure_text(&err), "the SQLite writer could not begin a transaction");
                 continue;
             }
             open = true;
         }
-        if let Err(err) = conn.batch("SAVEPOINT change") {
+        if let Err(err) = conn.control("SAVEPOINT change") {
             tracing::error!(error = %failure_text(&err), "the SQLite writer could not open a savepoint");
             continue;
         }
@@ -108,9 +128,10 @@ fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) {
             conn.rewind_effects(mark);
         }
         let closed = if done.succeeded {
-            conn.batch("RELEASE change")
+            conn.control("RELEASE change")
         } else {
-            conn.batch("ROLLBACK TO change; RELEASE change")
+            conn.control("ROLLBACK TO change")
+                .and_then(|()| conn.control("RELEASE change"))
         };
         if closed.is_err() || conn.raw().is_autocommit() {
             // The transaction ended under the job (SQLite rolls back on some
@@ -122,7 +143,7 @@ fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) {
             (done.answer)(Err(why));
             conn.take_effects();
             if !conn.raw().is_autocommit() {
-                let _ = conn.batch("ROLLBACK");
+                let _ = conn.control("ROLLBACK");
             }
             open = false;
             continue;
@@ -130,9 +151,9 @@ fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) {
         waiting.push(done);
     }
     if !open {
-        return;
+        return false;
     }
-    match conn.batch("COMMIT") {
+    match conn.control("COMMIT") {
         Ok(()) => {
             let effects = conn.take_effects();
             effects.count_events();
@@ -142,17 +163,19 @@ fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) {
             for done in waiting {
                 (done.answer)(Ok(()));
             }
+            true
         }
         Err(err) => {
             let why = failure_text(&err);
             tracing::error!(error = %why, "the SQLite writer could not commit");
             if !conn.raw().is_autocommit() {
-                let _ = conn.batch("ROLLBACK");
+                let _ = conn.control("ROLLBACK");
             }
             conn.take_effects();
             for done in waiting {
                 (done.answer)(Err(why.clone()));
             }
+            false
         }
     }
 }

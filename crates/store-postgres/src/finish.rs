@@ -5,23 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::PgConnection;
-use switchboard_store::{ClaimedDelivery, Finished, Verdict};
+use switchboard_store::{Finished, Verdict};
 
 use crate::failure::Outcome;
-
-/// The (integration, lane) of a claimed delivery.
-pub(crate) fn lane_of(claimed: &ClaimedDelivery) -> (&str, &str) {
-    let lane = claimed
-        .channel_id
-        .as_deref()
-        .unwrap_or(claimed.event_id.as_str());
-    (claimed.integration.id.as_str(), lane)
-}
-
-/// When an attempt ended.
-fn ended(item: &Finished) -> i64 {
-    item.attempt.attempted_at + item.attempt.duration_us
-}
 
 /// Records a batch sorted by lane. Outcomes whose lease was lost (the lane
 /// was claimed again after the lease ran out) are dropped: the event is
@@ -77,7 +63,7 @@ async fn hold_lanes<'a>(
     batch: &[&'a Finished],
 ) -> Outcome<Vec<&'a Finished>> {
     let (integrations, lanes): (Vec<&str>, Vec<&str>) =
-        batch.iter().map(|item| lane_of(&item.claimed)).unzip();
+        batch.iter().map(|item| item.lane()).unzip();
     sqlx::query(
         "SELECT 1 FROM delivery_lanes l \
          JOIN UNNEST($1::text[], $2::text[]) AS k(integration_id, lane) USING (integration_id, lane) \
@@ -104,7 +90,7 @@ async fn hold_lanes<'a>(
         .iter()
         .copied()
         .filter(|item| {
-            let (integration, lane) = lane_of(&item.claimed);
+            let (integration, lane) = item.lane();
             let held = leases.get(&(integration.to_owned(), lane.to_owned()))
                 == Some(&item.claimed.lease_until);
             if !held {
@@ -125,13 +111,8 @@ async fn log_attempts(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()
     let mut finished_at = Vec::with_capacity(held.len());
     let mut errors: Vec<Option<&str>> = Vec::with_capacity(held.len());
     for item in held {
-        let now = ended(item);
-        let (state, at, error) = match &item.verdict {
-            Verdict::Delivered => ("delivered", Some(now), None),
-            Verdict::Retry { .. } => ("pending", None, item.attempt.error.as_deref()),
-            Verdict::DeadLetter { reason } => ("dead", Some(now), Some(reason.as_str())),
-            Verdict::Disable { reason } => ("pending", None, Some(reason.as_str())),
-        };
+        let (state, at, error) = item.outcome();
+        let state = state.as_str();
         ids.push(item.claimed.delivery_id);
         states.push(state);
         finished_at.push(at);
@@ -186,7 +167,7 @@ async fn update_integrations(conn: &mut PgConnection, held: &[&Finished]) -> Out
     let mut failing = HashSet::new();
     for item in held {
         let integration = &item.claimed.integration;
-        let now = ended(item);
+        let now = item.ended_at();
         match &item.verdict {
             Verdict::Delivered => {
                 let stale = integration
@@ -237,11 +218,11 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
     let mut kept = (Vec::new(), Vec::new(), Vec::new());
     let mut advanced = (Vec::new(), Vec::new(), Vec::new());
     for item in held {
-        let (integration, lane) = lane_of(&item.claimed);
+        let (integration, lane) = item.lane();
         let (list, due) = match &item.verdict {
             Verdict::Retry { at } => (&mut kept, *at),
-            Verdict::Disable { .. } => (&mut kept, ended(item)),
-            Verdict::Delivered | Verdict::DeadLetter { .. } => (&mut advanced, ended(item)),
+            Verdict::Disable { .. } => (&mut kept, item.ended_at()),
+            Verdict::Delivered | Verdict::DeadLetter { .. } => (&mut advanced, item.ended_at()),
         };
         list.0.push(integration);
         list.1.push(lane);

@@ -9,7 +9,6 @@ use switchboard_store::{ClaimedDelivery, DeliveryStore, Finished, OutboxStats, S
 
 use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
-use crate::finish::lane_of;
 use switchboard_store_sql::FromRow;
 use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 
@@ -152,7 +151,7 @@ impl DeliveryStore for PgBackend {
         // Lanes are locked in one order by every finishing instance, so two
         // batches never wait on each other in a circle. READ COMMITTED, as claims.
         let mut ordered: Vec<&Finished> = finished.iter().collect();
-        ordered.sort_by(|a, b| lane_of(&a.claimed).cmp(&lane_of(&b.claimed)));
+        ordered.sort_by(|a, b| a.lane().cmp(&b.lane()));
         let mut attempt = 0;
         loop {
             let outcome: Outcome<()> = async {

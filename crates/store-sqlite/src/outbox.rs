@@ -155,18 +155,10 @@ async fn claim(
 async fn finish_one(conn: &mut impl Db, item: &Finished) -> Outcome<()> {
     let claimed = &item.claimed;
     let attempt = &item.attempt;
-    let integration = claimed.integration.id.as_str();
-    let lane = claimed
-        .channel_id
-        .as_deref()
-        .unwrap_or(claimed.event_id.as_str());
-    let now = attempt.attempted_at + attempt.duration_us;
-    let (state, finished_at, error) = match &item.verdict {
-        Verdict::Delivered => ("delivered", Some(now), None),
-        Verdict::Retry { .. } => ("pending", None, attempt.error.as_deref()),
-        Verdict::DeadLetter { reason } => ("dead", Some(now), Some(reason.as_str())),
-        Verdict::Disable { reason } => ("pending", None, Some(reason.as_str())),
-    };
+    let (integration, lane) = item.lane();
+    let now = item.ended_at();
+    let (state, finished_at, error) = item.outcome();
+    let state = state.as_str();
     // Only the holder of the lane's lease may record: a worker whose lease ran
     // out has been replaced and its outcome is dropped (the event is re-sent).
     let updated = conn.execute("UPDATE deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, last_error = $3 \

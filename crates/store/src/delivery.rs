@@ -263,6 +263,39 @@ pub struct Finished {
     pub verdict: Verdict,
 }
 
+impl Finished {
+    /// When the attempt ended.
+    pub fn ended_at(&self) -> UnixMicros {
+        self.attempt.attempted_at + self.attempt.duration_us
+    }
+
+    /// What the verdict makes of the delivery: its state, when it finished
+    /// (delivered or dead), and the error it shows. A retried or held
+    /// delivery stays pending with the attempt's error or the reason.
+    pub fn outcome(&self) -> (DeliveryState, Option<UnixMicros>, Option<&str>) {
+        match &self.verdict {
+            Verdict::Delivered => (DeliveryState::Delivered, Some(self.ended_at()), None),
+            Verdict::Retry { .. } => (DeliveryState::Pending, None, self.attempt.error.as_deref()),
+            Verdict::DeadLetter { reason } => (
+                DeliveryState::Dead,
+                Some(self.ended_at()),
+                Some(reason.as_str()),
+            ),
+            Verdict::Disable { reason } => (DeliveryState::Pending, None, Some(reason.as_str())),
+        }
+    }
+
+    /// The (integration, lane) of the delivery.
+    pub fn lane(&self) -> (&str, &str) {
+        let claimed = &self.claimed;
+        let lane = claimed
+            .channel_id
+            .as_deref()
+            .unwrap_or(claimed.event_id.as_str());
+        (claimed.integration.id.as_str(), lane)
+    }
+}
+
 /// What happened to a claimed delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {

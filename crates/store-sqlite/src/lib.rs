@@ -13,6 +13,8 @@
 //! - **Readers**: a few threads with read-only connections run queries the
 //!   same way, each in a snapshot that sees every answered change; they never
 //!   block the writer (WAL journal).
+//! - **Checkpoints** (copying the WAL into the database file) run on a thread
+//!   and connection of their own, never inside the writer's commits.
 //! - `synchronous` is configurable: `full` (default) makes every commit durable
 //!   against power loss; `normal` survives a crash of the process (committed
 //!   transactions are in the WAL) but may lose the last commits on power loss.

@@ -27,8 +27,20 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
             let others = resolve_members(tx, &actor.company, &new.members, &new.invitees).await?;
             let id = ChannelId::generate();
             let now = now_micros();
-            tx.execute("INSERT INTO channels (id, company_id, channel_type, subject, description, access, \
-                 last_activity_at, created_at, updated_at) VALUES ($1, $2, 'group', $3, $4, $5, $6, $7, $8)", args![id.as_str(), actor.company.as_str(), &new.subject, &new.description, new.access.as_str(), now, now, now])
+            tx.execute(
+                "INSERT INTO channels (id, company_id, channel_type, subject, description, access, \
+                 last_activity_at, created_at, updated_at) VALUES ($1, $2, 'group', $3, $4, $5, $6, $7, $8)",
+                args![
+                    id.as_str(),
+                    actor.company.as_str(),
+                    &new.subject,
+                    &new.description,
+                    new.access.as_str(),
+                    now,
+                    now,
+                    now,
+                ],
+            )
             .await?;
             insert_member(tx, &id, &actor.user, &MemberRole::Owner, now).await?;
             for member in others.iter().filter(|member| **member != actor.user) {
@@ -72,7 +84,10 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
             let mut pair = [actor.user.as_str(), peer.as_str()];
             pair.sort_unstable();
             let direct_key = pair.join(" ");
-            let existing: Option<String> = tx.optional_scalar("SELECT id FROM channels WHERE company_id = $1 AND direct_key = $2 AND deleted_at IS NULL", args![actor.company.as_str(), &direct_key])
+            let existing: Option<String> = tx.optional_scalar(
+                "SELECT id FROM channels WHERE company_id = $1 AND direct_key = $2 AND deleted_at IS NULL",
+                args![actor.company.as_str(), &direct_key],
+            )
             .await?;
             let mut created = false;
             let id = match existing {
@@ -80,8 +95,11 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
                 None => {
                     let id = ChannelId::generate();
                     let now = now_micros();
-                    tx.execute("INSERT INTO channels (id, company_id, channel_type, access, direct_key, \
-                         last_activity_at, created_at, updated_at) VALUES ($1, $2, 'direct', 'private', $3, $4, $5, $6)", args![id.as_str(), actor.company.as_str(), &direct_key, now, now, now])
+                    tx.execute(
+                        "INSERT INTO channels (id, company_id, channel_type, access, direct_key, \
+                         last_activity_at, created_at, updated_at) VALUES ($1, $2, 'direct', 'private', $3, $4, $5, $6)",
+                        args![id.as_str(), actor.company.as_str(), &direct_key, now, now, now],
+                    )
                     .await?;
                     // Both people of a direct channel own it: either may delete it.
                     insert_member(tx, &id, &actor.user, &MemberRole::Owner, now).await?;
@@ -148,8 +166,21 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
             apply(&mut next, patch);
             let changed = !same_settings(&row, &next);
             if changed {
-                tx.execute("UPDATE channels SET subject = $1, description = $2, access = $3, service = $4, service_title = $5, \
-                     broadcast = $6, external = $7, updated_at = $8 WHERE id = $9", args![&next.subject, &next.description, &next.access, &next.service, &next.service_title, next.broadcast, next.external, now_micros(), channel.as_str()])
+                tx.execute(
+                    "UPDATE channels SET subject = $1, description = $2, access = $3, service = $4, service_title = $5, \
+                     broadcast = $6, external = $7, updated_at = $8 WHERE id = $9",
+                    args![
+                        &next.subject,
+                        &next.description,
+                        &next.access,
+                        &next.service,
+                        &next.service_title,
+                        next.broadcast,
+                        next.external,
+                        now_micros(),
+                        channel.as_str(),
+                    ],
+                )
                 .await?;
             }
             let updated = load::channel_row(tx, channel.as_str()).await?;
@@ -196,7 +227,10 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
                 .into());
             }
             let now = now_micros();
-            tx.execute("UPDATE channels SET deleted_at = $1, updated_at = $2, direct_key = NULL WHERE id = $3", args![now, now, channel.as_str()])
+            tx.execute(
+                "UPDATE channels SET deleted_at = $1, updated_at = $2, direct_key = NULL WHERE id = $3",
+                args![now, now, channel.as_str()],
+            )
             .await?;
             tx.execute(
                 "DELETE FROM typing WHERE channel_id = $1",
@@ -373,7 +407,10 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
     ) -> StoreResult<Vec<Typing>> {
         query!(self, (actor, channel, now), |conn| {
             load::channel_as_member(conn, actor, channel).await?;
-            let rows: Vec<(String, i64)> = conn.fetch_all("SELECT user_id, expires_at FROM typing WHERE channel_id = $1 AND expires_at > $2 ORDER BY user_id", args![channel.as_str(), now])
+            let rows: Vec<(String, i64)> = conn.fetch_all(
+                "SELECT user_id, expires_at FROM typing WHERE channel_id = $1 AND expires_at > $2 ORDER BY user_id",
+                args![channel.as_str(), now],
+            )
         .await?;
             Ok(rows
                 .into_iter()
@@ -485,14 +522,20 @@ async fn insert_member(
     role: &MemberRole,
     now: UnixMicros,
 ) -> Outcome<bool> {
-    let inserted = conn.execute("INSERT INTO channel_members (channel_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (channel_id, user_id) DO NOTHING", args![channel.as_str(), user.as_str(), role.as_str(), now])
+    let inserted = conn.execute(
+        "INSERT INTO channel_members (channel_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (channel_id, user_id) DO NOTHING",
+        args![channel.as_str(), user.as_str(), role.as_str(), now],
+    )
     .await?;
     Ok(inserted == 1)
 }
 
 async fn refresh_member_count(conn: &mut impl Db, channel: &ChannelId) -> Outcome<()> {
-    conn.execute("UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) WHERE id = $2", args![channel.as_str(), channel.as_str()])
+    conn.execute(
+        "UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) WHERE id = $2",
+        args![channel.as_str(), channel.as_str()],
+    )
     .await?;
     Ok(())
 }

@@ -39,17 +39,23 @@ pub(crate) async fn targets(
                 Recipients::BotMembersAnd(users) => users,
                 _ => &[],
             };
-            conn.fetch_all("SELECT id, event_types FROM integrations \
+            conn.fetch_all(
+                "SELECT id, event_types FROM integrations \
                  WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' \
                  AND (bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $2) \
                       OR bot_id = ANY($3)) \
-                 ORDER BY id", args![company, channel, extra])
+                 ORDER BY id",
+                args![company, channel, extra],
+            )
             .await?
         }
         Recipients::MemberBot(bot) => {
-            conn.fetch_all("SELECT id, event_types FROM integrations \
+            conn.fetch_all(
+                "SELECT id, event_types FROM integrations \
                  WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' AND bot_id = $2 \
-                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $3) ORDER BY id", args![company, bot, channel])
+                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $3) ORDER BY id",
+                args![company, bot, channel],
+            )
             .await?
         }
     };
@@ -137,11 +143,17 @@ pub(crate) async fn enqueue(
     seq: i64,
     now: i64,
 ) -> Outcome<()> {
-    let delivery: i64 = conn.scalar("INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id", args![event, integration, lane, seq, now])
+    let delivery: i64 = conn.scalar(
+        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+        args![event, integration, lane, seq, now],
+    )
     .await?;
-    conn.execute("INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (integration_id, lane) DO NOTHING", args![integration, lane, delivery, now])
+    conn.execute(
+        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (integration_id, lane) DO NOTHING",
+        args![integration, lane, delivery, now],
+    )
     .await?;
     conn.effects().queued_deliveries = true;
     Ok(())

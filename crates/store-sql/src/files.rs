@@ -71,8 +71,23 @@ impl<B: Backend> FileStore for SqlStore<B> {
     ) -> StoreResult<FileRecord> {
         change!(self, (actor, channel, file), |tx| {
             load::channel_as_member(tx, actor, channel).await?;
-            tx.execute("INSERT INTO files (id, company_id, channel_id, uploader_id, object_key, name, content_type, \
-                 max_bytes, declared, created_at, upload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", args![file.id.as_str(), actor.company.as_str(), channel.as_str(), actor.user.as_str(), &file.object_key, &file.name, &file.content_type, file.max_bytes as i64, file.declared, now_micros(), file.upload_expires_at])
+            tx.execute(
+                "INSERT INTO files (id, company_id, channel_id, uploader_id, object_key, name, content_type, \
+                 max_bytes, declared, created_at, upload_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                args![
+                    file.id.as_str(),
+                    actor.company.as_str(),
+                    channel.as_str(),
+                    actor.user.as_str(),
+                    &file.object_key,
+                    &file.name,
+                    &file.content_type,
+                    file.max_bytes as i64,
+                    file.declared,
+                    now_micros(),
+                    file.upload_expires_at,
+                ],
+            )
             .await?;
             let record = file_of_channel(tx, &actor.company, channel, file.id.as_str())
                 .await?
@@ -142,10 +157,13 @@ impl<B: Backend> FileStore for SqlStore<B> {
 
     async fn still_attached(&self, message: &MessageId, object_key: &str) -> StoreResult<bool> {
         query!(self, (message, object_key), |conn| {
-            let found: Option<(String, String)> = conn.fetch_optional("SELECT m.attachments, f.id FROM messages m \
+            let found: Option<(String, String)> = conn.fetch_optional(
+                "SELECT m.attachments, f.id FROM messages m \
              JOIN channels c ON c.id = m.channel_id AND c.deleted_at IS NULL \
              JOIN files f ON f.object_key = $1 AND f.channel_id = m.channel_id AND f.size IS NOT NULL \
-             WHERE m.id = $2 AND m.deleted_at IS NULL", args![object_key, message.as_str()])
+             WHERE m.id = $2 AND m.deleted_at IS NULL",
+                args![object_key, message.as_str()],
+            )
         .await?;
             let Some((attachments, file)) = found else {
                 return Ok(false);

@@ -54,10 +54,31 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
             let id = IntegrationId::generate();
             let now = now_micros();
             let (kind, url, region, access_key_id, endpoint_url) = target_columns(&new.target);
-            tx.execute("INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
+            tx.execute(
+                "INSERT INTO integrations (id, company_id, bot_id, kind, url, sqs_region, sqs_access_key_id, \
                  sqs_secret_access_key, sqs_endpoint_url, event_types, secret, timeout_ms, \
                  retry_schedule, max_in_flight, full_member_lists, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $17)", args![id.as_str(), company.as_str(), new.bot.as_str(), kind, url, region, access_key_id, &new.sealed_aws_secret, endpoint_url, types_json(&new.event_types), &new.sealed_secret, new.settings.timeout_ms.map(i64::from), new.settings.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()), new.settings.max_in_flight.map(i64::from), new.settings.full_member_lists, now, now])
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $17)",
+                args![
+                    id.as_str(),
+                    company.as_str(),
+                    new.bot.as_str(),
+                    kind,
+                    url,
+                    region,
+                    access_key_id,
+                    &new.sealed_aws_secret,
+                    endpoint_url,
+                    types_json(&new.event_types),
+                    &new.sealed_secret,
+                    new.settings.timeout_ms.map(i64::from),
+                    new.settings.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
+                    new.settings.max_in_flight.map(i64::from),
+                    new.settings.full_member_lists,
+                    now,
+                    now,
+                ],
+            )
             .await?;
             let created = integration(tx, company, &new.bot, &id).await?;
             Ok(created)
@@ -143,14 +164,26 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
                 current.settings.full_member_lists = full;
             }
             let (_, url, region, access_key_id, endpoint_url) = target_columns(&current.target);
-            tx.execute("UPDATE integrations SET url = $1, sqs_region = $2, sqs_access_key_id = $3, \
+            tx.execute(
+                "UPDATE integrations SET url = $1, sqs_region = $2, sqs_access_key_id = $3, \
                  sqs_secret_access_key = COALESCE($4, sqs_secret_access_key), sqs_endpoint_url = $5, \
                  event_types = $6, timeout_ms = $7, retry_schedule = $8, max_in_flight = $9, full_member_lists = $10, \
-                 updated_at = $11 WHERE id = $12", args![url, region, access_key_id, &patch.sealed_aws_secret, endpoint_url, types_json(&current.event_types), current.settings.timeout_ms.map(i64::from), current
-                    .settings
-                    .retry_schedule_ms
-                    .as_ref()
-                    .map(|s| serde_json::to_string(s).unwrap_or_default()), current.settings.max_in_flight.map(i64::from), current.settings.full_member_lists, now_micros(), id.as_str()])
+                 updated_at = $11 WHERE id = $12",
+                args![
+                    url,
+                    region,
+                    access_key_id,
+                    &patch.sealed_aws_secret,
+                    endpoint_url,
+                    types_json(&current.event_types),
+                    current.settings.timeout_ms.map(i64::from),
+                    current .settings .retry_schedule_ms .as_ref() .map(|s| serde_json::to_string(s).unwrap_or_default()),
+                    current.settings.max_in_flight.map(i64::from),
+                    current.settings.full_member_lists,
+                    now_micros(),
+                    id.as_str(),
+                ],
+            )
             .await?;
             let updated = integration(tx, company, bot, id).await?;
             Ok(updated)
@@ -180,15 +213,21 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
         change!(self, (company, bot, id, state), |tx| {
             integration(tx, company, bot, id).await?;
             let now = now_micros();
-            tx.execute("UPDATE integrations SET state = $1, disabled_reason = NULL, \
-                 failing_since = CASE WHEN $2 = 'active' THEN NULL ELSE failing_since END, updated_at = $3 WHERE id = $4", args![state.as_str(), state.as_str(), now, id.as_str()])
+            tx.execute(
+                "UPDATE integrations SET state = $1, disabled_reason = NULL, \
+                 failing_since = CASE WHEN $2 = 'active' THEN NULL ELSE failing_since END, updated_at = $3 WHERE id = $4",
+                args![state.as_str(), state.as_str(), now, id.as_str()],
+            )
             .await?;
             if *state == IntegrationState::Active {
                 // What waited during the pause is due at once.
                 for table in tx.lane_tables() {
-                    tx.execute(&format!(
+                    tx.execute(
+                        &format!(
                         "UPDATE {table} SET due_at = LEAST(due_at, $1) WHERE integration_id = $2"
-                    ), args![now, id.as_str()])
+                    ),
+                        args![now, id.as_str()],
+                    )
                     .await?;
                 }
             }
@@ -211,8 +250,11 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
             (company, bot, id, sealed_secret, previous_until),
             |tx| {
                 integration(tx, company, bot, id).await?;
-                tx.execute("UPDATE integrations SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
-                 WHERE id = $4", args![previous_until, &sealed_secret, now_micros(), id.as_str()])
+                tx.execute(
+                    "UPDATE integrations SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_at = $3 \
+                 WHERE id = $4",
+                    args![previous_until, &sealed_secret, now_micros(), id.as_str()],
+                )
             .await?;
                 let updated = integration(tx, company, bot, id).await?;
                 Ok(updated)
@@ -255,14 +297,27 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
         query!(self, (company, bot, id, state, before, limit), |conn| {
             integration(conn, company, bot, id).await?;
             let rows: Vec<(i64, String, String, Option<String>, i64, String, i64, Option<i64>, Option<String>)> =
-            conn.fetch_all("SELECT d.id, d.event_id, e.event_type, e.channel_id, d.channel_seq, d.state, d.created_at, \
+            conn.fetch_all(
+                "SELECT d.id, d.event_id, e.event_type, e.channel_id, d.channel_seq, d.state, d.created_at, \
                  d.finished_at, d.last_error FROM deliveries d JOIN events e ON e.id = d.event_id \
                  WHERE d.integration_id = $1 AND ($2 IS NULL OR d.state = $3) AND ($4 IS NULL OR d.id < $5) \
-                 ORDER BY d.id DESC LIMIT $6", args![id.as_str(), state.map(DeliveryState::as_str), state.map(DeliveryState::as_str), before, before, i64::from(*limit)])
+                 ORDER BY d.id DESC LIMIT $6",
+                args![
+                    id.as_str(),
+                    state.map(DeliveryState::as_str),
+                    state.map(DeliveryState::as_str),
+                    before,
+                    before,
+                    i64::from(*limit),
+                ],
+            )
             .await?;
             let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-            let attempts: Vec<(i64, i64, i64, Option<i32>, String, Option<String>, Option<String>)> = conn.fetch_all("SELECT delivery_id, attempted_at, duration_us, status_code, outcome, error, response_snippet \
-             FROM delivery_attempts WHERE delivery_id = ANY($1) ORDER BY id", args![&ids])
+            let attempts: Vec<(i64, i64, i64, Option<i32>, String, Option<String>, Option<String>)> = conn.fetch_all(
+                "SELECT delivery_id, attempted_at, duration_us, status_code, outcome, error, response_snippet \
+             FROM delivery_attempts WHERE delivery_id = ANY($1) ORDER BY id",
+                args![&ids],
+            )
         .await?;
             let mut by_delivery: std::collections::HashMap<i64, Vec<Attempt>> =
                 std::collections::HashMap::new();
@@ -329,18 +384,24 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
             // Events meant for this integration before, oldest first, without those
             // still waiting to be delivered (they will be anyway).
             let candidates: Vec<(String, Option<String>, Option<i64>)> = match &selection {
-                ReplaySelection::Range { since, until } => tx.fetch_all("SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
+                ReplaySelection::Range { since, until } => tx.fetch_all(
+                    "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
                      WHERE d.integration_id = $1 AND e.created_at >= $2 AND e.created_at <= $3 \
                      AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND p.integration_id = $4 \
                                      AND p.state = 'pending') \
-                     GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5", args![id.as_str(), since, until, id.as_str(), (MAX_REPLAY_EVENTS + 1) as i64])
+                     GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5",
+                    args![id.as_str(), since, until, id.as_str(), (MAX_REPLAY_EVENTS + 1) as i64],
+                )
                 .await?,
                 ReplaySelection::Events(ids) => {
                     let wanted: Vec<&str> = ids.iter().map(EventId::as_str).collect();
-                    let found: Vec<(String, Option<String>, Option<i64>)> = tx.fetch_all("SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d \
+                    let found: Vec<(String, Option<String>, Option<i64>)> = tx.fetch_all(
+                        "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d \
                          JOIN events e ON e.id = d.event_id \
                          WHERE d.integration_id = $1 AND e.id = ANY($2) \
-                         GROUP BY e.id ORDER BY e.created_at, e.id", args![id.as_str(), &wanted])
+                         GROUP BY e.id ORDER BY e.created_at, e.id",
+                        args![id.as_str(), &wanted],
+                    )
                     .await?;
                     if let Some((index, missing)) =
                         wanted.iter().enumerate().find(|(_, event)| !found.iter().any(|row| row.0 == **event))
@@ -384,8 +445,11 @@ pub(crate) async fn retire(conn: &mut impl Db, id: &str, now: i64) -> Outcome<()
         args![now, now, id],
     )
     .await?;
-    conn.execute("UPDATE deliveries SET state = 'dead', finished_at = $1, last_error = 'the integration was deleted' \
-         WHERE integration_id = $2 AND state = 'pending'", args![now, id])
+    conn.execute(
+        "UPDATE deliveries SET state = 'dead', finished_at = $1, last_error = 'the integration was deleted' \
+         WHERE integration_id = $2 AND state = 'pending'",
+        args![now, id],
+    )
     .await?;
     for table in conn.lane_tables() {
         conn.execute(

@@ -101,7 +101,10 @@ pub(crate) async fn user(conn: &mut impl Db, id: &str) -> Outcome<User> {
 
 /// The members of a channel, by joining time, with their users.
 pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Members> {
-    let rows = conn.fetch_all::<MemberRow>("SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 ORDER BY joined_at, user_id", args![channel])
+    let rows = conn.fetch_all::<MemberRow>(
+        "SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 ORDER BY joined_at, user_id",
+        args![channel],
+    )
     .await?;
     let ids: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
     let mut users = users_by_id(conn, &ids).await?;

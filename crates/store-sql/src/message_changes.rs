@@ -74,14 +74,40 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 updated_at: None,
                 deleted_at: None,
             };
-            tx.execute("INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
-                 mentions, quote, silent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", args![&row.id, actor.company.as_str(), &row.channel_id, &row.user_id, &row.message_type, &row.text, &row.elements, &row.attachments, &row.mentions, &row.quote, row.silent, row.created_at])
+            tx.execute(
+                "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
+                 mentions, quote, silent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                args![
+                    &row.id,
+                    actor.company.as_str(),
+                    &row.channel_id,
+                    &row.user_id,
+                    &row.message_type,
+                    &row.text,
+                    &row.elements,
+                    &row.attachments,
+                    &row.mentions,
+                    &row.quote,
+                    row.silent,
+                    row.created_at,
+                ],
+            )
             .await?;
             clear_typing(tx, channel, &actor.user).await?;
             touch(tx, channel, now).await?;
             if let Some(record) = &idempotency {
-                tx.execute("INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
-                     message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)", args![actor.company.as_str(), actor.user.as_str(), &record.key, &record.request_fingerprint, &row.id, now])
+                tx.execute(
+                    "INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
+                     message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    args![
+                        actor.company.as_str(),
+                        actor.user.as_str(),
+                        &record.key,
+                        &record.request_fingerprint,
+                        &row.id,
+                        now,
+                    ],
+                )
                 .await?;
             }
             let message = load::new_message(tx, row).await?;
@@ -223,8 +249,19 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 && mentions_json == row.mentions
                 && silent == row.silent;
             if !unchanged {
-                tx.execute("UPDATE messages SET text = $1, elements = $2, attachments = $3, mentions = $4, silent = $5, \
-                     updated_at = $6 WHERE id = $7", args![&text, &elements_json, &attachments_json, &mentions_json, silent, now_micros(), message.as_str()])
+                tx.execute(
+                    "UPDATE messages SET text = $1, elements = $2, attachments = $3, mentions = $4, silent = $5, \
+                     updated_at = $6 WHERE id = $7",
+                    args![
+                        &text,
+                        &elements_json,
+                        &attachments_json,
+                        &mentions_json,
+                        silent,
+                        now_micros(),
+                        message.as_str(),
+                    ],
+                )
                 .await?;
             }
             let row = load::live_message_row(tx, channel, message).await?;
@@ -299,8 +336,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             load::channel_as_member(tx, actor, channel).await?;
             let row = load::live_message_row(tx, channel, message).await?;
             let now = now_micros();
-            let inserted = tx.execute("INSERT INTO reactions (message_id, user_id, reaction_type, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING", args![message.as_str(), actor.user.as_str(), reaction, now])
+            let inserted = tx.execute(
+                "INSERT INTO reactions (message_id, user_id, reaction_type, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                args![message.as_str(), actor.user.as_str(), reaction, now],
+            )
             .await?;
             let updated = load::message(tx, row).await?;
             if inserted == 1 {
@@ -333,8 +373,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         change!(self, (actor, channel, message, reaction), |tx| {
             load::channel_as_member(tx, actor, channel).await?;
             let row = load::live_message_row(tx, channel, message).await?;
-            let removed: Option<i64> = tx.optional_scalar("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND reaction_type = $3 \
-                 RETURNING created_at", args![message.as_str(), actor.user.as_str(), reaction])
+            let removed: Option<i64> = tx.optional_scalar(
+                "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND reaction_type = $3 \
+                 RETURNING created_at",
+                args![message.as_str(), actor.user.as_str(), reaction],
+            )
             .await?;
             let updated = load::message(tx, row).await?;
             if let Some(created_at) = removed {
@@ -442,7 +485,10 @@ async fn remembered_send(
         return Ok(None);
     };
     if created_at < now - IDEMPOTENCY_WINDOW_MICROS {
-        conn.execute("DELETE FROM idempotency_keys WHERE company_id = $1 AND caller_id = $2 AND idempotency_key = $3", args![actor.company.as_str(), actor.user.as_str(), &record.key])
+        conn.execute(
+            "DELETE FROM idempotency_keys WHERE company_id = $1 AND caller_id = $2 AND idempotency_key = $3",
+            args![actor.company.as_str(), actor.user.as_str(), &record.key],
+        )
             .await?;
         return Ok(None);
     }

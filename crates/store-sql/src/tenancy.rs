@@ -248,8 +248,21 @@ pub(crate) async fn insert_credential(
 ) -> Outcome<CredentialInfo> {
     let id = CredentialId::generate();
     let now = now_micros();
-    conn.execute("INSERT INTO credentials (id, company_id, kind, user_id, secret_hash, last_four, name, read_only, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", args![id.as_str(), company.as_str(), record.owner.kind().as_str(), owner_user(&record.owner), &record.hash.0[..], &record.last_four, &record.name, record.read_only, now])
+    conn.execute(
+        "INSERT INTO credentials (id, company_id, kind, user_id, secret_hash, last_four, name, read_only, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        args![
+            id.as_str(),
+            company.as_str(),
+            record.owner.kind().as_str(),
+            owner_user(&record.owner),
+            &record.hash.0[..],
+            &record.last_four,
+            &record.name,
+            record.read_only,
+            now,
+        ],
+    )
     .await?;
     Ok(CredentialInfo {
         id,

@@ -94,9 +94,24 @@ impl<B: Backend> UserStore for SqlStore<B> {
         change!(self, (company, profile), |tx| {
             let id = UserId::generate();
             let now = now_micros();
-            tx.execute("INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
+            tx.execute(
+                "INSERT INTO users (id, company_id, is_bot, name, picture, locale, time_zone, bot_access, \
                  bot_integration_type, bot_searchable, created_at, updated_at) \
-                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)", args![id.as_str(), company.as_str(), &profile.name, &profile.picture, &profile.locale, &profile.time_zone, &profile.access, &profile.integration_type, profile.searchable, now, now])
+                 VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                args![
+                    id.as_str(),
+                    company.as_str(),
+                    &profile.name,
+                    &profile.picture,
+                    &profile.locale,
+                    &profile.time_zone,
+                    &profile.access,
+                    &profile.integration_type,
+                    profile.searchable,
+                    now,
+                    now,
+                ],
+            )
             .await?;
             let user = load::user(tx, id.as_str()).await?;
             Ok(user)
@@ -130,8 +145,21 @@ impl<B: Backend> UserStore for SqlStore<B> {
     ) -> StoreResult<User> {
         change!(self, (company, id, profile), |tx| {
             live_user(tx, company, id, Some(true)).await?;
-            tx.execute("UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, bot_access = $5, \
-                 bot_integration_type = $6, bot_searchable = $7, updated_at = $8 WHERE id = $9", args![&profile.name, &profile.picture, &profile.locale, &profile.time_zone, &profile.access, &profile.integration_type, profile.searchable, now_micros(), id.as_str()])
+            tx.execute(
+                "UPDATE users SET name = $1, picture = $2, locale = $3, time_zone = $4, bot_access = $5, \
+                 bot_integration_type = $6, bot_searchable = $7, updated_at = $8 WHERE id = $9",
+                args![
+                    &profile.name,
+                    &profile.picture,
+                    &profile.locale,
+                    &profile.time_zone,
+                    &profile.access,
+                    &profile.integration_type,
+                    profile.searchable,
+                    now_micros(),
+                    id.as_str(),
+                ],
+            )
                 .await?;
             let user = load::user(tx, id.as_str()).await?;
             Ok(user)
@@ -157,8 +185,11 @@ impl<B: Backend> UserStore for SqlStore<B> {
             )
             .await?;
             // The bot leaves its channels; the other bots there hear of it.
-            let memberships: Vec<(String, String, i64)> = tx.fetch_all("SELECT m.channel_id, m.role, m.joined_at FROM channel_members m \
-                 JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1 AND c.deleted_at IS NULL", args![id.as_str()])
+            let memberships: Vec<(String, String, i64)> = tx.fetch_all(
+                "SELECT m.channel_id, m.role, m.joined_at FROM channel_members m \
+                 JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1 AND c.deleted_at IS NULL",
+                args![id.as_str()],
+            )
             .await?;
             let user = load::user(tx, id.as_str()).await?;
             tx.execute(
@@ -169,8 +200,11 @@ impl<B: Backend> UserStore for SqlStore<B> {
             tx.execute("DELETE FROM typing WHERE user_id = $1", args![id.as_str()])
                 .await?;
             for (channel, role, joined_at) in memberships {
-                tx.execute("UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) \
-                     WHERE id = $2", args![&channel, &channel])
+                tx.execute(
+                    "UPDATE channels SET member_count = (SELECT COUNT(*) FROM channel_members WHERE channel_id = $1) \
+                     WHERE id = $2",
+                    args![&channel, &channel],
+                )
                 .await?;
                 let removed = ChannelMember {
                     id: id.as_str().to_owned(),
@@ -265,7 +299,10 @@ async fn insert_person(
     ensure_contact_free(conn, company, profile, None).await?;
     let id = UserId::generate();
     let now = now_micros();
-    conn.execute("INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES ($1, $2, FALSE, $3, $4)", args![id.as_str(), company.as_str(), now, now])
+    conn.execute(
+        "INSERT INTO users (id, company_id, is_bot, created_at, updated_at) VALUES ($1, $2, FALSE, $3, $4)",
+        args![id.as_str(), company.as_str(), now, now],
+    )
     .await?;
     write_profile(conn, &id, profile).await?;
     load::user(conn, id.as_str()).await
@@ -300,9 +337,26 @@ async fn ensure_contact_free(
 }
 
 async fn write_profile(conn: &mut impl Db, id: &UserId, p: &UserProfile) -> Outcome<()> {
-    conn.execute("UPDATE users SET name = $1, email = $2, phone = $3, picture = $4, locale = $5, time_zone = $6, \
+    conn.execute(
+        "UPDATE users SET name = $1, email = $2, phone = $3, picture = $4, locale = $5, time_zone = $6, \
          pbx_domain = $7, pbx_port = $8, pbx_extension = $9, pbx_serial = $10, pbx_user_id = $11, updated_at = $12 \
-         WHERE id = $13", args![&p.name, &p.email, &p.phone, &p.picture, &p.locale, &p.time_zone, &p.pbx_domain, &p.pbx_port, &p.pbx_extension, &p.pbx_serial, &p.pbx_user_id, now_micros(), id.as_str()])
+         WHERE id = $13",
+        args![
+            &p.name,
+            &p.email,
+            &p.phone,
+            &p.picture,
+            &p.locale,
+            &p.time_zone,
+            &p.pbx_domain,
+            &p.pbx_port,
+            &p.pbx_extension,
+            &p.pbx_serial,
+            &p.pbx_user_id,
+            now_micros(),
+            id.as_str(),
+        ],
+    )
     .await?;
     Ok(())
 }

@@ -183,7 +183,10 @@ async fn finish_one(conn: &mut impl Db, item: &Finished) -> Outcome<()> {
                 .last_success_at
                 .is_none_or(|at| now - at > 1_000_000);
             if claimed.integration.failing_since.is_some() || stale {
-                conn.execute("UPDATE integrations SET last_success_at = $1, failing_since = NULL WHERE id = $2", args![now, integration])
+                conn.execute(
+                    "UPDATE integrations SET last_success_at = $1, failing_since = NULL WHERE id = $2",
+                    args![now, integration],
+                )
                     .await?;
             }
             advance_lane(conn, integration, lane, now).await?;
@@ -197,7 +200,10 @@ async fn finish_one(conn: &mut impl Db, item: &Finished) -> Outcome<()> {
             advance_lane(conn, integration, lane, now).await?;
         }
         Verdict::Disable { reason } => {
-            conn.execute("UPDATE integrations SET state = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3", args![reason, now, integration])
+            conn.execute(
+                "UPDATE integrations SET state = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3",
+                args![reason, now, integration],
+            )
                 .await?;
             release_lane(conn, integration, lane, now).await?;
         }
@@ -224,7 +230,10 @@ async fn release_lane(
     lane: &str,
     due_at: i64,
 ) -> Outcome<()> {
-    conn.execute("UPDATE delivery_lanes SET due_at = $1, lease_until = NULL WHERE integration_id = $2 AND lane = $3", args![due_at, integration, lane])
+    conn.execute(
+        "UPDATE delivery_lanes SET due_at = $1, lease_until = NULL WHERE integration_id = $2 AND lane = $3",
+        args![due_at, integration, lane],
+    )
         .await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The store's transaction trait on PostgreSQL: statements sent through sqlx
 //! on a pooled connection, answers decoded by column type.
 
+use std::ops::DerefMut;
 use std::sync::Arc;
 
 use sqlx::postgres::{PgArguments, PgRow};
@@ -9,49 +10,29 @@ use sqlx::{Column, PgConnection, Postgres, Row as _, Transaction, TypeInfo, Valu
 use switchboard_store::StoreError;
 use switchboard_store_sql::{Arg, Db, Effects, Failure, Outcome, Row, Value};
 
-/// A change's connection: a transaction open on a pooled connection.
-pub struct PgTx {
-    pub(crate) tx: Transaction<'static, Postgres>,
+/// A connection the store's logic runs on: a pooled connection, or a
+/// transaction open on one.
+pub struct PgConn<C> {
+    pub(crate) conn: C,
     pub(crate) effects: Effects,
 }
+
+/// A change's connection: a transaction open on a pooled connection.
+pub type PgTx = PgConn<Transaction<'static, Postgres>>;
 
 /// A query's connection.
-pub struct PgReader {
-    pub(crate) conn: sqlx::pool::PoolConnection<Postgres>,
-    pub(crate) effects: Effects,
-}
+pub type PgReader = PgConn<sqlx::pool::PoolConnection<Postgres>>;
 
-impl Db for PgTx {
-    fn lane_tables(&self) -> &'static [&'static str] {
-        LANE_TABLES
-    }
-
-    fn execute(
-        &mut self,
-        sql: &str,
-        args: Vec<Arg<'_>>,
-    ) -> impl Future<Output = Outcome<u64>> + Send {
-        execute(&mut self.tx, sql, args)
-    }
-
-    fn fetch(
-        &mut self,
-        sql: &str,
-        args: Vec<Arg<'_>>,
-    ) -> impl Future<Output = Outcome<Vec<Row>>> + Send {
-        fetch(&mut self.tx, sql, args)
-    }
-
-    fn effects(&mut self) -> &mut Effects {
-        &mut self.effects
-    }
-
-    fn lock_channels(&mut self, channels: &[&str]) -> impl Future<Output = Outcome<()>> + Send {
-        lock_channels(&mut self.tx, channels.to_vec())
+impl<C> PgConn<C> {
+    pub(crate) fn new(conn: C) -> Self {
+        PgConn {
+            conn,
+            effects: Effects::default(),
+        }
     }
 }
 
-impl Db for PgReader {
+impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
     fn lane_tables(&self) -> &'static [&'static str] {
         LANE_TABLES
     }

@@ -82,11 +82,7 @@ impl Backend for PgBackend {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut PgReader) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
     {
-        let conn = self.pool.acquire().await.map_err(Failure::from)?;
-        let mut reader = PgReader {
-            conn,
-            effects: Effects::default(),
-        };
+        let mut reader = PgReader::new(self.pool.acquire().await.map_err(Failure::from)?);
         Ok(query(&mut reader).await?)
     }
 
@@ -102,12 +98,9 @@ impl PgBackend {
     where
         F: for<'t> Fn(&'t mut PgTx) -> BoxFuture<'t, Outcome<T>>,
     {
-        let mut tx = PgTx {
-            tx: begin(&self.pool).await?,
-            effects: Effects::default(),
-        };
+        let mut tx = PgTx::new(begin(&self.pool).await?);
         let value = change(&mut tx).await?;
-        tx.tx.commit().await?;
+        tx.conn.commit().await?;
         Ok((value, tx.effects))
     }
 }

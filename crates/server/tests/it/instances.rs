@@ -29,7 +29,12 @@ struct Deployment {
 }
 
 impl Deployment {
-    async fn new() -> Deployment {
+    /// Instances whose delivery leases last `lease`: the time a lane of a
+    /// killed instance waits before another takes it, and the longest a
+    /// worker may take over an attempt and its outcome before the lane is
+    /// claimed again (and the event sent twice) — on a loaded 2-core machine
+    /// running three instances, several seconds.
+    async fn new(lease: &str) -> Deployment {
         let store = TestStore::postgres().await;
         let company_key = credentials::generate(CredentialKind::Company)
             .reveal()
@@ -39,7 +44,7 @@ impl Deployment {
             ("SWITCHBOARD_SECRETS__KEY", SecretBox::generate_key()),
             ("SWITCHBOARD_DELIVERY__ALLOW_TARGETS", "127.0.0.1/32".into()),
             ("SWITCHBOARD_DELIVERY__TIMEOUT", "1s".into()),
-            ("SWITCHBOARD_DELIVERY__LEASE", "3s".into()),
+            ("SWITCHBOARD_DELIVERY__LEASE", lease.into()),
             ("SWITCHBOARD_DELIVERY__POLL_INTERVAL", "200ms".into()),
             (
                 "SWITCHBOARD_DELIVERY__RETRY_SCHEDULE",
@@ -73,7 +78,7 @@ impl Deployment {
 async fn three_instances_deliver_every_event_once_in_channel_order() {
     const CHANNELS: usize = 12;
     const PER_CHANNEL: usize = 250;
-    let deployment = Deployment::new().await;
+    let deployment = Deployment::new("30s").await;
     // The first instance bootstraps the company; the others find it.
     let first = deployment.instance("a").await;
     let second = deployment.instance("b").await;
@@ -124,7 +129,7 @@ async fn three_instances_deliver_every_event_once_in_channel_order() {
 async fn deliveries_leased_by_a_killed_instance_are_made_by_the_others() {
     const CHANNELS: usize = 4;
     const PER_CHANNEL: usize = 60;
-    let deployment = Deployment::new().await;
+    let deployment = Deployment::new("3s").await;
     let doomed = deployment.instance("doomed").await;
     let survivor = deployment.instance("survivor").await;
     let receiver = Receiver::start().await;

@@ -9,6 +9,7 @@
 //! before; a commit that fails answers every job of the group with the
 //! failure. While a group commits, the next one gathers.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -123,7 +124,18 @@ fn commit_group(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) -> bool
             continue;
         }
         let mark = conn.effects_mark();
-        let done = job(conn);
+        // A change that panics (a fault of the store) is rolled back alone;
+        // dropping it answers its caller with an error, and the writer goes on.
+        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::error!("a change panicked on the SQLite writer; it is rolled back");
+                Done {
+                    succeeded: false,
+                    answer: Box::new(|_| {}),
+                }
+            }
+        };
         if !done.succeeded {
             conn.rewind_effects(mark);
         }

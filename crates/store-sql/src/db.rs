@@ -431,11 +431,8 @@ pub trait Db: Send {
         args: Vec<Arg<'_>>,
     ) -> impl Future<Output = Outcome<Vec<T>>> + Send {
         async move {
-            self.fetch(sql, args)
-                .await?
-                .into_iter()
-                .map(|mut row| row.column())
-                .collect()
+            let rows: Vec<(T,)> = self.fetch_all(sql, args).await?;
+            Ok(rows.into_iter().map(|(value,)| value).collect())
         }
     }
 
@@ -446,10 +443,8 @@ pub trait Db: Send {
         args: Vec<Arg<'_>>,
     ) -> impl Future<Output = Outcome<Option<T>>> + Send {
         async move {
-            match self.fetch(sql, args).await?.into_iter().next() {
-                Some(mut row) => row.column().map(Some),
-                None => Ok(None),
-            }
+            let row: Option<(T,)> = self.fetch_optional(sql, args).await?;
+            Ok(row.map(|(value,)| value))
         }
     }
 
@@ -460,9 +455,8 @@ pub trait Db: Send {
         args: Vec<Arg<'_>>,
     ) -> impl Future<Output = Outcome<T>> + Send {
         async move {
-            self.optional_scalar(sql, args)
-                .await?
-                .ok_or_else(|| decode_error("the query answered no row".to_owned()))
+            let (value,): (T,) = self.fetch_one(sql, args).await?;
+            Ok(value)
         }
     }
 }

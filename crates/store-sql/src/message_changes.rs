@@ -36,8 +36,6 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Message> {
         change!(self, (actor, channel, new, idempotency), |tx| {
-            // Each run of the transaction starts from the request as it came.
-            let new = new.clone();
             let (channel_row, _) = load::channel_as_member(tx, actor, channel).await?;
             let now = now_micros();
             if let Some(record) = &idempotency
@@ -64,7 +62,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 channel_id: channel.as_str().to_owned(),
                 user_id: actor.user.as_str().to_owned(),
                 message_type: "regular".to_owned(),
-                text: new.text,
+                text: new.text.clone(),
                 elements: serde_json::to_string(&new.elements)?,
                 attachments: serde_json::to_string(&attachments)?,
                 mentions: serde_json::to_string(&new.mentions)?,

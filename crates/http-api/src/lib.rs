@@ -43,9 +43,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::*;
 
-/// What every handler shares.
+/// What every handler shares: a handle, cloned for every request and
+/// extractor, to the one [`Shared`] of the process.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub limits: ApiLimits,
     pub rate_limits: Arc<RateLimits>,
@@ -56,7 +60,15 @@ pub struct AppState {
     /// Where files' bytes go, and the URLs that move them.
     pub files: Files,
     /// `/openapi.json`, made on its first request.
-    openapi: Arc<std::sync::OnceLock<serde_json::Value>>,
+    openapi: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -67,15 +79,15 @@ impl AppState {
         metrics: PrometheusHandle,
         files: Files,
     ) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             rate_limits: Arc::new(RateLimits::new(limits.rate_limit)),
             limits,
             secrets,
             metrics,
             files,
-            openapi: Arc::default(),
-        }
+            openapi: std::sync::OnceLock::new(),
+        }))
     }
 
     /// The OpenAPI document of this server (its limits stated), made once.

@@ -25,8 +25,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///   when the database aborts the transaction for a conflict. The function
 ///   is therefore `Fn`: each run starts from the request as it came.
 /// - SQLite hands the function to its writer thread, which runs the changes
-///   waiting at that moment one after another in one transaction (each in a
-///   savepoint of its own) and commits them together.
+///   waiting at that moment one after another in one transaction and commits
+///   them together (a change that fails is rolled back alone).
 ///
 /// Either way the caller is answered only after the commit that holds its
 /// change, and what the transaction did ([`crate::db::Effects`]) takes
@@ -48,6 +48,20 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Self::Reader) -> BoxFuture<'t, Outcome<T>> + Send + 'static;
+
+    /// Runs `query`, a lookup of a few rows by key that every request makes
+    /// (authentication), where it costs least: SQLite runs it on the calling
+    /// thread when a connection for that is free, since handing a query of
+    /// microseconds to a reader thread and waking the caller costs more than
+    /// the query. Anything that may read many rows goes through
+    /// [`Backend::read`], which never holds up the caller's thread.
+    fn read_by_key<T, F>(&self, query: F) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Self::Reader) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+    {
+        self.read(query)
+    }
 
     /// Closes every connection.
     fn close(&self) -> impl Future<Output = ()> + Send;

@@ -83,8 +83,15 @@ pub(crate) async fn users_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)");
-    let rows = conn.fetch_all::<UserRow>(&sql, args![ids]).await?;
+    // One id (a message's author, most often) is looked up as one key: the
+    // list form costs SQLite a table-valued function for a single row.
+    let rows = if let [id] = ids {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        conn.fetch_all::<UserRow>(&sql, args![*id]).await?
+    } else {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)");
+        conn.fetch_all::<UserRow>(&sql, args![ids]).await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| (row.id.clone(), row.into_user()))

@@ -76,16 +76,21 @@ impl<B: Backend> TenancyStore for SqlStore<B> {
 
     async fn authenticate(&self, hash: &CredentialHash) -> StoreResult<Option<Principal>> {
         let secret_hash = hash.0.to_vec();
-        let row: Option<(String, String, String, Option<String>, bool)> =
-            query!(self, (secret_hash), |conn| conn
-                .fetch_optional(
-                    "SELECT k.id, k.company_id, k.kind, k.user_id, k.read_only FROM credentials k \
-                     LEFT JOIN users u ON u.id = k.user_id \
-                     WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
-                       AND (k.user_id IS NULL OR u.deleted_at IS NULL)",
-                    args![secret_hash],
-                )
-                .await)?;
+        let row: Option<(String, String, String, Option<String>, bool)> = self
+            .backend
+            .read_by_key(move |conn| {
+                Box::pin(async move {
+                    conn.fetch_optional(
+                        "SELECT k.id, k.company_id, k.kind, k.user_id, k.read_only FROM credentials k \
+                         LEFT JOIN users u ON u.id = k.user_id \
+                         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL \
+                           AND (k.user_id IS NULL OR u.deleted_at IS NULL)",
+                        args![&secret_hash],
+                    )
+                    .await
+                })
+            })
+            .await?;
         let Some((id, company, kind, user, read_only)) = row else {
             return Ok(None);
         };

@@ -98,9 +98,10 @@ impl SqliteConn {
         let mut rows = statement.raw_query();
         let mut read = Vec::new();
         while let Some(row) = rows.next().map_err(failure)? {
-            let values = (0..columns.len())
-                .map(|index| row.get_ref(index).map_err(failure).and_then(value))
-                .collect::<Outcome<Vec<Value>>>()?;
+            let mut values = Vec::with_capacity(columns.len());
+            for index in 0..columns.len() {
+                values.push(value(row.get_ref(index).map_err(failure)?)?);
+            }
             read.push(Row::new(columns.clone(), values));
         }
         Ok(read)

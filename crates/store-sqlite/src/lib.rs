@@ -12,7 +12,10 @@
 //!   is answered after the commit that holds it (see [`writer`]).
 //! - **Readers**: a few threads with read-only connections run queries the
 //!   same way, each in a snapshot that sees every answered change; they never
-//!   block the writer (WAL journal).
+//!   block the writer (WAL journal). The lookup every request makes
+//!   (authentication) runs on the caller's own thread instead, on a
+//!   connection of a small pool kept for it (see [`Backend::read_by_key`]);
+//!   when all of those are busy it goes to the readers.
 //! - **Checkpoints** (copying the WAL into the database file) run on a thread
 //!   and connection of their own, never inside the writer's commits.
 //! - `synchronous` is configurable: `full` (default) makes every commit durable
@@ -37,7 +40,7 @@ mod readers;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -48,7 +51,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::checkpoint::Checkpointer;
 use crate::conn::{SqliteConn, run_to_end};
 use crate::readers::Readers;
-use crate::writer::{Done, Writer};
+use crate::writer::{Change, Writer};
 pub use migrate::MigrationError;
 
 /// How durable each commit is; see the crate documentation.
@@ -104,6 +107,8 @@ pub struct SqliteBackend {
     readers: Arc<Readers>,
     /// Woken after every commit that queued deliveries.
     outbox: Arc<Notify>,
+    /// Idle read-only connections for lookups by key on the caller's thread.
+    key_readers: Mutex<Vec<SqliteConn>>,
 }
 
 /// Opens (creating if needed) the database and applies migrations.
@@ -131,10 +136,14 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
         .pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(unavailable)?;
     let checkpoints = connect(&options.path, options, false).map_err(unavailable)?;
-    let readers = (0..options.read_connections.max(1))
-        .map(|_| connect(&options.path, options, true).map(SqliteConn::new))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unavailable)?;
+    let read_only = |count: u32| {
+        (0..count.max(1))
+            .map(|_| connect(&options.path, options, true).map(SqliteConn::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)
+    };
+    let readers = read_only(options.read_connections)?;
+    let key_readers = read_only(options.read_connections)?;
     let outbox = Arc::new(Notify::new());
     let io = |err: std::io::Error| StoreError::Unavailable(Box::new(err));
     let checkpointer = Arc::new(Checkpointer::start(checkpoints).map_err(io)?);
@@ -150,6 +159,7 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
         checkpointer,
         readers: Arc::new(Readers::start(readers).map_err(io)?),
         outbox,
+        key_readers: Mutex::new(key_readers),
     })
 }
 
@@ -179,6 +189,20 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> rusqlite::R
     Ok(conn)
 }
 
+/// Runs a query to its end on `conn`, in a read transaction of its own.
+fn read_now<T>(
+    conn: &mut SqliteConn,
+    query: impl for<'t> FnOnce(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>>,
+) -> StoreResult<T> {
+    conn.control("BEGIN")
+        .and_then(|()| {
+            let outcome = run_to_end(query(conn));
+            let _ = conn.control("COMMIT");
+            outcome
+        })
+        .map_err(StoreError::from)
+}
+
 fn closed() -> StoreError {
     StoreError::Unavailable("the SQLite store is closed or its thread failed".into())
 }
@@ -193,19 +217,10 @@ impl Backend for SqliteBackend {
         F: for<'t> Fn(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static,
     {
         let (sender, receiver) = oneshot::channel::<StoreResult<T>>();
-        let job = Box::new(move |conn: &mut SqliteConn| {
-            let outcome = run_to_end(change(conn));
-            Done {
-                succeeded: outcome.is_ok(),
-                answer: Box::new(move |commit: Result<(), String>| {
-                    let answer = match (outcome, commit) {
-                        (Err(failure), _) => Err(failure.into()),
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Ok(_), Err(why)) => Err(StoreError::Unavailable(why.into())),
-                    };
-                    let _ = sender.send(answer);
-                }),
-            }
+        let job = Box::new(QueuedChange {
+            change,
+            outcome: None,
+            caller: sender,
         });
         if !self.writer.submit(job) {
             return Err(closed());
@@ -220,17 +235,36 @@ impl Backend for SqliteBackend {
     {
         let (sender, receiver) = oneshot::channel::<StoreResult<T>>();
         let read = Box::new(move |conn: &mut SqliteConn| {
-            let outcome = conn.control("BEGIN").and_then(|()| {
-                let outcome = run_to_end(query(conn));
-                let _ = conn.control("COMMIT");
-                outcome
-            });
-            let _ = sender.send(outcome.map_err(StoreError::from));
+            let _ = sender.send(read_now(conn, query));
         });
         if !self.readers.submit(read) {
             return Err(closed());
         }
         receiver.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    async fn read_by_key<T, F>(&self, query: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>> + Send + 'static,
+    {
+        let idle = self.key_readers.lock().expect("key readers").pop();
+        let Some(mut conn) = idle else {
+            return self.read(query).await;
+        };
+        // A query that panics (a fault of the store) fails alone, as on the
+        // readers, and its connection goes back to the pool.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_now(&mut conn, query)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("a lookup by key panicked on SQLite");
+                    if !conn.raw().is_autocommit() {
+                        let _ = conn.control("ROLLBACK");
+                    }
+                    Err(StoreError::Backend("the lookup failed on SQLite".into()))
+                });
+        self.key_readers.lock().expect("key readers").push(conn);
+        outcome
     }
 
     async fn close(&self) {
@@ -245,5 +279,39 @@ impl Backend for SqliteBackend {
             checkpointer.stop();
         })
         .await;
+    }
+}
+
+/// A change on its way through the writer, with the outcome of its last run.
+struct QueuedChange<T, F> {
+    change: F,
+    outcome: Option<Outcome<T>>,
+    caller: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Change for QueuedChange<T, F>
+where
+    T: Send + 'static,
+    F: for<'t> Fn(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static,
+{
+    fn run(&mut self, conn: &mut SqliteConn) -> bool {
+        // Cleared first: a run that panics leaves no outcome behind.
+        self.outcome = None;
+        let outcome = run_to_end((self.change)(conn));
+        let succeeded = outcome.is_ok();
+        self.outcome = Some(outcome);
+        succeeded
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), String>) {
+        let answer = match (self.outcome, commit) {
+            (None, _) => Err(StoreError::Backend(
+                "the change failed on the SQLite writer".into(),
+            )),
+            (Some(Err(failure)), _) => Err(failure.into()),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(why)) => Err(StoreError::Unavailable(why.into())),
+        };
+        let _ = self.caller.send(answer);
     }
 }

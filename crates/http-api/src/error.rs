@@ -104,6 +104,14 @@ impl ApiError {
         )
     }
 
+    /// This error, telling the caller to retry after `seconds`.
+    pub fn with_retry_after(self, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..self
+        }
+    }
+
     /// 409 `ConflictException`.
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::CONFLICT, ErrorType::Conflict, message)

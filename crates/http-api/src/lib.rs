@@ -15,6 +15,7 @@
 pub mod error;
 pub mod extract;
 pub mod openapi_rules;
+pub mod overload;
 pub mod paths;
 pub mod rate_limit;
 pub mod routes;
@@ -111,6 +112,8 @@ pub struct ApiLimits {
     pub transfer_timeout: Duration,
     /// Requests per credential and operation.
     pub rate_limit: RateLimitSettings,
+    /// API requests handled at once (see [`overload`]).
+    pub max_requests_in_flight: usize,
 }
 
 impl Default for ApiLimits {
@@ -120,6 +123,7 @@ impl Default for ApiLimits {
             request_timeout: Duration::from_secs(30),
             transfer_timeout: Duration::from_secs(15 * 60),
             rate_limit: RateLimitSettings::default(),
+            max_requests_in_flight: 256,
         }
     }
 }
@@ -279,6 +283,10 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(axum::middleware::from_fn(error::render_errors))
-                .layer(CatchPanicLayer::new()),
+                .layer(CatchPanicLayer::new())
+                .layer(axum::middleware::from_fn_with_state(
+                    overload::InFlight::new(state.limits.max_requests_in_flight),
+                    overload::refuse_beyond_limit,
+                )),
         )
 }

@@ -35,10 +35,14 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 pub enum Purpose {
     /// `switchboard migrate`: apply migrations.
     Migrate,
-    /// Serving or administering: on PostgreSQL the schema must already be
-    /// this build's (`switchboard migrate` first); the embedded SQLite
-    /// default migrates itself, as one process owns its file.
+    /// Administering: on PostgreSQL the schema must already be this build's
+    /// (`switchboard migrate` first); the embedded SQLite default migrates
+    /// itself.
     Use,
+    /// Serving: as [`Purpose::Use`], and on SQLite the server holds the file
+    /// alone (a second server on it is refused) and releases the delivery
+    /// leases left by the process before it.
+    Serve,
 }
 
 /// The configured database.
@@ -78,7 +82,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
         };
         let policy = match purpose {
             Purpose::Migrate => MigrationPolicy::Apply,
-            Purpose::Use => MigrationPolicy::Require,
+            Purpose::Use | Purpose::Serve => MigrationPolicy::Require,
         };
         let store = switchboard_store_postgres::open(&options, policy)
             .await
@@ -92,6 +96,7 @@ pub async fn open_database(config: &Config, purpose: Purpose) -> anyhow::Result<
         SqliteDurability::Normal => Durability::Normal,
     };
     options.read_connections = config.database.read_connections;
+    options.serve = purpose == Purpose::Serve;
     let store = switchboard_store_sqlite::open(&options)
         .await
         .with_context(|| format!("could not open the database {}", options.path.display()))?;
@@ -151,7 +156,7 @@ impl RunningServer {
 /// fail, so an empty database never gets a first company whose generated key
 /// a failed start could not show.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
-    let database = open_database(config, Purpose::Use).await?;
+    let database = open_database(config, Purpose::Serve).await?;
     let shared = database.store();
     let listener = TcpListener::bind(config.http.listen)
         .await
@@ -172,6 +177,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,
             },
+            max_requests_in_flight: config.http.max_requests_in_flight,
         },
         secrets.clone(),
         crate::telemetry::metrics(),
@@ -181,6 +187,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let app = switchboard_http_api::router(state);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.http.shutdown_grace;
+    let connection_limits = crate::http_server::ConnectionLimits {
+        max_connections: config.http.max_connections,
+        header_read_timeout: config.http.header_read_timeout,
+    };
     let (workers, deliveries) = if config.delivery.enabled {
         let (idle, deliveries) = switchboard_delivery::idle_signal(shared.outbox_signal());
         let workers = delivery_workers(config, shared.clone(), secrets, idle, stop.subscribe())?;
@@ -197,15 +207,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     ));
     let task = tokio::spawn(async move {
         let mut graceful = stopped.clone();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stop| *stop).await;
-        });
-        let serve = tokio::spawn(async move { serve.await });
+        let serve = tokio::spawn(crate::http_server::serve(
+            listener,
+            app,
+            connection_limits,
+            async move {
+                let _ = graceful.wait_for(|stop| *stop).await;
+            },
+        ));
         let _ = stopped.wait_for(|stop| *stop).await;
         match tokio::time::timeout(grace, serve).await {
-            Ok(result) => result
-                .context("the HTTP server panicked")?
-                .context("the HTTP server failed")?,
+            Ok(result) => result.context("the HTTP server panicked")?,
             Err(_) => tracing::warn!(
                 ?grace,
                 "requests still running after the shutdown grace period"

@@ -161,6 +161,20 @@ pub struct HttpConfig {
     /// Requests a credential may make at once to one operation before the
     /// average applies.
     pub rate_limit_burst: u32,
+    /// API requests handled at once; beyond it a request is answered 503
+    /// with `Retry-After` at once instead of waiting (which also bounds the
+    /// changes waiting for the database). `/health` and `/metrics` are not
+    /// counted.
+    pub max_requests_in_flight: usize,
+    /// Connections open at once; a connection beyond it is answered 503 and
+    /// closed.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted
+    /// from when the server starts waiting for them: on a new connection, and
+    /// on a kept-alive one after each answer, so it is also how long an idle
+    /// kept-alive connection stays open (`10s`).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
 }
 
 /// `database.*`
@@ -243,6 +257,9 @@ impl Default for Config {
                 shutdown_grace: Duration::from_secs(10),
                 rate_limit_per_second: 100,
                 rate_limit_burst: 200,
+                max_requests_in_flight: 256,
+                max_connections: 4096,
+                header_read_timeout: Duration::from_secs(10),
             },
             data_dir: PathBuf::from("./switchboard-data"),
             database: DatabaseConfig {
@@ -352,6 +369,14 @@ impl Config {
                  (got a URL of another kind)"
             );
         }
+        anyhow::ensure!(
+            self.http.max_requests_in_flight >= 1 && self.http.max_connections >= 1,
+            "invalid configuration: http.max_requests_in_flight and http.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.http.header_read_timeout.is_zero(),
+            "invalid configuration: http.header_read_timeout must be more than 0"
+        );
         anyhow::ensure!(
             self.database.max_connections >= 1,
             "invalid configuration: database.max_connections must be at least 1"

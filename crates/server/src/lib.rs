@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod demo;
 pub mod echo_bot;
+pub mod http_server;
 pub mod output;
 pub mod telemetry;
 

@@ -23,6 +23,15 @@
 //!   transactions are in the WAL) but may lose the last commits on power loss.
 //! - Migrations are embedded and applied at open; a database with migrations
 //!   this build does not know is refused.
+//! - **One server per file.** A server opens its database with
+//!   [`SqliteOptions::serve`]: it holds a lock on `<file>.lock` for as long as
+//!   it runs (the kernel lets go of it when the process dies, even by
+//!   SIGKILL), so a second server on the same file is refused with a message
+//!   saying so. Holding the file alone, it knows that every delivery lease in
+//!   it belongs to a process that is gone, and releases them at start:
+//!   delivery resumes at once after a crash instead of after the lease.
+//!   Administration commands (`company list`, `company new-key`) open the
+//!   file without the lock and may run beside the server.
 //!
 //! Why threads and not an async driver: an async SQLite driver runs each
 //! statement on a worker thread and wakes the caller when it is done, and
@@ -73,6 +82,10 @@ pub struct SqliteOptions {
     pub read_connections: u32,
     /// How long a statement waits for a lock held by another process.
     pub busy_timeout: Duration,
+    /// Opened by the server that runs on this file: hold it exclusively and
+    /// release the delivery leases of the process before (see the crate
+    /// docs).
+    pub serve: bool,
 }
 
 impl SqliteOptions {
@@ -83,6 +96,7 @@ impl SqliteOptions {
             durability: Durability::Full,
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
+            serve: false,
         }
     }
 
@@ -109,6 +123,9 @@ pub struct SqliteBackend {
     outbox: Arc<Notify>,
     /// Idle read-only connections for lookups by key on the caller's thread.
     key_readers: Mutex<Vec<SqliteConn>>,
+    /// The server's hold on the file (see [`SqliteOptions::serve`]), let go
+    /// at close.
+    server_lock: Mutex<Option<std::fs::File>>,
 }
 
 /// Opens (creating if needed) the database and applies migrations.
@@ -128,9 +145,23 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
     {
         std::fs::create_dir_all(dir).map_err(|err| StoreError::Unavailable(Box::new(err)))?;
     }
+    let server_lock = if options.serve {
+        Some(hold_for_server(&options.path)?)
+    } else {
+        None
+    };
     let unavailable = |err: rusqlite::Error| StoreError::Unavailable(Box::new(err));
     let mut writer = connect(&options.path, options, false).map_err(unavailable)?;
     migrate::apply(&mut writer).map_err(|err| StoreError::Backend(Box::new(err)))?;
+    if options.serve {
+        let released = outbox::release_leases(&writer).map_err(unavailable)?;
+        if released > 0 {
+            tracing::info!(
+                lanes = released,
+                "released the delivery leases of the server that ran before; those deliveries are attempted again now"
+            );
+        }
+    }
     // Checkpoints are the checkpointer's, not the writer's.
     writer
         .pragma_update(None, "wal_autocheckpoint", 0)
@@ -160,7 +191,35 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
         readers: Arc::new(Readers::start(readers).map_err(io)?),
         outbox,
         key_readers: Mutex::new(key_readers),
+        server_lock: Mutex::new(server_lock),
     })
+}
+
+/// Takes the server's lock on `<file>.lock`, or says which file another
+/// server holds.
+fn hold_for_server(path: &Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(
+            format!(
+                "another switchboard server is running on the database {} (it holds {}); \
+                 stop it first, or give this server another data directory",
+                path.display(),
+                lock_path.display()
+            )
+            .into(),
+        )),
+        Err(std::fs::TryLockError::Error(err)) => Err(StoreError::Unavailable(Box::new(err))),
+    }
 }
 
 /// A connection with the store's settings: WAL journal (set by the writer,
@@ -279,6 +338,7 @@ impl Backend for SqliteBackend {
             checkpointer.stop();
         })
         .await;
+        self.server_lock.lock().expect("server lock").take();
     }
 }
 

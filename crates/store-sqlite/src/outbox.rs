@@ -88,6 +88,16 @@ impl DeliveryStore for SqliteBackend {
     }
 }
 
+/// Releases every delivery lease: run at the start of a server that holds
+/// the file alone, when every lease belongs to a process that is gone. How
+/// many lanes were released.
+pub fn release_leases(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE delivery_lanes SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )
+}
+
 /// Leases up to `limit` lane heads that are due, within each integration's
 /// in-flight limit.
 async fn claim(

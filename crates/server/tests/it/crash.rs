@@ -258,3 +258,91 @@ async fn a_server_killed_while_committing_loses_no_answered_message_and_duplicat
     );
     assert!(second.terminate().await.success());
 }
+
+/// On SQLite one server holds the database: a second one on the same file
+/// is refused with one line that says why, and starts once the first is gone.
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_database_is_refused() {
+    if crate::support::store::postgres_run() {
+        return; // several instances share PostgreSQL by design
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let first = ServerProcess::start(data_dir.path(), &[]).await;
+    let second = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(crate::support::process::BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SWITCHBOARD_DATA_DIR", data_dir.path())
+            .env("SWITCHBOARD_LOG__FILTER", "warn")
+            .output(),
+    )
+    .await
+    .expect("the second server ends within 30 s")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another switchboard server is running on the database"),
+        "{stderr}"
+    );
+    assert!(first.terminate().await.success());
+    let again = ServerProcess::start(data_dir.path(), &[]).await;
+    assert!(again.terminate().await.success());
+}
+
+/// After SIGKILL with a delivery in flight on every lane, the next server on
+/// the same SQLite file sends them again at once: it holds the file alone,
+/// so it releases the dead process's leases instead of waiting them out (90 s).
+#[tokio::test]
+async fn after_a_kill_every_lane_in_flight_moves_again_within_two_seconds() {
+    if crate::support::store::postgres_run() {
+        return; // PostgreSQL's instances wait out the lease of a dead one
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let company_key = credentials::generate(CredentialKind::Company)
+        .reveal()
+        .to_owned();
+    let mut settings = settings(&company_key);
+    settings.retain(|(key, _)| *key != "SWITCHBOARD_DELIVERY__LEASE");
+    settings.push(("SWITCHBOARD_DELIVERY__TIMEOUT", "30s".to_owned()));
+    settings.push(("SWITCHBOARD_DELIVERY__LEASE", "90s".to_owned()));
+    let receiver = Receiver::start().await;
+    receiver.hold();
+
+    let first = start(data_dir.path(), &settings).await;
+    let api = TestServer::attach(&first.base, &company_key);
+    let (token, channels) = bot_channels(&api, &receiver.url, CHANNELS).await;
+    let bases = [first.base.clone()];
+    let accepted = send_round(&bases, &token, &channels, 1, 1).await;
+    let sent: HashSet<String> = accepted.values().flatten().cloned().collect();
+    receiver
+        .wait_until(
+            "a delivery in flight on every lane",
+            Duration::from_secs(30),
+            |r| {
+                let lanes: HashSet<&str> = r
+                    .iter()
+                    .filter_map(|r| r.json["data"]["channel"]["channelId"].as_str())
+                    .collect();
+                lanes.len() == CHANNELS
+            },
+        )
+        .await;
+    let held = receiver.received().len();
+    first.kill_hard().await;
+    receiver.release();
+
+    let second = start(data_dir.path(), &settings).await;
+    let restarted = std::time::Instant::now();
+    receiver
+        .wait_until("every lane sent again", Duration::from_secs(30), |r| {
+            delivered_messages(&r[held..]).is_superset(&sent)
+        })
+        .await;
+    let resumed = restarted.elapsed();
+    assert!(
+        resumed < Duration::from_secs(2),
+        "every lane moved again {resumed:?} after the restart"
+    );
+    assert!(second.terminate().await.success());
+}

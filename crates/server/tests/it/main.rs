@@ -11,6 +11,7 @@ mod api_channels;
 mod api_messages;
 mod api_users;
 mod command_line;
+mod connections;
 mod crash;
 mod database_outage;
 mod delivery;

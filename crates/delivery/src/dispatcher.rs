@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
 use crate::idle::IdleReporter;
+use crate::leases::Leases;
 use crate::policy::{AttemptResult, RetryPolicy};
 use crate::transport::{Outgoing, Sent, Transports};
 
@@ -23,7 +24,8 @@ pub struct DispatchSettings {
     pub max_in_flight: usize,
     /// Most deliveries of one integration in flight (unless it sets its own).
     pub max_in_flight_per_integration: u32,
-    /// How long a claim holds a lane; an unfinished claim is retried after it.
+    /// How long a claim holds a lane; extended while its send is in flight,
+    /// so a dead worker's lanes move again after it (see [`crate::leases`]).
     pub lease: Duration,
     /// How often to look for due deliveries when nothing wakes the workers.
     pub poll_interval: Duration,
@@ -34,7 +36,7 @@ impl Default for DispatchSettings {
         DispatchSettings {
             max_in_flight: 256,
             max_in_flight_per_integration: 16,
-            lease: Duration::from_secs(90),
+            lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -54,6 +56,8 @@ pub async fn run(
     let wake = store.outbox_signal();
     let (outcomes, recorded) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(store.clone(), recorded));
+    let leases = Leases::new(settings.lease);
+    let keeper = tokio::spawn(leases.clone().keep(store.clone()));
     tracing::info!(
         max_in_flight = settings.max_in_flight,
         "delivery workers started"
@@ -91,11 +95,23 @@ pub async fn run(
             let Ok(permits) = slots.clone().acquire_many_owned(group.len() as u32).await else {
                 break;
             };
-            let (transports, policy, outcomes) =
-                (transports.clone(), policy.clone(), outcomes.clone());
+            let (transports, policy, outcomes, leases) = (
+                transports.clone(),
+                policy.clone(),
+                outcomes.clone(),
+                leases.clone(),
+            );
+            leases.hold(&group).await;
             tokio::spawn(async move {
                 let mut permits = permits;
-                for finished in attempt(&transports, &policy, group).await {
+                let ids: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
+                let results = attempt(&transports, &policy, group).await;
+                let lease_ends = leases.release(&ids).await;
+                for mut finished in results {
+                    // The lease as last extended: the store checks it.
+                    if let Some(until) = lease_ends.get(&finished.claimed.delivery_id) {
+                        finished.claimed.lease_until = *until;
+                    }
                     // Each slot stays taken until its outcome is stored.
                     let Some(permit) = permits.split(1) else {
                         break;
@@ -125,6 +141,7 @@ pub async fn run(
     }
     // Let deliveries in flight record their outcome.
     let _ = slots.acquire_many(settings.max_in_flight as u32).await;
+    keeper.abort();
     drop(outcomes);
     let _ = recorder.await;
     tracing::info!("delivery workers stopped");

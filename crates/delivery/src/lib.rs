@@ -8,13 +8,15 @@
 //! pure [`policy`]. Nothing here holds a database transaction across a send.
 //!
 //! Guarantees: at least once (a crash between send and record sends again
-//! after the lease); per (integration, channel) the first deliveries follow
+//! after the lease, which is short and extended while a send is in flight:
+//! see [`leases`]); per (integration, channel) the first deliveries follow
 //! `channelSeq`; a failing lane holds back only itself; an integration never
 //! has more than its limit in flight.
 
 pub mod dispatcher;
 pub mod envelope;
 pub mod idle;
+pub mod leases;
 pub mod policy;
 pub mod sqs;
 pub mod target_guard;

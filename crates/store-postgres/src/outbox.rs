@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_store::{ClaimedDelivery, DeliveryStore, Finished, OutboxStats, StoreResult};
+use switchboard_store::{
+    ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult,
+};
 
 use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
@@ -170,6 +172,43 @@ impl DeliveryStore for PgBackend {
                 outcome => return outcome.map_err(Into::into),
             }
         }
+    }
+
+    async fn extend_leases(&self, held: &[HeldLease], until: i64) -> StoreResult<Vec<bool>> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let integrations: Vec<&str> = held
+            .iter()
+            .map(|lease| lease.integration.as_str())
+            .collect();
+        let lanes: Vec<&str> = held.iter().map(|lease| lease.lane.as_str()).collect();
+        let ends: Vec<i64> = held.iter().map(|lease| lease.lease_until).collect();
+        // One statement, autocommitted: a lane is extended only while its
+        // lease is still the one this worker holds.
+        let extended: Vec<(String, String, i64)> = sqlx::query_as(
+            "UPDATE delivery_lane_state s SET lease_until = $1 \
+             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS h(integration_id, lane, lease_until) \
+             WHERE s.integration_id = h.integration_id AND s.lane = h.lane AND s.lease_until = h.lease_until \
+             RETURNING s.integration_id, s.lane, h.lease_until",
+        )
+        .bind(until)
+        .bind(&integrations)
+        .bind(&lanes)
+        .bind(&ends)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Failure::from)?;
+        Ok(held
+            .iter()
+            .map(|lease| {
+                extended.iter().any(|(integration, lane, until)| {
+                    *integration == lease.integration
+                        && *lane == lease.lane
+                        && *until == lease.lease_until
+                })
+            })
+            .collect())
     }
 
     async fn next_due(&self) -> StoreResult<Option<i64>> {

@@ -53,6 +53,14 @@ impl<B: Backend> DeliveryStore for SqlStore<B> {
         self.backend.finish(finished).await
     }
 
+    async fn extend_leases(
+        &self,
+        held: &[switchboard_store::HeldLease],
+        until: UnixMicros,
+    ) -> StoreResult<Vec<bool>> {
+        self.backend.extend_leases(held, until).await
+    }
+
     async fn next_due(&self) -> StoreResult<Option<UnixMicros>> {
         self.backend.next_due().await
     }

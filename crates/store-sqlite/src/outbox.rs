@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    ClaimedDelivery, DeliveryStore, Finished, OutboxStats, StoreResult, Verdict,
+    ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult, Verdict,
 };
 use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 use switchboard_store_sql::{Backend, Db, Outcome, args};
@@ -41,6 +41,31 @@ impl DeliveryStore for SqliteBackend {
                     finish_one(tx, item).await?;
                 }
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn extend_leases(&self, held: &[HeldLease], until: i64) -> StoreResult<Vec<bool>> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held: Arc<[HeldLease]> = held.into();
+        self.write(move |tx| {
+            let held = held.clone();
+            Box::pin(async move {
+                let mut extended = Vec::with_capacity(held.len());
+                for lease in held.iter() {
+                    let changed = tx
+                        .execute(
+                            "UPDATE delivery_lanes SET lease_until = $1 \
+                             WHERE integration_id = $2 AND lane = $3 AND lease_until = $4",
+                            args![until, &lease.integration, &lease.lane, lease.lease_until],
+                        )
+                        .await?;
+                    extended.push(changed == 1);
+                }
+                Ok(extended)
             })
         })
         .await

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             lanes_are_claimed_in_channel_order_under_a_lease,
             each_verdict_is_recorded_and_applied,
             an_expired_lease_is_claimed_again_and_its_late_outcome_dropped,
+            a_lease_still_held_is_extended_and_a_lost_one_is_not,
             in_flight_limits_bound_the_leases_of_an_integration,
         );
     };

@@ -296,6 +296,14 @@ impl Finished {
     }
 }
 
+/// A lane leased by this process, as the worker holding it knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLease {
+    pub integration: String,
+    pub lane: String,
+    pub lease_until: UnixMicros,
+}
+
 /// What happened to a claimed delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -432,6 +440,12 @@ pub trait DeliveryStore: Send + Sync {
     /// delivery whose lease was lost (claimed again after it ran out) is left
     /// alone.
     async fn finish(&self, finished: &[Finished]) -> StoreResult<()>;
+
+    /// Extends leases still held while their sends are in flight: each lane
+    /// whose lease still ends exactly at `held.lease_until` (not lost to
+    /// another worker) is leased until `until`. Whether each was extended,
+    /// in order.
+    async fn extend_leases(&self, held: &[HeldLease], until: UnixMicros) -> StoreResult<Vec<bool>>;
 
     /// When the next lane becomes due, if any is waiting.
     async fn next_due(&self) -> StoreResult<Option<UnixMicros>>;

@@ -324,6 +324,66 @@ pub async fn an_expired_lease_is_claimed_again_and_its_late_outcome_dropped(stor
     assert_eq!(records[0].attempts.len(), 1);
 }
 
+pub async fn a_lease_still_held_is_extended_and_a_lost_one_is_not(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 1, None).await;
+    let message = say(store, &setup, 0, "one").await;
+    let now = now_micros() + SECOND;
+    let claimed = store.claim(now, 10, SECOND, 8).await.unwrap().remove(0);
+    let held = HeldLease {
+        integration: setup.integration.as_str().to_owned(),
+        lane: setup.channels[0].as_str().to_owned(),
+        lease_until: claimed.lease_until,
+    };
+    let stale = HeldLease {
+        lease_until: claimed.lease_until - 1,
+        ..held.clone()
+    };
+    let extended_until = now + 10 * SECOND;
+    assert_eq!(
+        store
+            .extend_leases(&[stale, held.clone()], extended_until)
+            .await
+            .unwrap(),
+        vec![false, true],
+        "only the lease as it stands is extended"
+    );
+    // Past the first lease, the lane is still held.
+    assert!(
+        store
+            .claim(now + 2 * SECOND, 10, SECOND, 8)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The outcome under the extended lease is recorded.
+    let extended = ClaimedDelivery {
+        lease_until: extended_until,
+        ..claimed
+    };
+    assert_eq!(message_of(&extended), message);
+    store
+        .finish(&[finished(&extended, Verdict::Delivered)])
+        .await
+        .unwrap();
+    let records = log(store, &setup).await;
+    assert_eq!(records[0].state, DeliveryState::Delivered);
+    // A lease that was finished is not extended again.
+    assert_eq!(
+        store
+            .extend_leases(
+                &[HeldLease {
+                    lease_until: extended_until,
+                    ..held
+                }],
+                extended_until + SECOND
+            )
+            .await
+            .unwrap(),
+        vec![false]
+    );
+}
+
 pub async fn in_flight_limits_bound_the_leases_of_an_integration(store: Arc<dyn Store>) {
     let store = store.as_ref();
     let setup = setup(store, 3, Some(2)).await;

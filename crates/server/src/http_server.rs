@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -87,7 +87,8 @@ pub async fn serve(
 }
 
 /// Answers a connection beyond the limit (the contract's error body, with a
-/// request id of its own) and closes it, within a second.
+/// request id of its own) once its request's head has come, and closes it;
+/// all within a second.
 async fn refuse(mut stream: TcpStream) {
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = serde_json::to_string(&switchboard_protocol::ErrorBody {
@@ -102,6 +103,17 @@ async fn refuse(mut stream: TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        // The request's head first (what fits in a few kilobytes): a client
+        // answered before it has sent its request takes the answer for a
+        // broken connection, not for a refusal.
+        let mut head = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => head.extend_from_slice(&chunk[..read]),
+            }
+        }
         let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.shutdown().await;
     })

@@ -206,9 +206,18 @@ async fn an_idle_kept_alive_connection_is_closed_and_one_beyond_the_limit_is_ref
     drop(holding);
 
     // Eight open connections fill the limit; the ninth is answered 503 and closed.
+    // Each is answered once, so the server surely holds all eight (kept
+    // alive, idle for less than the header deadline).
     let mut open = Vec::new();
     for _ in 0..8 {
-        open.push(TcpStream::connect(&address).await.unwrap());
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: switchboard\r\n\r\n")
+            .await
+            .unwrap();
+        let read = stream.read(&mut answer).await.unwrap();
+        assert!(String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 200"));
+        open.push(stream);
     }
     let refused = reqwest::Client::new()
         .get(format!("{}/health", server.base))

@@ -7,9 +7,9 @@
 //!   change's future once and it is done. Nothing hops between threads per
 //!   statement; a request crosses to the writer and back once.
 //! - **Group commit**: the changes that arrive while the writer is busy are
-//!   committed together, each in its own savepoint (a change that fails
-//!   leaves the others untouched), with one fsync for the group; each request
-//!   is answered after the commit that holds it (see [`writer`]).
+//!   committed together with one fsync for the group (a change that fails is
+//!   rolled back alone, see [`writer`]); each request is answered after the
+//!   commit that holds it.
 //! - **Readers**: a few threads with read-only connections run queries the
 //!   same way, each in a snapshot that sees every answered change; they never
 //!   block the writer (WAL journal). The lookup every request makes

@@ -12,6 +12,9 @@
 //!   answers (open loop); requests the server refuses with 503 because it
 //!   cannot keep up (its database connections stayed busy past
 //!   `database.acquire_timeout`) are counted as refused, not retried;
+//! - **overload**: `SendMessage` alone from four times as many clients at
+//!   once as the server takes requests in flight: accepted, refused (503),
+//!   the answer time of what was accepted, peak memory;
 //! - **backlog**: events queued while the receiver answers 503, then the
 //!   seconds to deliver them all once it recovers;
 //! - **sqs**: throughput to an SQS queue of moto's server, read by consumers,
@@ -53,7 +56,10 @@ struct Args {
     /// Messages per second in the fixed-rate scenario.
     #[arg(long, default_value_t = 1_000)]
     rate: u64,
-    /// Seconds of the fixed-rate scenario.
+    /// Clients sending at once in the overload scenario.
+    #[arg(long, default_value_t = 1_024)]
+    overload_in_flight: usize,
+    /// Seconds of the fixed-rate scenario (and of overload, at most 10).
     #[arg(long, default_value_t = 20)]
     rate_seconds: u64,
     /// Events in the backlog scenario.
@@ -75,11 +81,12 @@ struct Args {
     /// Server processes sharing the PostgreSQL database.
     #[arg(long, default_value_t = 1)]
     instances: usize,
-    /// Which scenarios to run: any of api, throughput, rate, backlog, sqs.
+    /// Which scenarios to run: any of api, throughput, rate, overload,
+    /// backlog, sqs.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "api,throughput,rate,backlog,sqs"
+        default_value = "api,throughput,rate,overload,backlog,sqs"
     )]
     scenarios: Vec<String>,
     /// moto's `moto_server`, for the sqs scenario.
@@ -129,7 +136,8 @@ struct Outcome {
     drain_seconds: Option<f64>,
     peak_memory_mib: Option<f64>,
     seconds: f64,
-    /// Requests answered 503 because the server was overloaded (fixed rate only).
+    /// Requests answered 503 because the server was overloaded (fixed rate
+    /// and overload).
     refused: usize,
 }
 
@@ -382,47 +390,150 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
-    let (server, receipts, setup, client) = start(args, &[]).await?;
-    let total = (args.rate * args.rate_seconds) as usize;
-    let urls = message_urls(&server.bases, &setup.channels);
+/// What sending on a schedule came to: the accepted messages (when each
+/// request started, how long it took), how many were refused with 503, how
+/// many got no answer (the connection failed), and the seconds it took.
+struct Paced {
+    sent: HashMap<String, (Instant, Duration)>,
+    refused: usize,
+    unanswered: usize,
+    seconds: f64,
+}
+
+/// Sends `rate` messages a second for `seconds`, each on its schedule
+/// whatever the answers (open loop), round-robin over the channels.
+async fn send_at_rate(
+    client: &reqwest::Client,
+    urls: &[String],
+    token: &str,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Paced> {
+    let total = (rate * seconds) as usize;
     let began = Instant::now();
     let mut tasks = Vec::with_capacity(total);
-    let period = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
     for index in 0..total {
         let due = began + period.mul_f64(index as f64);
         tokio::time::sleep_until(due.into()).await;
         let (client, url, token) = (
             client.clone(),
             urls[index % urls.len()].clone(),
-            setup.token.clone(),
+            token.to_owned(),
         );
         tasks.push(tokio::spawn(async move {
             send(&client, &url, &token, format!("paced {index}")).await
         }));
     }
     let mut sent = HashMap::with_capacity(total);
-    let mut refused = 0;
+    let (mut refused, mut unanswered) = (0, 0);
     for task in tasks {
-        match task.await?? {
-            Sent::Accepted(id, started, took) => {
+        match task.await? {
+            Ok(Sent::Accepted(id, started, took)) => {
                 sent.insert(id, (started, took));
             }
-            Sent::Refused => refused += 1,
+            Ok(Sent::Refused) => refused += 1,
+            Err(err) if err.downcast_ref::<reqwest::Error>().is_some() => unanswered += 1,
+            Err(err) => return Err(err),
         }
     }
-    let api_seconds = began.elapsed().as_secs_f64();
-    wait_for(&receipts, sent.len(), Duration::from_secs(600)).await?;
+    Ok(Paced {
+        sent,
+        refused,
+        unanswered,
+        seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
+    let (server, receipts, setup, client) = start(args, &[]).await?;
+    let urls = message_urls(&server.bases, &setup.channels);
+    let began = Instant::now();
+    let paced = send_at_rate(&client, &urls, &setup.token, args.rate, args.rate_seconds).await?;
+    anyhow::ensure!(
+        paced.unanswered == 0,
+        "{} requests got no answer",
+        paced.unanswered
+    );
+    wait_for(&receipts, paced.sent.len(), Duration::from_secs(600)).await?;
     let seconds = began.elapsed().as_secs_f64();
     let outcome = Outcome {
         scenario: format!("fixed rate ({}/s for {} s)", args.rate, args.rate_seconds),
-        messages: total,
-        api_requests_per_second: sent.len() as f64 / api_seconds,
-        deliveries_per_second: sent.len() as f64 / seconds,
-        latency: latency(&sent, &receipts),
+        messages: (args.rate * args.rate_seconds) as usize,
+        api_requests_per_second: paced.sent.len() as f64 / paced.seconds,
+        deliveries_per_second: paced.sent.len() as f64 / seconds,
+        latency: latency(&paced.sent, &receipts),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         seconds,
+        refused: paced.refused,
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// Overload: SendMessage alone from `--overload-in-flight` clients at once
+/// (four times the server's default limit of requests in flight), each
+/// sending again as soon as it is answered, for `--rate-seconds` (at most
+/// 10): what the server accepts, what it refuses with 503 (or, past its
+/// connection limit, by closing), the answer time of what it accepts, and
+/// its peak memory.
+async fn overload(args: &Args) -> anyhow::Result<Outcome> {
+    let server = Server::start(&args.server, &args.backend()?, &[]).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.overload_in_flight)
+        .build()?;
+    let setup = server.prepare(&client, None, args.channels).await?;
+    let urls = Arc::new(message_urls(&server.bases, &setup.channels));
+    let seconds = Duration::from_secs(args.rate_seconds.min(10));
+    let began = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..args.overload_in_flight {
+        let (client, urls, next, token) = (
+            client.clone(),
+            urls.clone(),
+            next.clone(),
+            setup.token.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let (mut sent, mut refused) = (Vec::new(), 0usize);
+            while began.elapsed() < seconds {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                match send(
+                    &client,
+                    &urls[index % urls.len()],
+                    &token,
+                    format!("overload {index}"),
+                )
+                .await
+                {
+                    Ok(Sent::Accepted(id, started, took)) => sent.push((id, (started, took))),
+                    Ok(Sent::Refused) => refused += 1,
+                    // A connection closed beyond the server's limit.
+                    Err(err) if err.downcast_ref::<reqwest::Error>().is_some() => refused += 1,
+                    Err(err) => return Err(err),
+                }
+            }
+            anyhow::Ok((sent, refused))
+        }));
+    }
+    let (mut sent, mut refused) = (HashMap::new(), 0);
+    for client in clients {
+        let (accepted, refusals) = client.await??;
+        sent.extend(accepted);
+        refused += refusals;
+    }
+    let took = began.elapsed().as_secs_f64();
+    let outcome = Outcome {
+        scenario: format!("overload ({} clients)", args.overload_in_flight),
+        messages: sent.len() + refused,
+        api_requests_per_second: sent.len() as f64 / took,
+        deliveries_per_second: 0.0,
+        latency: api_latency(&sent),
+        drain_seconds: None,
+        peak_memory_mib: server.peak_memory_mib(),
+        seconds: took,
         refused,
     };
     server.stop().await;
@@ -542,6 +653,7 @@ async fn main() -> anyhow::Result<()> {
             "api" => outcomes.push(api_only(&args).await?),
             "throughput" => outcomes.push(throughput(&args).await?),
             "rate" => outcomes.push(fixed_rate(&args).await?),
+            "overload" => outcomes.push(overload(&args).await?),
             "backlog" => outcomes.push(backlog(&args).await?),
             "sqs" => {
                 let moto = sqs::Moto::start(&args.moto).await?;
@@ -550,7 +662,7 @@ async fn main() -> anyhow::Result<()> {
             }
             other => {
                 anyhow::bail!(
-                    "unknown scenario `{other}`; use api, throughput, rate, backlog or sqs"
+                    "unknown scenario `{other}`; use api, throughput, rate, overload, backlog or sqs"
                 )
             }
         }

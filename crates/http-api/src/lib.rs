@@ -35,7 +35,7 @@ use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -279,7 +279,10 @@ pub fn router(state: AppState) -> Router {
                         // Debug-formatted: quoted and escaped, so no value can fake a field.
                         tracing::info_span!("request", method = %request.method(), path = ?request.uri().path(), request_id = ?id)
                     })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros))
+                    // Every answer is logged above, and a 500 with its cause where
+                    // it is made: a refusal under overload is no error line each.
+                    .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(axum::middleware::from_fn(error::render_errors))

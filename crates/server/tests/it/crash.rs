@@ -259,6 +259,26 @@ async fn a_server_killed_while_committing_loses_no_answered_message_and_duplicat
     assert!(second.terminate().await.success());
 }
 
+/// A company key, and the settings with this delivery timeout and lease on
+/// `store`.
+fn with_lease(
+    store: &TestStore,
+    timeout: &str,
+    lease: &str,
+) -> (String, Vec<(&'static str, String)>) {
+    let company_key = credentials::generate(CredentialKind::Company)
+        .reveal()
+        .to_owned();
+    let mut settings = settings(&company_key);
+    settings.retain(|(key, _)| {
+        *key != "SWITCHBOARD_DELIVERY__LEASE" && *key != "SWITCHBOARD_DELIVERY__TIMEOUT"
+    });
+    settings.push(("SWITCHBOARD_DELIVERY__TIMEOUT", timeout.to_owned()));
+    settings.push(("SWITCHBOARD_DELIVERY__LEASE", lease.to_owned()));
+    settings.extend(store.env());
+    (company_key, settings)
+}
+
 /// On SQLite one server holds the database: a second one on the same file
 /// is refused with one line that says why, and starts once the first is gone.
 #[tokio::test]
@@ -302,16 +322,7 @@ async fn after_a_kill_every_lane_in_flight_moves_again_soon() {
     let lease = if postgres { "3s" } else { "90s" };
     let data_dir = tempfile::tempdir().unwrap();
     let store = TestStore::create().await;
-    let company_key = credentials::generate(CredentialKind::Company)
-        .reveal()
-        .to_owned();
-    let mut settings = settings(&company_key);
-    settings.retain(|(key, _)| {
-        *key != "SWITCHBOARD_DELIVERY__LEASE" && *key != "SWITCHBOARD_DELIVERY__TIMEOUT"
-    });
-    settings.push(("SWITCHBOARD_DELIVERY__TIMEOUT", "30s".to_owned()));
-    settings.push(("SWITCHBOARD_DELIVERY__LEASE", lease.to_owned()));
-    settings.extend(store.env());
+    let (company_key, settings) = with_lease(&store, "30s", lease);
     let receiver = Receiver::start().await;
     receiver.hold();
 
@@ -369,16 +380,7 @@ async fn after_a_kill_every_lane_in_flight_moves_again_soon() {
 async fn a_send_longer_than_the_lease_keeps_its_lane_and_arrives_once() {
     let data_dir = tempfile::tempdir().unwrap();
     let store = TestStore::create().await;
-    let company_key = credentials::generate(CredentialKind::Company)
-        .reveal()
-        .to_owned();
-    let mut settings = settings(&company_key);
-    settings.retain(|(key, _)| {
-        *key != "SWITCHBOARD_DELIVERY__LEASE" && *key != "SWITCHBOARD_DELIVERY__TIMEOUT"
-    });
-    settings.push(("SWITCHBOARD_DELIVERY__TIMEOUT", "20s".to_owned()));
-    settings.push(("SWITCHBOARD_DELIVERY__LEASE", "1s".to_owned()));
-    settings.extend(store.env());
+    let (company_key, settings) = with_lease(&store, "20s", "1s");
     let receiver = Receiver::start().await;
     receiver.delay(Duration::from_millis(3_500));
 

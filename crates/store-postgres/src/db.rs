@@ -37,6 +37,14 @@ impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
         LANE_TABLES
     }
 
+    fn leased_heads(&self, integration: &str) -> String {
+        format!(
+            "SELECT COALESCE(s.head_id, l.head_id) FROM delivery_lane_state s \
+             JOIN delivery_lanes l ON l.integration_id = s.integration_id AND l.lane = s.lane \
+             WHERE s.integration_id = {integration} AND s.lease_until IS NOT NULL"
+        )
+    }
+
     fn execute(
         &mut self,
         sql: &str,

@@ -385,6 +385,12 @@ pub trait Db: Send {
     /// `(integration_id, lane)` and carry `due_at`.
     fn lane_tables(&self) -> &'static [&'static str];
 
+    /// A subquery of the ids of the deliveries of the integration `$N`
+    /// (`integration`, a placeholder) that are in flight: at the head of a
+    /// lane a worker leased, so the attempt may have reached the bot while
+    /// its outcome is not recorded yet.
+    fn leased_heads(&self, integration: &str) -> String;
+
     fn fetch_all<T: FromRow + Send>(
         &mut self,
         sql: &str,

@@ -382,34 +382,51 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
         change!(self, (company, bot, id, selection), |tx| {
             integration(tx, company, bot, id).await?;
             // Events meant for this integration before, oldest first, without those
-            // still waiting to be delivered (they will be anyway).
+            // still waiting to be sent (they will be anyway). One being sent
+            // now is sent again: it may have reached the bot already.
             let candidates: Vec<(String, Option<String>, Option<i64>)> = match &selection {
-                ReplaySelection::Range { since, until } => tx.fetch_all(
-                    "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
-                     WHERE d.integration_id = $1 AND e.created_at >= $2 AND e.created_at <= $3 \
-                     AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND p.integration_id = $4 \
-                                     AND p.state = 'pending') \
-                     GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5",
-                    args![id.as_str(), since, until, id.as_str(), (MAX_REPLAY_EVENTS + 1) as i64],
-                )
-                .await?,
+                ReplaySelection::Range { since, until } => {
+                    let sql = format!(
+                        "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
+                         WHERE d.integration_id = $1 AND e.created_at >= $2 AND e.created_at <= $3 \
+                         AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND p.integration_id = $4 \
+                                         AND p.state = 'pending' AND p.id NOT IN ({})) \
+                         GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5",
+                        tx.leased_heads("$4")
+                    );
+                    tx.fetch_all(
+                        &sql,
+                        args![
+                            id.as_str(),
+                            since,
+                            until,
+                            id.as_str(),
+                            (MAX_REPLAY_EVENTS + 1) as i64
+                        ],
+                    )
+                    .await?
+                }
                 ReplaySelection::Events(ids) => {
                     let wanted: Vec<&str> = ids.iter().map(EventId::as_str).collect();
-                    let found: Vec<(String, Option<String>, Option<i64>)> = tx.fetch_all(
-                        "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d \
+                    let found: Vec<(String, Option<String>, Option<i64>)> = tx
+                        .fetch_all(
+                            "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d \
                          JOIN events e ON e.id = d.event_id \
                          WHERE d.integration_id = $1 AND e.id = ANY($2) \
                          GROUP BY e.id ORDER BY e.created_at, e.id",
-                        args![id.as_str(), &wanted],
-                    )
-                    .await?;
-                    if let Some((index, missing)) =
-                        wanted.iter().enumerate().find(|(_, event)| !found.iter().any(|row| row.0 == **event))
+                            args![id.as_str(), &wanted],
+                        )
+                        .await?;
+                    if let Some((index, missing)) = wanted
+                        .iter()
+                        .enumerate()
+                        .find(|(_, event)| !found.iter().any(|row| row.0 == **event))
                     {
                         return Err(StoreError::unknown_reference(
-                        format!("eventIds[{index}]"),
-                        format!("event `{missing}` was never delivered to this integration"),
-                    ).into());
+                            format!("eventIds[{index}]"),
+                            format!("event `{missing}` was never delivered to this integration"),
+                        )
+                        .into());
                     }
                     found
                 }

@@ -155,6 +155,12 @@ impl Db for SqliteConn {
     fn lane_tables(&self) -> &'static [&'static str] {
         &["delivery_lanes"]
     }
+
+    fn leased_heads(&self, integration: &str) -> String {
+        format!(
+            "SELECT head_id FROM delivery_lanes WHERE integration_id = {integration} AND lease_until IS NOT NULL"
+        )
+    }
 }
 
 fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: Vec<Arg<'_>>) -> Outcome<()> {

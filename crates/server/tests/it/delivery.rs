@@ -517,6 +517,57 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
         .expect_error(409, "ConflictException", "eventIds[0]");
 }
 
+/// Replay means "send again": an event whose attempt reached the bot is
+/// sent again by a range replay even while the outcome of that attempt is
+/// not recorded yet.
+#[tokio::test]
+async fn a_range_replay_sends_again_an_event_whose_attempt_is_in_flight() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    let (integration, _) = server.webhook(&bot, &receiver.url, json!({})).await;
+    let channel = server.channel(&token, &[&bot]).await;
+    receiver
+        .wait_until("the channel event", WAIT, |r| !r.is_empty())
+        .await;
+    server.settle().await;
+    receiver.hold();
+    server
+        .post(
+            &format!("/v2/conversations/channels/{channel}/messages"),
+            &token,
+            json!({"text": "in flight"}),
+        )
+        .await
+        .expect(200);
+    let held = receiver
+        .wait_until("the message, held by the bot", WAIT, |r| r.len() >= 2)
+        .await;
+    let in_flight = held[1].json["id"].clone();
+    let ranged = server
+        .post(
+            &format!("/v2/users/bots/{bot}/integrations/{integration}/replay"),
+            &server.company_key,
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        ranged["queued"], 2,
+        "the channel event and the message in flight"
+    );
+    receiver.release();
+    let received = receiver
+        .wait_until("both sent again", WAIT, |r| r.len() >= 4)
+        .await;
+    let again: Vec<&serde_json::Value> = received[2..].iter().map(|r| &r.json["id"]).collect();
+    assert!(
+        again.contains(&&in_flight),
+        "the message in flight is sent again: {again:?}"
+    );
+}
+
 #[tokio::test]
 async fn internal_targets_are_refused_unless_allowed() {
     let server =

@@ -33,15 +33,11 @@ impl Leases {
     pub async fn hold(&self, claimed: &[ClaimedDelivery]) {
         let mut held = self.held.lock().await;
         for delivery in claimed {
-            let lane = delivery
-                .channel_id
-                .clone()
-                .unwrap_or_else(|| delivery.event_id.as_str().to_owned());
             held.insert(
                 delivery.delivery_id,
                 HeldLease {
                     integration: delivery.integration.id.as_str().to_owned(),
-                    lane,
+                    lane: delivery.lane().to_owned(),
                     lease_until: delivery.lease_until,
                 },
             );

@@ -248,18 +248,30 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> rusqlite::R
     Ok(conn)
 }
 
-/// Runs a query to its end on `conn`, in a read transaction of its own.
+/// Runs a query to its end on `conn`, in a read transaction of its own. A
+/// query that panics (a fault of the store) fails alone: its caller is
+/// answered with an error, and the connection goes on serving others.
 fn read_now<T>(
     conn: &mut SqliteConn,
     query: impl for<'t> FnOnce(&'t mut SqliteConn) -> BoxFuture<'t, Outcome<T>>,
 ) -> StoreResult<T> {
-    conn.control("BEGIN")
-        .and_then(|()| {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        conn.control("BEGIN").and_then(|()| {
             let outcome = run_to_end(query(conn));
             let _ = conn.control("COMMIT");
             outcome
         })
-        .map_err(StoreError::from)
+    }));
+    match ran {
+        Ok(outcome) => outcome.map_err(StoreError::from),
+        Err(_) => {
+            tracing::error!("a query panicked on SQLite; it is rolled back");
+            if !conn.raw().is_autocommit() {
+                let _ = conn.control("ROLLBACK");
+            }
+            Err(StoreError::Backend("the query failed on SQLite".into()))
+        }
+    }
 }
 
 fn closed() -> StoreError {
@@ -311,17 +323,7 @@ impl Backend for SqliteBackend {
         let Some(mut conn) = idle else {
             return self.read(query).await;
         };
-        // A query that panics (a fault of the store) fails alone, as on the
-        // readers, and its connection goes back to the pool.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_now(&mut conn, query)))
-                .unwrap_or_else(|_| {
-                    tracing::error!("a lookup by key panicked on SQLite");
-                    if !conn.raw().is_autocommit() {
-                        let _ = conn.control("ROLLBACK");
-                    }
-                    Err(StoreError::Backend("the lookup failed on SQLite".into()))
-                });
+        let outcome = read_now(&mut conn, query);
         self.key_readers.lock().expect("key readers").push(conn);
         outcome
     }

@@ -2,7 +2,6 @@
 //! queries on it, one at a time, each in a read transaction of its own (a
 //! snapshot that sees every commit made before it began).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -59,16 +58,8 @@ fn run(mut conn: SqliteConn, jobs: &Mutex<Receiver<Read>>) {
     loop {
         let next = jobs.lock().expect("reader queue").recv();
         match next {
-            // A query that panics (a fault of the store) fails alone: its
-            // caller is answered with an error, and the reader goes on.
-            Ok(read) => {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| read(&mut conn))).is_err() {
-                    tracing::error!("a query panicked on a SQLite reader");
-                    if !conn.raw().is_autocommit() {
-                        let _ = conn.control("ROLLBACK");
-                    }
-                }
-            }
+            // A query that panics fails alone: see `read_now`.
+            Ok(read) => read(&mut conn),
             Err(_) => return,
         }
     }

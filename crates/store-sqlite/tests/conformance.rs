@@ -29,6 +29,28 @@ async fn a_change_that_panics_fails_alone() {
         })
         .await;
     assert!(panicked.is_err(), "the caller is answered with an error");
+    // A query that panics fails alone too, on a reader and on the caller's
+    // thread, and every connection goes on.
+    for _ in 0..8 {
+        let read: switchboard_store::StoreResult<()> = store
+            .backend()
+            .read(
+                |_conn| -> switchboard_store_sql::BoxFuture<'_, Outcome<()>> {
+                    Box::pin(async { panic!("a fault of the store") })
+                },
+            )
+            .await;
+        assert!(read.is_err());
+        let by_key: switchboard_store::StoreResult<()> = store
+            .backend()
+            .read_by_key(
+                |_conn| -> switchboard_store_sql::BoxFuture<'_, Outcome<()>> {
+                    Box::pin(async { panic!("a fault of the store") })
+                },
+            )
+            .await;
+        assert!(by_key.is_err());
+    }
     store.ping().await.expect("the readers answer");
     assert_eq!(store.company_count().await.expect("the writer goes on"), 0);
     assert_eq!(store.purge_expired(0).await.expect("changes commit"), 0);

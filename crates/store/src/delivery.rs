@@ -239,6 +239,14 @@ pub struct ClaimedDelivery {
     pub integration: ClaimedIntegration,
 }
 
+impl ClaimedDelivery {
+    /// The lane the delivery is sent in: its channel, or its event alone for
+    /// an event outside channels.
+    pub fn lane(&self) -> &str {
+        self.channel_id.as_deref().unwrap_or(self.event_id.as_str())
+    }
+}
+
 /// The integration a claimed delivery goes to.
 #[derive(Clone, Debug)]
 pub struct ClaimedIntegration {
@@ -287,12 +295,7 @@ impl Finished {
 
     /// The (integration, lane) of the delivery.
     pub fn lane(&self) -> (&str, &str) {
-        let claimed = &self.claimed;
-        let lane = claimed
-            .channel_id
-            .as_deref()
-            .unwrap_or(claimed.event_id.as_str());
-        (claimed.integration.id.as_str(), lane)
+        (self.claimed.integration.id.as_str(), self.claimed.lane())
     }
 }
 

@@ -533,14 +533,7 @@ async fn a_range_replay_sends_again_an_event_whose_attempt_is_in_flight() {
         .await;
     server.settle().await;
     receiver.hold();
-    server
-        .post(
-            &format!("/v2/conversations/channels/{channel}/messages"),
-            &token,
-            json!({"text": "in flight"}),
-        )
-        .await
-        .expect(200);
+    server.say(&token, &channel, "in flight").await;
     let held = receiver
         .wait_until("the message, held by the bot", WAIT, |r| r.len() >= 2)
         .await;

@@ -5,7 +5,7 @@
 //!   `SERIALIZABLE` transaction each. Where SQLite runs one writer at a time,
 //!   PostgreSQL runs them side by side and aborts one of two that would not
 //!   have been possible one after the other; the aborted one is run again
-//!   from the start ([`RETRIES`] times at most, with a short random pause), so
+//!   from the start (for [`RERUN_BUDGET`] at most, with short random pauses), so
 //!   every access rule checked inside a transaction holds as it does on SQLite.
 //!   Every event of a channel takes the channel's next `channelSeq` by
 //!   updating the channel row, so changes to one channel commit in the order
@@ -54,7 +54,7 @@ use switchboard_store_sql::SqlStore;
 use tokio::sync::Notify;
 
 pub(crate) use switchboard_store_sql::failure;
-pub use transaction::RETRIES;
+pub use transaction::RERUN_BUDGET;
 
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

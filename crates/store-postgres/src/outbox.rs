@@ -154,7 +154,7 @@ impl DeliveryStore for PgBackend {
         // batches never wait on each other in a circle. READ COMMITTED, as claims.
         let mut ordered: Vec<&Finished> = finished.iter().collect();
         ordered.sort_by(|a, b| a.lane().cmp(&b.lane()));
-        let mut attempt = 0;
+        let mut reruns = crate::transaction::Reruns::start();
         loop {
             let outcome: Outcome<()> = async {
                 let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
@@ -165,10 +165,7 @@ impl DeliveryStore for PgBackend {
             .await;
             match outcome {
                 // A deadlock with a change that touched the same lanes: once more.
-                Err(failure) if failure.is_retryable() && attempt < crate::RETRIES => {
-                    attempt += 1;
-                    crate::transaction::backoff(attempt).await;
-                }
+                Err(failure) if failure.is_retryable() && reruns.again().await => {}
                 outcome => return outcome.map_err(Into::into),
             }
         }

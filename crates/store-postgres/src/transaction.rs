@@ -12,9 +12,46 @@ use switchboard_store_sql::{Backend, BoxFuture, Effects, Failure, Outcome};
 use crate::PgBackend;
 use crate::db::{PgReader, PgTx};
 
-/// How many times a transaction aborted by a serialization failure or a
-/// deadlock is run again before the request fails as unavailable.
-pub const RETRIES: u32 = 30;
+/// How long a transaction aborted by serialization failures or deadlocks is
+/// run again before the request fails as unavailable (503).
+///
+/// A budget of time, not of runs: changes to one channel all update its row
+/// (its next `channelSeq`), so under load each run of a busy channel's
+/// change may collide with a newer one, and a count of runs that suffices on
+/// an idle machine runs out on a loaded one. Runs that keep colliding are
+/// spread out by [`Reruns::pause`].
+pub const RERUN_BUDGET: Duration = Duration::from_secs(10);
+
+/// The reruns of one change: when to stop, and the pause before the next.
+pub(crate) struct Reruns {
+    started: std::time::Instant,
+    runs: u32,
+}
+
+impl Reruns {
+    pub(crate) fn start() -> Self {
+        Reruns {
+            started: std::time::Instant::now(),
+            runs: 0,
+        }
+    }
+
+    /// After a run that collided: false once [`RERUN_BUDGET`] is spent,
+    /// else true after a random pause that grows with the runs to at most
+    /// 10 ms (short, so that a change that collided does not wait longer
+    /// than the new ones it collides with).
+    pub(crate) async fn again(&mut self) -> bool {
+        if self.started.elapsed() >= RERUN_BUDGET {
+            return false;
+        }
+        self.runs += 1;
+        metrics::counter!("switchboard_store_transaction_retries_total").increment(1);
+        let ceiling_us = (250u64 << self.runs.min(6)).min(10_000);
+        let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=ceiling_us);
+        tokio::time::sleep(Duration::from_micros(pause)).await;
+        true
+    }
+}
 
 /// Opens a `SERIALIZABLE` transaction.
 pub(crate) async fn begin(pool: &PgPool) -> Outcome<Transaction<'static, Postgres>> {
@@ -40,14 +77,6 @@ pub(crate) async fn begin_delivery(pool: &PgPool) -> Outcome<Transaction<'static
         .await?)
 }
 
-/// Waits before the `attempt`th run: a random pause that grows with the
-/// attempts (up to ~50 ms), so the transactions that collided do not collide again.
-pub(crate) async fn backoff(attempt: u32) {
-    let ceiling_us = (500u64 << attempt.min(7)).min(50_000);
-    let pause = rand::Rng::gen_range(&mut rand::thread_rng(), ceiling_us / 4..=ceiling_us);
-    tokio::time::sleep(Duration::from_micros(pause)).await;
-}
-
 impl Backend for PgBackend {
     type Writer = PgTx;
     type Reader = PgReader;
@@ -57,7 +86,7 @@ impl Backend for PgBackend {
         T: Send + 'static,
         F: for<'t> Fn(&'t mut PgTx) -> BoxFuture<'t, Outcome<T>> + Send + Sync + 'static,
     {
-        let mut attempt = 0u32;
+        let mut reruns = Reruns::start();
         loop {
             match self.run_once(&change).await {
                 Ok((value, effects)) => {
@@ -67,11 +96,7 @@ impl Backend for PgBackend {
                     }
                     return Ok(value);
                 }
-                Err(failure) if failure.is_retryable() && attempt < RETRIES => {
-                    attempt += 1;
-                    metrics::counter!("switchboard_store_transaction_retries_total").increment(1);
-                    backoff(attempt).await;
-                }
+                Err(failure) if failure.is_retryable() && reruns.again().await => {}
                 Err(failure) => return Err(failure.into()),
             }
         }

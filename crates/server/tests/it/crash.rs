@@ -157,7 +157,13 @@ async fn send_keyed(
         .send()
         .await
         .ok()?;
-    assert!(response.status().is_success(), "{}", response.status());
+    let status = response.status();
+    if !status.is_success() {
+        panic!(
+            "{key}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
     let body: serde_json::Value = response.json().await.ok()?;
     Some(body["message"]["messageId"].as_str().unwrap().to_owned())
 }

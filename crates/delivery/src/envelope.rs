@@ -1,27 +1,12 @@
-//! The envelope around an event's stored `data`, written without re-parsing it.
+//! The body of a delivery: the contract's [`Envelope`] around the event's
+//! stored `data`, which is written as stored, not parsed into values again.
 
 use std::collections::HashSet;
 
-use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use switchboard_protocol::{EventType, js_json};
+use switchboard_protocol::{Envelope, EventType, ExtraFields, js_json};
 use switchboard_store::ClaimedDelivery;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeOut<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    company: &'a str,
-    time: i64,
-    integration_id: &'a str,
-    bot_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel_seq: Option<i64>,
-    data: &'a RawValue,
-}
 
 /// Most entries of `members` and of `users` in an event, unless the
 /// integration asks for full lists: a channel of hundreds of people would
@@ -36,15 +21,19 @@ const SHORTEST_DATA_TO_BOUND: usize = MEMBER_LIST_LIMIT * 80;
 pub fn body(delivery: &ClaimedDelivery) -> Result<Vec<u8>, serde_json::Error> {
     let bounded = bounded_data(delivery)?;
     let data: &RawValue = serde_json::from_str(bounded.as_deref().unwrap_or(&delivery.data))?;
-    serde_json::to_vec(&EnvelopeOut {
-        id: delivery.event_id.as_str(),
-        event_type: delivery.event_type.as_str(),
-        company: delivery.company.as_str(),
+    serde_json::to_vec(&Envelope {
+        id: delivery.event_id.as_str().to_owned(),
+        event_type: delivery.event_type.clone(),
+        company: delivery.company.as_str().to_owned(),
         time: delivery.event_time / 1_000,
-        integration_id: delivery.integration.id.as_str(),
-        bot_id: delivery.integration.bot.as_str(),
-        channel_seq: delivery.channel_id.as_ref().map(|_| delivery.channel_seq),
+        integration_id: delivery.integration.id.as_str().to_owned(),
+        bot_id: Some(delivery.integration.bot.as_str().to_owned()),
+        channel_seq: delivery
+            .channel_id
+            .as_ref()
+            .and_then(|_| u64::try_from(delivery.channel_seq).ok()),
         data,
+        extra: ExtraFields::new(),
     })
 }
 
@@ -123,4 +112,64 @@ fn bounded_data(delivery: &ClaimedDelivery) -> Result<Option<String>, serde_json
         }
     }
     js_json::to_string(&data).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
+    use switchboard_store::{ClaimedIntegration, DeliverySettings, Target};
+
+    fn delivery(channel: Option<&str>, data: &str) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: 7,
+            lease_until: 0,
+            event_id: EventId::from_stored("evt_1".to_owned()),
+            event_type: EventType::MessageNew,
+            company: CompanyId::from_stored("co_1".to_owned()),
+            channel_id: channel.map(str::to_owned),
+            channel_seq: 42,
+            event_time: 1_719_844_426_953_123,
+            queued_at: 0,
+            data: data.to_owned(),
+            attempts: 0,
+            integration: ClaimedIntegration {
+                id: IntegrationId::from_stored("int_1".to_owned()),
+                bot: UserId::from_stored("usr_bot".to_owned()),
+                target: Target::Webhook {
+                    url: "http://127.0.0.1:1/hook".to_owned(),
+                },
+                sealed_secret: String::new(),
+                sealed_aws_secret: None,
+                sealed_previous_secret: None,
+                settings: DeliverySettings::default(),
+                failing_since: None,
+                last_success_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_body_is_the_contract_envelope_around_the_stored_data_as_stored() {
+        let data = r#"{"channel":{"channelId":"ch_1"},"message":{"text":"a \u00e9 b","n":1.50}}"#;
+        let body = String::from_utf8(body(&delivery(Some("ch_1"), data)).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            format!(
+                r#"{{"id":"evt_1","type":"chat:message:new","company":"co_1","time":1719844426953,"integrationId":"int_1","botId":"usr_bot","channelSeq":42,"data":{data}}}"#
+            )
+        );
+        let read: Envelope = serde_json::from_str(&body).unwrap();
+        assert_eq!(read.channel_seq, Some(42));
+        assert_eq!(read.bot_id.as_deref(), Some("usr_bot"));
+        assert!(read.extra.is_empty());
+    }
+
+    #[test]
+    fn an_event_outside_channels_has_no_channel_seq() {
+        let body = body(&delivery(None, "{}")).unwrap();
+        let read: Envelope = serde_json::from_slice(&body).unwrap();
+        assert_eq!(read.channel_seq, None);
+        assert_eq!(read.data, serde_json::json!({}));
+    }
 }

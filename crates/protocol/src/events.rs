@@ -25,11 +25,17 @@ open_enum!(
     }
 );
 
-/// What every delivery carries around the event's `data`.
+/// What every delivery carries around the event's `data`: the one
+/// definition of the envelope, for bots that read it and for the server that
+/// writes it.
+///
+/// `D` is the type of `data`: a parsed [`Value`] by default (what a bot
+/// reads), or the stored JSON text as a `&RawValue` (what the server sends:
+/// an event's data is serialized once, when the event is committed, and every
+/// attempt wraps that text without parsing it into values again).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
+pub struct Envelope<D = Value> {
     /// Unique, and the same across retries and replays: bots dedupe on it.
     pub id: String,
     #[serde(rename = "type")]
@@ -42,13 +48,14 @@ pub struct Envelope {
     /// The bot's user id; a switchboard addition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<String>,
-    /// Per-channel event sequence, strictly increasing; a switchboard addition.
+    /// Per-channel event sequence, strictly increasing; a switchboard
+    /// addition, absent on events outside channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_seq: Option<u64>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub data: Value,
+    pub data: D,
+    /// Fields this version does not know, kept so that what was read is
+    /// written back unchanged.
     #[serde(flatten)]
-    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub extra: ExtraFields,
 }
 
@@ -151,7 +158,7 @@ pub enum EventPayload {
     Unknown(Value),
 }
 
-impl Envelope {
+impl Envelope<Value> {
     /// The typed `data` of this event. Unknown event types give
     /// [`EventPayload::Unknown`]; known types with malformed data are an error.
     pub fn payload(&self) -> Result<EventPayload, serde_json::Error> {

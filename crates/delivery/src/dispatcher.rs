@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_domain::now_micros;
-use switchboard_store::{Attempt, ClaimedDelivery, Finished, Store, StoreError, Verdict};
+use switchboard_store::{Attempt, Claim, ClaimedDelivery, Finished, Store, StoreError, Verdict};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
@@ -42,68 +42,55 @@ impl Default for DispatchSettings {
     }
 }
 
-/// Runs the workers until `stop` turns true; deliveries in flight then finish.
-/// Each look for due deliveries that finds nothing to do is told to `idle`.
-pub async fn run(
+/// What every send needs: the store, the transports, the retry policy, where
+/// outcomes go to be stored, the leases held and the slots of in-flight
+/// deliveries.
+struct Workers {
     store: Arc<dyn Store>,
     transports: Arc<Transports>,
     policy: Arc<RetryPolicy>,
     settings: DispatchSettings,
-    idle: IdleReporter,
-    mut stop: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(settings.max_in_flight));
-    let wake = store.outbox_signal();
-    let (outcomes, recorded) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(store.clone(), recorded));
-    let leases = Leases::new(settings.lease);
-    let keeper = tokio::spawn(leases.clone().keep(store.clone()));
-    tracing::info!(
-        max_in_flight = settings.max_in_flight,
-        "delivery workers started"
-    );
-    loop {
-        if *stop.borrow() {
-            break;
+    outcomes: mpsc::UnboundedSender<(Finished, OwnedSemaphorePermit)>,
+    leases: Arc<Leases>,
+    slots: Arc<Semaphore>,
+}
+
+impl Workers {
+    /// A claim of up to `limit` lane heads, now.
+    fn claim(&self, limit: usize) -> Claim {
+        Claim {
+            now: now_micros(),
+            limit: limit as u32,
+            lease_micros: self.settings.lease.as_micros() as i64,
+            default_max_in_flight: self.settings.max_in_flight_per_integration,
         }
-        let began = Instant::now();
-        let free = slots.available_permits();
-        // Every slot free: nothing is being sent and every outcome is stored.
-        let nothing_in_flight = free == settings.max_in_flight;
-        let mut claimed = Vec::new();
-        let mut claim_failed = false;
-        if free > 0 {
-            match store
-                .claim(
-                    now_micros(),
-                    free as u32,
-                    settings.lease.as_micros() as i64,
-                    settings.max_in_flight_per_integration,
-                )
-                .await
-            {
-                Ok(found) => claimed = found,
-                Err(err) => {
-                    claim_failed = true;
-                    tracing::warn!(error = %err, "could not claim deliveries; retrying")
-                }
-            }
-        }
-        let full_batch = free > 0 && claimed.len() == free;
-        let idle_pass = nothing_in_flight && !claim_failed && claimed.is_empty();
-        for group in groups(claimed, &transports) {
-            let Ok(permits) = slots.clone().acquire_many_owned(group.len() as u32).await else {
-                break;
+    }
+
+    /// Sends claimed deliveries, one transport call per group, each taking
+    /// its slots from `permits` (or, when it holds too few, waiting for free
+    /// ones). Every delivery's outcome goes to the recorder with its slot.
+    async fn dispatch(&self, claimed: Vec<ClaimedDelivery>, mut permits: Option<OwnedSemaphorePermit>) {
+        for group in groups(claimed, &self.transports) {
+            let wanted = group.len();
+            let held = permits.as_mut().and_then(|permits| {
+                (permits.num_permits() >= wanted).then(|| permits.split(wanted)).flatten()
+            });
+            let group_permits = match held {
+                Some(held) => held,
+                None => match self.slots.clone().acquire_many_owned(wanted as u32).await {
+                    Ok(free) => free,
+                    Err(_) => return,
+                },
             };
+            self.leases.hold(&group).await;
             let (transports, policy, outcomes, leases) = (
-                transports.clone(),
-                policy.clone(),
-                outcomes.clone(),
-                leases.clone(),
+                self.transports.clone(),
+                self.policy.clone(),
+                self.outcomes.clone(),
+                self.leases.clone(),
             );
-            leases.hold(&group).await;
             tokio::spawn(async move {
-                let mut permits = permits;
+                let mut permits = group_permits;
                 let ids: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
                 let results = attempt(&transports, &policy, group).await;
                 let lease_ends = leases.release(&ids).await;
@@ -120,6 +107,68 @@ pub async fn run(
                 }
             });
         }
+    }
+}
+
+/// Runs the workers until `stop` turns true; deliveries in flight then finish.
+/// Each look for due deliveries that finds nothing to do is told to `idle`.
+///
+/// Two loops keep the slots busy. The recorder stores each batch of
+/// outcomes and, in the same step, claims as many due lane heads as the
+/// batch frees (one commit per batch on SQLite), and sends them at once:
+/// under load, a lane's next event goes out as soon as the outcome before it
+/// is stored. This loop claims with the slots left free: when commits wake
+/// it, when a retry falls due, and on every poll.
+pub async fn run(
+    store: Arc<dyn Store>,
+    transports: Arc<Transports>,
+    policy: Arc<RetryPolicy>,
+    settings: DispatchSettings,
+    idle: IdleReporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+    let wake = store.outbox_signal();
+    let (outcomes, recorded) = mpsc::unbounded_channel();
+    let leases = Leases::new(settings.lease);
+    let keeper = tokio::spawn(leases.clone().keep(store.clone()));
+    let workers = Arc::new(Workers {
+        store: store.clone(),
+        transports,
+        policy,
+        settings: settings.clone(),
+        outcomes,
+        leases,
+        slots: slots.clone(),
+    });
+    let (recorder_stop, recorder_stopped) = watch::channel(false);
+    let recorder = tokio::spawn(record(workers.clone(), recorded, recorder_stopped));
+    tracing::info!(
+        max_in_flight = settings.max_in_flight,
+        "delivery workers started"
+    );
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let began = Instant::now();
+        let free = slots.available_permits();
+        // Every slot free: nothing is being sent and every outcome is stored.
+        let nothing_in_flight = free == settings.max_in_flight;
+        let mut claimed = Vec::new();
+        let mut claim_failed = false;
+        if free > 0 {
+            match store.claim(workers.claim(free)).await {
+                Ok(found) => claimed = found,
+                Err(err) => {
+                    claim_failed = true;
+                    tracing::warn!(error = %err, "could not claim deliveries; retrying")
+                }
+            }
+        }
+        let full_batch = free > 0 && claimed.len() == free;
+        let idle_pass = nothing_in_flight && !claim_failed && claimed.is_empty();
+        workers.dispatch(claimed, None).await;
         if full_batch {
             tokio::task::yield_now().await;
             continue;
@@ -139,10 +188,14 @@ pub async fn run(
             _ = stop.changed() => {}
         }
     }
-    // Let deliveries in flight record their outcome.
+    // Let deliveries in flight record their outcome; the recorder claims
+    // nothing more.
+    let _ = recorder_stop.send(true);
     let _ = slots.acquire_many(settings.max_in_flight as u32).await;
+    // Every slot back: every outcome is stored, and the recorder waits for
+    // more that will not come.
     keeper.abort();
-    drop(outcomes);
+    recorder.abort();
     let _ = recorder.await;
     tracing::info!("delivery workers stopped");
 }
@@ -150,38 +203,45 @@ pub async fn run(
 /// Most outcomes stored in one transaction.
 const RECORD_BATCH: usize = 256;
 
-/// Stores outcomes as they come, many per transaction, then frees their slots
-/// and wakes the workers (a lane whose head was delivered has a next one due).
+/// Stores outcomes as they come, many per transaction, claiming with the
+/// slots they free and sending what it claimed; slots it could not use are
+/// freed and the claiming loop woken (a retry may have fallen due). After
+/// `stopping` turns true it only stores.
 async fn record(
-    store: Arc<dyn Store>,
+    workers: Arc<Workers>,
     mut outcomes: mpsc::UnboundedReceiver<(Finished, OwnedSemaphorePermit)>,
+    stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
-    let mut slots = Vec::with_capacity(RECORD_BATCH);
     while let Some((finished, slot)) = outcomes.recv().await {
         batch.push(finished);
-        slots.push(slot);
+        let mut slots = slot;
         while batch.len() < RECORD_BATCH {
             match outcomes.try_recv() {
                 Ok((finished, slot)) => {
                     batch.push(finished);
-                    slots.push(slot);
+                    slots.merge(slot);
                 }
                 Err(_) => break,
             }
         }
-        store_outcomes(store.as_ref(), &batch).await;
+        let limit = if *stopping.borrow() { 0 } else { batch.len() };
+        let claimed = store_outcomes(&workers, &batch, limit).await;
         batch.clear();
-        slots.clear();
-        store.outbox_signal().notify_one();
+        let reused = claimed.len() == limit && limit > 0;
+        workers.dispatch(claimed, Some(slots)).await;
+        if !reused {
+            workers.store.outbox_signal().notify_one();
+        }
     }
 }
 
-/// Stores a batch of outcomes. While the database is unavailable (a restart,
-/// a network cut) it tries again, as long as the batch's leases hold: an
-/// outcome stored in time spares the receiver a second copy. When the leases
-/// run out first, the deliveries are sent again: at least once.
-async fn store_outcomes(store: &dyn Store, batch: &[Finished]) {
+/// Stores a batch of outcomes and claims up to `limit` due heads. While the
+/// database is unavailable (a restart, a network cut) it tries again, as
+/// long as the batch's leases hold: an outcome stored in time spares the
+/// receiver a second copy. When the leases run out first, the deliveries
+/// are sent again: at least once.
+async fn store_outcomes(workers: &Workers, batch: &[Finished], limit: usize) -> Vec<ClaimedDelivery> {
     let leases_end = batch
         .iter()
         .map(|finished| finished.claimed.lease_until)
@@ -189,8 +249,12 @@ async fn store_outcomes(store: &dyn Store, batch: &[Finished]) {
         .unwrap_or_default();
     let mut pause = Duration::from_millis(100);
     loop {
-        match store.finish(batch).await {
-            Ok(()) => return,
+        match workers
+            .store
+            .finish_and_claim(batch, workers.claim(limit))
+            .await
+        {
+            Ok(claimed) => return claimed,
             Err(StoreError::Unavailable(_))
                 if now_micros() + (pause.as_micros() as i64) < leases_end =>
             {
@@ -203,7 +267,7 @@ async fn store_outcomes(store: &dyn Store, batch: &[Finished]) {
             }
             Err(err) => {
                 tracing::warn!(error = %err, count = batch.len(), "could not record delivery outcomes; they will be sent again");
-                return;
+                return Vec::new();
             }
         }
     }

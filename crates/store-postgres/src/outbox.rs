@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult,
+    Claim, ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult,
 };
 
 use crate::PgBackend;
@@ -16,13 +16,13 @@ use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 
 #[async_trait]
 impl DeliveryStore for PgBackend {
-    async fn claim(
-        &self,
-        now: i64,
-        limit: u32,
-        lease_micros: i64,
-        default_max_in_flight: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
+    async fn claim(&self, claim: Claim) -> StoreResult<Vec<ClaimedDelivery>> {
+        let Claim {
+            now,
+            limit,
+            lease_micros,
+            default_max_in_flight,
+        } = claim;
         if limit == 0 {
             return Ok(Vec::new());
         }

@@ -39,18 +39,21 @@ impl<B: Backend> MaintenanceStore for SqlStore<B> {
 impl<B: Backend> DeliveryStore for SqlStore<B> {
     async fn claim(
         &self,
-        now: UnixMicros,
-        limit: u32,
-        lease_micros: i64,
-        default_max_in_flight: u32,
+        claim: switchboard_store::Claim,
     ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
-        self.backend
-            .claim(now, limit, lease_micros, default_max_in_flight)
-            .await
+        self.backend.claim(claim).await
     }
 
     async fn finish(&self, finished: &[switchboard_store::Finished]) -> StoreResult<()> {
         self.backend.finish(finished).await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        finished: &[switchboard_store::Finished],
+        claim: switchboard_store::Claim,
+    ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
+        self.backend.finish_and_claim(finished, claim).await
     }
 
     async fn extend_leases(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult, Verdict,
+    Claim, ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult, Verdict,
 };
 use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 use switchboard_store_sql::{Backend, Db, Outcome, args};
@@ -15,18 +15,34 @@ use crate::SqliteBackend;
 
 #[async_trait]
 impl DeliveryStore for SqliteBackend {
-    async fn claim(
-        &self,
-        now: i64,
-        limit: u32,
-        lease_micros: i64,
-        default_max_in_flight: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        if limit == 0 {
+    async fn claim(&self, claim: Claim) -> StoreResult<Vec<ClaimedDelivery>> {
+        if claim.limit == 0 {
             return Ok(Vec::new());
         }
-        self.write(move |tx| Box::pin(claim(tx, now, limit, lease_micros, default_max_in_flight)))
-            .await
+        self.write(move |tx| Box::pin(claim_heads(tx, claim))).await
+    }
+
+    /// One change on the writer: the outcomes, then the claim, committed
+    /// together.
+    async fn finish_and_claim(
+        &self,
+        finished: &[Finished],
+        claim: Claim,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let finished: Arc<[Finished]> = finished.into();
+        self.write(move |tx| {
+            let finished = finished.clone();
+            Box::pin(async move {
+                for item in finished.iter() {
+                    finish_one(tx, item).await?;
+                }
+                if claim.limit == 0 {
+                    return Ok(Vec::new());
+                }
+                claim_heads(tx, claim).await
+            })
+        })
+        .await
     }
 
     async fn finish(&self, finished: &[Finished]) -> StoreResult<()> {
@@ -125,13 +141,13 @@ pub fn release_leases(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
 
 /// Leases up to `limit` lane heads that are due, within each integration's
 /// in-flight limit.
-async fn claim(
-    tx: &mut impl Db,
-    now: i64,
-    limit: u32,
-    lease_micros: i64,
-    default_max_in_flight: u32,
-) -> Outcome<Vec<ClaimedDelivery>> {
+async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDelivery>> {
+    let Claim {
+        now,
+        limit,
+        lease_micros,
+        default_max_in_flight,
+    } = claim;
     let due: Vec<(String, String, i64, Option<i64>)> = tx
         .fetch_all(
             "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \

@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             an_expired_lease_is_claimed_again_and_its_late_outcome_dropped,
             a_lease_still_held_is_extended_and_a_lost_one_is_not,
             in_flight_limits_bound_the_leases_of_an_integration,
+            finishing_claims_the_next_heads_in_the_order_lanes_became_due,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {

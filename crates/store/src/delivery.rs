@@ -426,23 +426,46 @@ pub trait IntegrationStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
+/// What a claim of lane heads asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The time of the claim: lanes due by then are claimed.
+    pub now: UnixMicros,
+    /// Most lane heads to lease.
+    pub limit: u32,
+    /// How long each lease lasts.
+    pub lease_micros: i64,
+    /// The in-flight limit of an integration that sets none.
+    pub default_max_in_flight: u32,
+}
+
 /// The outbox: the delivery workers' view.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Leases up to `limit` lane heads that are due, keeping each integration
-    /// under its in-flight limit (`default_max_in_flight` when it sets none).
-    async fn claim(
-        &self,
-        now: UnixMicros,
-        limit: u32,
-        lease_micros: i64,
-        default_max_in_flight: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Leases up to `claim.limit` lane heads that are due, keeping each
+    /// integration under its in-flight limit.
+    async fn claim(&self, claim: Claim) -> StoreResult<Vec<ClaimedDelivery>>;
 
     /// Logs each attempt and applies its verdict, all in one transaction. A
     /// delivery whose lease was lost (claimed again after it ran out) is left
     /// alone.
     async fn finish(&self, finished: &[Finished]) -> StoreResult<()>;
+
+    /// [`finish`](Self::finish), then [`claim`](Self::claim) with the slots
+    /// the finished deliveries free: the workers' loop in one step. A store
+    /// may do both in one transaction (SQLite does: one commit instead of
+    /// two per batch); the claim sees the lanes as the outcomes left them
+    /// (a delivered head's lane due again with its next delivery, behind
+    /// lanes that were due before it). When the outcomes cannot be stored,
+    /// nothing is claimed.
+    async fn finish_and_claim(
+        &self,
+        finished: &[Finished],
+        claim: Claim,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.finish(finished).await?;
+        self.claim(claim).await
+    }
 
     /// Extends leases still held while their sends are in flight: each lane
     /// whose lease still ends exactly at `held.lease_until` (not lost to

@@ -114,8 +114,18 @@ fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
     }
 }
 
+/// A claim at `now` of up to `limit` heads, leased for `lease_micros`.
+fn asking(now: i64, limit: u32, lease_micros: i64) -> Claim {
+    Claim {
+        now,
+        limit,
+        lease_micros,
+        default_max_in_flight: 8,
+    }
+}
+
 async fn claim(store: &dyn Store, at: i64, limit: u32) -> Vec<ClaimedDelivery> {
-    store.claim(at, limit, LEASE, 8).await.expect("claim")
+    store.claim(asking(at, limit, LEASE)).await.expect("claim")
 }
 
 async fn log(store: &dyn Store, setup: &Setup) -> Vec<DeliveryRecord> {
@@ -286,18 +296,16 @@ pub async fn an_expired_lease_is_claimed_again_and_its_late_outcome_dropped(stor
     let setup = setup(store, 1, None).await;
     let message = say(store, &setup, 0, "one").await;
     let now = now_micros() + SECOND;
-    let lost = store.claim(now, 10, SECOND, 8).await.unwrap().remove(0);
+    let lost = store.claim(asking(now, 10, SECOND)).await.unwrap().remove(0);
 
     // The worker died: once its lease ran out the head is claimed again.
     assert!(
-        store
-            .claim(now + SECOND / 2, 10, SECOND, 8)
+        store.claim(asking(now + SECOND / 2, 10, SECOND))
             .await
             .unwrap()
             .is_empty()
     );
-    let taken = store
-        .claim(now + 2 * SECOND, 10, LEASE, 8)
+    let taken = store.claim(asking(now + 2 * SECOND, 10, LEASE))
         .await
         .unwrap()
         .remove(0);
@@ -329,7 +337,7 @@ pub async fn a_lease_still_held_is_extended_and_a_lost_one_is_not(store: Arc<dyn
     let setup = setup(store, 1, None).await;
     let message = say(store, &setup, 0, "one").await;
     let now = now_micros() + SECOND;
-    let claimed = store.claim(now, 10, SECOND, 8).await.unwrap().remove(0);
+    let claimed = store.claim(asking(now, 10, SECOND)).await.unwrap().remove(0);
     let held = HeldLease {
         integration: setup.integration.as_str().to_owned(),
         lane: setup.channels[0].as_str().to_owned(),
@@ -350,8 +358,7 @@ pub async fn a_lease_still_held_is_extended_and_a_lost_one_is_not(store: Arc<dyn
     );
     // Past the first lease, the lane is still held.
     assert!(
-        store
-            .claim(now + 2 * SECOND, 10, SECOND, 8)
+        store.claim(asking(now + 2 * SECOND, 10, SECOND))
             .await
             .unwrap()
             .is_empty()
@@ -406,4 +413,56 @@ pub async fn in_flight_limits_bound_the_leases_of_an_integration(store: Arc<dyn 
     let stats = store.outbox_stats(now + 1).await.unwrap();
     assert_eq!(stats.dead, 0);
     assert_eq!(stats.disabled_integrations, 0);
+}
+
+pub async fn finishing_claims_the_next_heads_in_the_order_lanes_became_due(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 2, Some(1)).await;
+    let first = say(store, &setup, 0, "one").await;
+    let waiting = say(store, &setup, 1, "waiting since before").await;
+    let second = say(store, &setup, 0, "two").await;
+    let now = now_micros() + SECOND;
+
+    // One lease at a time for this integration: the first lane to become due.
+    let head = claim(store, now, 10).await.remove(0);
+    assert_eq!(message_of(&head), first);
+
+    // Finishing it frees the place; the lane that waited longer gets it,
+    // not the finished lane's next event.
+    let next = store
+        .finish_and_claim(
+            &[finished(&head, Verdict::Delivered)],
+            asking(now + 1, 1, LEASE),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(message_of).collect::<Vec<_>>(), vec![waiting]);
+    assert_eq!(next[0].lease_until, now + 1 + LEASE);
+    let then = store
+        .finish_and_claim(
+            &[finished(&next[0], Verdict::Delivered)],
+            asking(now + 2, 1, LEASE),
+        )
+        .await
+        .unwrap();
+    assert_eq!(then.iter().map(message_of).collect::<Vec<_>>(), vec![second]);
+    assert!(then[0].channel_seq > head.channel_seq, "channel order");
+
+    // Nothing left: the outcome is stored and nothing is claimed.
+    let none = store
+        .finish_and_claim(
+            &[finished(&then[0], Verdict::Delivered)],
+            asking(now + 3, 1, LEASE),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let records = log(store, &setup).await;
+    assert_eq!(records.len(), 3);
+    assert!(
+        records
+            .iter()
+            .all(|record| record.state == DeliveryState::Delivered)
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
 }

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
 use crate::idle::IdleReporter;
-use crate::leases::Leases;
+use crate::leases::{HeldLane, Leases};
 use crate::policy::{AttemptResult, RetryPolicy};
 use crate::transport::{Outgoing, Sent, Transports};
 
@@ -42,6 +42,16 @@ impl Default for DispatchSettings {
     }
 }
 
+/// Most deliveries of one lane claimed at once and sent one after another
+/// under its lease (see [`Claim::run`]): a busy lane then costs one claim per
+/// run, not per event, while every lane still has one send in flight at a
+/// time and the lanes of an integration take turns at its in-flight places.
+pub const LANE_RUN: u32 = 16;
+
+/// An outcome on its way to the store: the lane it holds, and its slot when
+/// it is the last of its run (the slot stays taken until it is stored).
+type Recorded = (Finished, Arc<HeldLane>, Option<OwnedSemaphorePermit>);
+
 /// What every send needs: the store, the transports, the retry policy, where
 /// outcomes go to be stored, the leases held and the slots of in-flight
 /// deliveries.
@@ -50,39 +60,71 @@ struct Workers {
     transports: Arc<Transports>,
     policy: Arc<RetryPolicy>,
     settings: DispatchSettings,
-    outcomes: mpsc::UnboundedSender<(Finished, OwnedSemaphorePermit)>,
+    outcomes: mpsc::UnboundedSender<Recorded>,
     leases: Arc<Leases>,
     slots: Arc<Semaphore>,
 }
 
 impl Workers {
-    /// A claim of up to `limit` lane heads, now.
+    /// A claim of up to `limit` lanes, now.
     fn claim(&self, limit: usize) -> Claim {
         Claim {
             now: now_micros(),
             limit: limit as u32,
             lease_micros: self.settings.lease.as_micros() as i64,
             default_max_in_flight: self.settings.max_in_flight_per_integration,
+            run: LANE_RUN,
         }
     }
 
-    /// Sends claimed deliveries, one transport call per group, each taking
-    /// its slots from `permits` (or, when it holds too few, waiting for free
-    /// ones). Every delivery's outcome goes to the recorder with its slot.
-    async fn dispatch(&self, claimed: Vec<ClaimedDelivery>, mut permits: Option<OwnedSemaphorePermit>) {
-        for group in groups(claimed, &self.transports) {
-            let wanted = group.len();
-            let held = permits.as_mut().and_then(|permits| {
-                (permits.num_permits() >= wanted).then(|| permits.split(wanted)).flatten()
-            });
-            let group_permits = match held {
-                Some(held) => held,
-                None => match self.slots.clone().acquire_many_owned(wanted as u32).await {
-                    Ok(free) => free,
-                    Err(_) => return,
-                },
+    /// `wanted` slots, from `permits` when they hold enough, else as they
+    /// come free; `None` once the workers stop.
+    async fn slots_for(
+        &self,
+        permits: &mut Option<OwnedSemaphorePermit>,
+        wanted: usize,
+    ) -> Option<OwnedSemaphorePermit> {
+        let held = permits.as_mut().and_then(|permits| {
+            (permits.num_permits() >= wanted)
+                .then(|| permits.split(wanted))
+                .flatten()
+        });
+        match held {
+            Some(held) => Some(held),
+            None => self
+                .slots
+                .clone()
+                .acquire_many_owned(wanted as u32)
+                .await
+                .ok(),
+        }
+    }
+
+    /// Sends claimed deliveries: each lane's run one event after another
+    /// (one slot per lane), or, for a transport that batches, the lanes'
+    /// heads in batches of one integration (the rest of each run stays
+    /// pending and is claimed again after its head). Every outcome goes to
+    /// the recorder.
+    async fn dispatch(
+        &self,
+        claimed: Vec<ClaimedDelivery>,
+        mut permits: Option<OwnedSemaphorePermit>,
+    ) {
+        let mut heads_to_batch = Vec::new();
+        for run in runs(claimed) {
+            if self
+                .transports
+                .for_target(&run[0].integration.target)
+                .max_batch()
+                > 1
+            {
+                heads_to_batch.extend(run.into_iter().next());
+                continue;
+            }
+            let Some(slot) = self.slots_for(&mut permits, 1).await else {
+                return;
             };
-            self.leases.hold(&group).await;
+            let lane = self.leases.hold(&run[0]).await;
             let (transports, policy, outcomes, leases) = (
                 self.transports.clone(),
                 self.policy.clone(),
@@ -90,24 +132,104 @@ impl Workers {
                 self.leases.clone(),
             );
             tokio::spawn(async move {
-                let mut permits = group_permits;
-                let ids: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
+                send_run(&transports, &policy, &outcomes, &leases, run, lane, slot).await
+            });
+        }
+        for group in groups(heads_to_batch, &self.transports) {
+            let Some(mut group_slots) = self.slots_for(&mut permits, group.len()).await else {
+                return;
+            };
+            let mut lanes = Vec::with_capacity(group.len());
+            for delivery in &group {
+                lanes.push(self.leases.hold(delivery).await);
+            }
+            let (transports, policy, outcomes, leases) = (
+                self.transports.clone(),
+                self.policy.clone(),
+                self.outcomes.clone(),
+                self.leases.clone(),
+            );
+            tokio::spawn(async move {
+                let heads: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
                 let results = attempt(&transports, &policy, group).await;
-                let lease_ends = leases.release(&ids).await;
-                for mut finished in results {
-                    // The lease as last extended: the store checks it.
-                    if let Some(until) = lease_ends.get(&finished.claimed.delivery_id) {
-                        finished.claimed.lease_until = *until;
-                    }
-                    // Each slot stays taken until its outcome is stored.
-                    let Some(permit) = permits.split(1) else {
-                        break;
+                for head in heads {
+                    leases.release(head).await;
+                }
+                for finished in results {
+                    let Some(lane) = lanes
+                        .iter()
+                        .position(|lane| lane.holds(&finished.claimed))
+                        .map(|at| lanes[at].clone())
+                    else {
+                        continue;
                     };
-                    let _ = outcomes.send((finished, permit));
+                    let _ = outcomes.send((finished, lane, group_slots.split(1)));
                 }
             });
         }
     }
+}
+
+/// How many lanes claimed deliveries hold (one slot each).
+fn lanes_in(claimed: &[ClaimedDelivery]) -> usize {
+    claimed
+        .iter()
+        .zip(claimed.iter().skip(1))
+        .filter(|(a, b)| !same_lane(a, b))
+        .count()
+        + usize::from(!claimed.is_empty())
+}
+
+fn same_lane(a: &ClaimedDelivery, b: &ClaimedDelivery) -> bool {
+    a.integration.id == b.integration.id && a.lane() == b.lane()
+}
+
+/// Claimed deliveries as lane runs: consecutive deliveries of one lane.
+fn runs(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
+    let mut runs: Vec<Vec<ClaimedDelivery>> = Vec::new();
+    for delivery in claimed {
+        match runs.last_mut() {
+            Some(run) if same_lane(&run[0], &delivery) => run.push(delivery),
+            _ => runs.push(vec![delivery]),
+        }
+    }
+    runs
+}
+
+/// Sends one lane's run in order while each event is delivered (or
+/// dead-lettered); a failure ends the run, and the lane waits for its retry.
+async fn send_run(
+    transports: &Transports,
+    policy: &RetryPolicy,
+    outcomes: &mpsc::UnboundedSender<Recorded>,
+    leases: &Leases,
+    run: Vec<ClaimedDelivery>,
+    lane: Arc<HeldLane>,
+    slot: OwnedSemaphorePermit,
+) {
+    let head = run[0].delivery_id;
+    let count = run.len();
+    let mut slot = Some(slot);
+    for (index, delivery) in run.into_iter().enumerate() {
+        // Data that cannot be sent at all is left out: the lease runs out
+        // and the lane is tried again.
+        let Some(mut finished) = attempt(transports, policy, vec![delivery]).await.pop() else {
+            break;
+        };
+        let goes_on = index + 1 < count
+            && matches!(
+                finished.verdict,
+                Verdict::Delivered | Verdict::DeadLetter { .. }
+            );
+        finished.lane_continues = goes_on;
+        if !goes_on {
+            leases.release(head).await;
+            let _ = outcomes.send((finished, lane, slot.take()));
+            return;
+        }
+        let _ = outcomes.send((finished, lane.clone(), None));
+    }
+    leases.release(head).await;
 }
 
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
@@ -166,7 +288,7 @@ pub async fn run(
                 }
             }
         }
-        let full_batch = free > 0 && claimed.len() == free;
+        let full_batch = free > 0 && lanes_in(&claimed) == free;
         let idle_pass = nothing_in_flight && !claim_failed && claimed.is_empty();
         workers.dispatch(claimed, None).await;
         if full_batch {
@@ -209,28 +331,41 @@ const RECORD_BATCH: usize = 256;
 /// `stopping` turns true it only stores.
 async fn record(
     workers: Arc<Workers>,
-    mut outcomes: mpsc::UnboundedReceiver<(Finished, OwnedSemaphorePermit)>,
+    mut outcomes: mpsc::UnboundedReceiver<Recorded>,
     stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
-    while let Some((finished, slot)) = outcomes.recv().await {
-        batch.push(finished);
-        let mut slots = slot;
-        while batch.len() < RECORD_BATCH {
-            match outcomes.try_recv() {
-                Ok((finished, slot)) => {
-                    batch.push(finished);
-                    slots.merge(slot);
-                }
-                Err(_) => break,
+    let mut lanes = Vec::with_capacity(RECORD_BATCH);
+    while let Some(first) = outcomes.recv().await {
+        let mut slots: Option<OwnedSemaphorePermit> = None;
+        let mut next = Some(first);
+        while let Some((finished, lane, slot)) = next.take() {
+            batch.push(finished);
+            lanes.push(lane);
+            match (&mut slots, slot) {
+                (Some(slots), Some(slot)) => slots.merge(slot),
+                (free @ None, slot) => *free = slot,
+                (Some(_), None) => {}
+            }
+            if batch.len() < RECORD_BATCH {
+                next = outcomes.try_recv().ok();
             }
         }
-        let limit = if *stopping.borrow() { 0 } else { batch.len() };
-        let claimed = store_outcomes(&workers, &batch, limit).await;
+        let freed = slots.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        let limit = if *stopping.borrow() { 0 } else { freed };
+        let claimed = {
+            // Each outcome with its lane's lease as it stands now.
+            let _stable = workers.leases.stable().await;
+            for (finished, lane) in batch.iter_mut().zip(&lanes) {
+                finished.claimed.lease_until = lane.lease_until();
+            }
+            store_outcomes(&workers, &batch, limit).await
+        };
         batch.clear();
-        let reused = claimed.len() == limit && limit > 0;
-        workers.dispatch(claimed, Some(slots)).await;
-        if !reused {
+        lanes.clear();
+        let unused = freed > lanes_in(&claimed);
+        workers.dispatch(claimed, slots).await;
+        if unused {
             workers.store.outbox_signal().notify_one();
         }
     }
@@ -241,7 +376,11 @@ async fn record(
 /// long as the batch's leases hold: an outcome stored in time spares the
 /// receiver a second copy. When the leases run out first, the deliveries
 /// are sent again: at least once.
-async fn store_outcomes(workers: &Workers, batch: &[Finished], limit: usize) -> Vec<ClaimedDelivery> {
+async fn store_outcomes(
+    workers: &Workers,
+    batch: &[Finished],
+    limit: usize,
+) -> Vec<ClaimedDelivery> {
     let leases_end = batch
         .iter()
         .map(|finished| finished.claimed.lease_until)
@@ -403,5 +542,6 @@ fn judge(
         claimed: delivery,
         attempt,
         verdict,
+        lane_continues: false,
     }
 }

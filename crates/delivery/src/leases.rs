@@ -1,23 +1,49 @@
-//! The leases of the deliveries this process is sending. A claim leases a
-//! lane for `lease` (seconds); while the send is in flight the lease is
-//! extended every third of it, so a slow receiver never loses its lane to
+//! The leases of the lanes this process is sending. A claim leases a lane
+//! for `lease` (seconds); while its run of deliveries is being sent the lease
+//! is extended every third of it, so a slow receiver never loses its lane to
 //! another worker, and a worker that dies (SIGKILL, a lost machine) lets its
 //! lanes go within one lease instead of after the longest send could take.
 //! An extension that finds the lease no longer ours (it ran out and another
 //! worker took the lane) leaves it: that worker's attempt wins, and this
-//! one's outcome is dropped by the store as a lost lease.
+//! one's outcomes are dropped by the store as a lost lease.
+//!
+//! The store accepts an outcome only with the lease as it stands, so the
+//! lease of every outcome waiting to be stored is read from its lane's
+//! [`HeldLane`] while no extension can run ([`Leases::stable`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use switchboard_domain::now_micros;
 use switchboard_store::{ClaimedDelivery, HeldLease, Store};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
-/// The leases held, by delivery id.
+/// One lane's lease as this process holds it, shared by the outcomes of its
+/// run that wait to be stored.
+#[derive(Debug)]
+pub struct HeldLane {
+    integration: String,
+    lane: String,
+    lease_until: AtomicI64,
+}
+
+impl HeldLane {
+    /// Whether this is the lane of `delivery`.
+    pub fn holds(&self, delivery: &ClaimedDelivery) -> bool {
+        self.integration == delivery.integration.id.as_str() && self.lane == delivery.lane()
+    }
+
+    /// When the lease ends, as last extended.
+    pub fn lease_until(&self) -> i64 {
+        self.lease_until.load(Ordering::Relaxed)
+    }
+}
+
+/// The lanes held, by the delivery id of the head their run started with.
 pub struct Leases {
-    held: Mutex<HashMap<i64, HeldLease>>,
+    held: Mutex<HashMap<i64, Arc<HeldLane>>>,
     lease: Duration,
 }
 
@@ -29,29 +55,30 @@ impl Leases {
         })
     }
 
-    /// Starts holding the leases of these claimed deliveries.
-    pub async fn hold(&self, claimed: &[ClaimedDelivery]) {
-        let mut held = self.held.lock().await;
-        for delivery in claimed {
-            held.insert(
-                delivery.delivery_id,
-                HeldLease {
-                    integration: delivery.integration.id.as_str().to_owned(),
-                    lane: delivery.lane().to_owned(),
-                    lease_until: delivery.lease_until,
-                },
-            );
-        }
+    /// Starts holding the lane of a run, whose first delivery is `head`.
+    pub async fn hold(&self, head: &ClaimedDelivery) -> Arc<HeldLane> {
+        let lane = Arc::new(HeldLane {
+            integration: head.integration.id.as_str().to_owned(),
+            lane: head.lane().to_owned(),
+            lease_until: AtomicI64::new(head.lease_until),
+        });
+        self.held
+            .lock()
+            .await
+            .insert(head.delivery_id, lane.clone());
+        lane
     }
 
-    /// Stops holding these deliveries' leases (their sends are over); when
-    /// each lease ends now, by delivery id.
-    pub async fn release(&self, deliveries: &[i64]) -> HashMap<i64, i64> {
-        let mut held = self.held.lock().await;
-        deliveries
-            .iter()
-            .filter_map(|id| held.remove(id).map(|lease| (*id, lease.lease_until)))
-            .collect()
+    /// Stops extending the lane of the run that started with `head` (its
+    /// sends are over).
+    pub async fn release(&self, head: i64) {
+        self.held.lock().await.remove(&head);
+    }
+
+    /// Keeps extensions out while the guard lives: the leases read meanwhile
+    /// stay those the store holds.
+    pub async fn stable(&self) -> MutexGuard<'_, HashMap<i64, Arc<HeldLane>>> {
+        self.held.lock().await
     }
 
     /// Extends every held lease each third of the lease, until the task is
@@ -66,25 +93,32 @@ impl Leases {
     }
 
     async fn extend(&self, store: &dyn Store) {
-        // Held across the store call, so a send that ends meanwhile takes its
-        // lease as extended.
-        let mut held = self.held.lock().await;
+        // Held across the store call, so that outcomes are stored with the
+        // lease as extended, not as it was just before.
+        let held = self.held.lock().await;
         if held.is_empty() {
             return;
         }
-        let (ids, leases): (Vec<i64>, Vec<HeldLease>) =
-            held.iter().map(|(id, lease)| (*id, lease.clone())).unzip();
+        let lanes: Vec<&Arc<HeldLane>> = held.values().collect();
+        let leases: Vec<HeldLease> = lanes
+            .iter()
+            .map(|lane| HeldLease {
+                integration: lane.integration.clone(),
+                lane: lane.lane.clone(),
+                lease_until: lane.lease_until(),
+            })
+            .collect();
         let until = now_micros() + self.lease.as_micros() as i64;
         match store.extend_leases(&leases, until).await {
             Ok(extended) => {
-                for (id, kept) in ids.iter().zip(extended) {
-                    if kept && let Some(lease) = held.get_mut(id) {
-                        lease.lease_until = until;
+                for (lane, kept) in lanes.iter().zip(extended) {
+                    if kept {
+                        lane.lease_until.store(until, Ordering::Relaxed);
                     }
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, count = ids.len(), "could not extend delivery leases; trying again shortly")
+                tracing::warn!(error = %err, count = lanes.len(), "could not extend delivery leases; trying again shortly")
             }
         }
     }

@@ -217,12 +217,25 @@ async fn update_integrations(conn: &mut PgConnection, held: &[&Finished]) -> Out
 async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> {
     let mut kept = (Vec::new(), Vec::new(), Vec::new());
     let mut advanced = (Vec::new(), Vec::new(), Vec::new());
+    let mut keep_lease = Vec::new();
+    // A lane's last outcome in the batch decides where it goes (the ones
+    // before it continued its run).
+    let mut last_of_lane: HashMap<(&str, &str), &Finished> = HashMap::new();
+    for item in held {
+        last_of_lane.insert(item.lane(), item);
+    }
     for item in held {
         let (integration, lane) = item.lane();
+        if !std::ptr::eq(last_of_lane[&(integration, lane)], *item) {
+            continue;
+        }
         let (list, due) = match &item.verdict {
             Verdict::Retry { at } => (&mut kept, *at),
             Verdict::Disable { .. } => (&mut kept, item.ended_at()),
-            Verdict::Delivered | Verdict::DeadLetter { .. } => (&mut advanced, item.ended_at()),
+            Verdict::Delivered | Verdict::DeadLetter { .. } => {
+                keep_lease.push(item.lane_continues);
+                (&mut advanced, item.ended_at())
+            }
         };
         list.0.push(integration);
         list.1.push(lane);
@@ -245,8 +258,9 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
     }
     // Heads move on to the next pending delivery, due when the last attempt ended.
     let moved: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE delivery_lane_state s SET head_id = n.head_id, due_at = u.due_at, lease_until = NULL \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(integration_id, lane, due_at) \
+        "UPDATE delivery_lane_state s SET head_id = n.head_id, due_at = u.due_at, \
+           lease_until = CASE WHEN u.keep_lease THEN s.lease_until ELSE NULL END \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[]) AS u(integration_id, lane, due_at, keep_lease) \
          CROSS JOIN LATERAL (SELECT d.id AS head_id FROM deliveries d \
              WHERE d.integration_id = u.integration_id AND d.lane = u.lane AND d.state = 'pending' \
              ORDER BY d.channel_seq, d.id LIMIT 1) AS n \
@@ -256,6 +270,7 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
     .bind(&advanced.0)
     .bind(&advanced.1)
     .bind(&advanced.2)
+    .bind(&keep_lease)
     .fetch_all(&mut *conn)
     .await?;
     // The lanes left without a pending delivery close.

@@ -22,6 +22,7 @@ impl DeliveryStore for PgBackend {
             limit,
             lease_micros,
             default_max_in_flight,
+            run,
         } = claim;
         if limit == 0 {
             return Ok(Vec::new());
@@ -127,11 +128,25 @@ impl DeliveryStore for PgBackend {
         .execute(&mut *tx)
         .await
         .map_err(Failure::from)?;
+        // Each lane's head, then up to `run - 1` pending deliveries behind it,
+        // lane after lane, in the order they are to be sent.
         let rows = sqlx::query(&format!(
-            "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
-             JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
+            "SELECT {CLAIM_COLUMNS} FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+               WITH ORDINALITY AS h(integration_id, lane, head_id, n) \
+             CROSS JOIN LATERAL ( \
+               (SELECT d.*, 0 AS place FROM deliveries d WHERE d.id = h.head_id) \
+               UNION ALL \
+               (SELECT d.*, 1 AS place FROM deliveries d \
+                WHERE d.integration_id = h.integration_id AND d.lane = h.lane AND d.state = 'pending' \
+                  AND d.id <> h.head_id AND $4 > 1 \
+                ORDER BY d.channel_seq, d.id LIMIT GREATEST($4 - 1, 0))) AS d \
+             JOIN events e ON e.id = d.event_id JOIN integrations i ON i.id = d.integration_id \
+             ORDER BY h.n, d.place, d.channel_seq, d.id"
         ))
+        .bind(&leased_integrations)
+        .bind(&leased_lanes)
         .bind(&heads)
+        .bind(i64::from(run))
         .fetch_all(&mut *tx)
         .await
         .map_err(Failure::from)?;

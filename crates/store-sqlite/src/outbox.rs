@@ -147,6 +147,7 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
         limit,
         lease_micros,
         default_max_in_flight,
+        run,
     } = claim;
     let due: Vec<(String, String, i64, Option<i64>)> = tx
         .fetch_all(
@@ -183,23 +184,48 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
         *busy += 1;
         tx.execute(
             "UPDATE delivery_lanes SET lease_until = $1 WHERE integration_id = $2 AND lane = $3",
-            args![lease_until, integration, lane],
+            args![lease_until, &integration, &lane],
         )
         .await?;
-        heads.push(head);
+        heads.push((head, integration, lane));
     }
-    let rows: Vec<ClaimRow> = tx
-        .fetch_all(
+    let ids: Vec<i64> = heads.iter().map(|(head, ..)| *head).collect();
+    let mut rows: HashMap<i64, ClaimRow> = tx
+        .fetch_all::<ClaimRow>(
             &format!(
                 "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
+                 JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1)"
             ),
-            args![heads],
+            args![ids],
         )
-        .await?;
-    rows.into_iter()
-        .map(|row| row.into_claimed(lease_until, now))
-        .collect()
+        .await?
+        .into_iter()
+        .map(|row| (row.delivery_id, row))
+        .collect();
+    let mut claimed = Vec::with_capacity(heads.len());
+    for (head, integration, lane) in &heads {
+        let Some(row) = rows.remove(head) else {
+            continue;
+        };
+        claimed.push(row.into_claimed(lease_until, now)?);
+        if run > 1 {
+            let behind: Vec<ClaimRow> = tx
+                .fetch_all(
+                    &format!(
+                        "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+                         JOIN integrations i ON i.id = d.integration_id \
+                         WHERE d.integration_id = $1 AND d.lane = $2 AND d.state = 'pending' AND d.id != $3 \
+                         ORDER BY d.channel_seq, d.id LIMIT $4"
+                    ),
+                    args![integration, lane, *head, i64::from(run - 1)],
+                )
+                .await?;
+            for row in behind {
+                claimed.push(row.into_claimed(lease_until, now)?);
+            }
+        }
+    }
+    Ok(claimed)
 }
 
 /// Records one attempt and applies its verdict, unless the lease was lost.
@@ -240,7 +266,7 @@ async fn finish_one(conn: &mut impl Db, item: &Finished) -> Outcome<()> {
                 )
                     .await?;
             }
-            advance_lane(conn, integration, lane, now).await?;
+            advance_lane(conn, integration, lane, now, item.lane_continues).await?;
         }
         Verdict::Retry { at } => {
             mark_failing(conn, claimed, now).await?;
@@ -248,7 +274,7 @@ async fn finish_one(conn: &mut impl Db, item: &Finished) -> Outcome<()> {
         }
         Verdict::DeadLetter { .. } => {
             mark_failing(conn, claimed, now).await?;
-            advance_lane(conn, integration, lane, now).await?;
+            advance_lane(conn, integration, lane, now, item.lane_continues).await?;
         }
         Verdict::Disable { reason } => {
             conn.execute(
@@ -290,11 +316,19 @@ async fn release_lane(
 }
 
 /// Points the lane at its next pending delivery (due at once), or closes it.
-async fn advance_lane(conn: &mut impl Db, integration: &str, lane: &str, now: i64) -> Outcome<()> {
-    let head: Option<i64> = conn.optional_scalar("UPDATE delivery_lanes SET lease_until = NULL, due_at = $1, head_id = COALESCE( \
+/// The lease is released, or kept when the worker goes on with the lane.
+async fn advance_lane(
+    conn: &mut impl Db,
+    integration: &str,
+    lane: &str,
+    now: i64,
+    keep_lease: bool,
+) -> Outcome<()> {
+    let head: Option<i64> = conn.optional_scalar("UPDATE delivery_lanes SET \
+           lease_until = CASE WHEN $4 THEN lease_until ELSE NULL END, due_at = $1, head_id = COALESCE( \
            (SELECT id FROM deliveries WHERE integration_id = $2 AND lane = $3 AND state = 'pending' \
             ORDER BY channel_seq, id LIMIT 1), 0) \
-         WHERE integration_id = $2 AND lane = $3 RETURNING head_id", args![now, integration, lane])
+         WHERE integration_id = $2 AND lane = $3 RETURNING head_id", args![now, integration, lane, keep_lease])
     .await?;
     if head == Some(0) {
         conn.execute(

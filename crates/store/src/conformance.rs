@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             a_lease_still_held_is_extended_and_a_lost_one_is_not,
             in_flight_limits_bound_the_leases_of_an_integration,
             finishing_claims_the_next_heads_in_the_order_lanes_became_due,
+            a_lane_is_claimed_as_a_run_sent_under_one_lease,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {

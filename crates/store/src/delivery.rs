@@ -269,6 +269,10 @@ pub struct Finished {
     pub claimed: ClaimedDelivery,
     pub attempt: Attempt,
     pub verdict: Verdict,
+    /// More of the lane's claimed run follows this delivery (it was
+    /// delivered or dead-lettered, and the worker goes on to the next): the
+    /// lane moves to its next delivery but stays leased.
+    pub lane_continues: bool,
 }
 
 impl Finished {
@@ -437,13 +441,21 @@ pub struct Claim {
     pub lease_micros: i64,
     /// The in-flight limit of an integration that sets none.
     pub default_max_in_flight: u32,
+    /// Most deliveries claimed per lane: its head and then the pending
+    /// deliveries behind it, in the order they are to be sent. The worker
+    /// sends them one after another under the lane's one lease, so a busy
+    /// lane costs one claim per run instead of one per event, and the lane
+    /// still has one delivery in flight at a time.
+    pub run: u32,
 }
 
 /// The outbox: the delivery workers' view.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Leases up to `claim.limit` lane heads that are due, keeping each
-    /// integration under its in-flight limit.
+    /// Leases up to `claim.limit` lanes that are due, keeping each
+    /// integration under its in-flight limit, and returns up to `claim.run`
+    /// deliveries of each: the deliveries of one lane are consecutive, head
+    /// first, in the order they are to be sent.
     async fn claim(&self, claim: Claim) -> StoreResult<Vec<ClaimedDelivery>>;
 
     /// Logs each attempt and applies its verdict, all in one transaction. A

@@ -111,6 +111,7 @@ fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
             response_snippet: None,
         },
         verdict,
+        lane_continues: false,
     }
 }
 
@@ -121,6 +122,7 @@ fn asking(now: i64, limit: u32, lease_micros: i64) -> Claim {
         limit,
         lease_micros,
         default_max_in_flight: 8,
+        run: 1,
     }
 }
 
@@ -296,16 +298,22 @@ pub async fn an_expired_lease_is_claimed_again_and_its_late_outcome_dropped(stor
     let setup = setup(store, 1, None).await;
     let message = say(store, &setup, 0, "one").await;
     let now = now_micros() + SECOND;
-    let lost = store.claim(asking(now, 10, SECOND)).await.unwrap().remove(0);
+    let lost = store
+        .claim(asking(now, 10, SECOND))
+        .await
+        .unwrap()
+        .remove(0);
 
     // The worker died: once its lease ran out the head is claimed again.
     assert!(
-        store.claim(asking(now + SECOND / 2, 10, SECOND))
+        store
+            .claim(asking(now + SECOND / 2, 10, SECOND))
             .await
             .unwrap()
             .is_empty()
     );
-    let taken = store.claim(asking(now + 2 * SECOND, 10, LEASE))
+    let taken = store
+        .claim(asking(now + 2 * SECOND, 10, LEASE))
         .await
         .unwrap()
         .remove(0);
@@ -337,7 +345,11 @@ pub async fn a_lease_still_held_is_extended_and_a_lost_one_is_not(store: Arc<dyn
     let setup = setup(store, 1, None).await;
     let message = say(store, &setup, 0, "one").await;
     let now = now_micros() + SECOND;
-    let claimed = store.claim(asking(now, 10, SECOND)).await.unwrap().remove(0);
+    let claimed = store
+        .claim(asking(now, 10, SECOND))
+        .await
+        .unwrap()
+        .remove(0);
     let held = HeldLease {
         integration: setup.integration.as_str().to_owned(),
         lane: setup.channels[0].as_str().to_owned(),
@@ -358,7 +370,8 @@ pub async fn a_lease_still_held_is_extended_and_a_lost_one_is_not(store: Arc<dyn
     );
     // Past the first lease, the lane is still held.
     assert!(
-        store.claim(asking(now + 2 * SECOND, 10, SECOND))
+        store
+            .claim(asking(now + 2 * SECOND, 10, SECOND))
             .await
             .unwrap()
             .is_empty()
@@ -436,7 +449,10 @@ pub async fn finishing_claims_the_next_heads_in_the_order_lanes_became_due(store
         )
         .await
         .unwrap();
-    assert_eq!(next.iter().map(message_of).collect::<Vec<_>>(), vec![waiting]);
+    assert_eq!(
+        next.iter().map(message_of).collect::<Vec<_>>(),
+        vec![waiting]
+    );
     assert_eq!(next[0].lease_until, now + 1 + LEASE);
     let then = store
         .finish_and_claim(
@@ -445,7 +461,10 @@ pub async fn finishing_claims_the_next_heads_in_the_order_lanes_became_due(store
         )
         .await
         .unwrap();
-    assert_eq!(then.iter().map(message_of).collect::<Vec<_>>(), vec![second]);
+    assert_eq!(
+        then.iter().map(message_of).collect::<Vec<_>>(),
+        vec![second]
+    );
     assert!(then[0].channel_seq > head.channel_seq, "channel order");
 
     // Nothing left: the outcome is stored and nothing is claimed.
@@ -465,4 +484,83 @@ pub async fn finishing_claims_the_next_heads_in_the_order_lanes_became_due(store
             .all(|record| record.state == DeliveryState::Delivered)
     );
     assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+pub async fn a_lane_is_claimed_as_a_run_sent_under_one_lease(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 2, Some(1)).await;
+    let mut words = Vec::new();
+    for n in 0..4 {
+        words.push(say(store, &setup, 0, &format!("run {n}")).await);
+    }
+    let other = say(store, &setup, 1, "other lane").await;
+    let now = now_micros() + SECOND;
+
+    // The first lane's head and the two behind it, in channel order; the
+    // other lane waits for the integration's one place.
+    let run = store
+        .claim(Claim {
+            run: 3,
+            ..asking(now, 10, LEASE)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        run.iter().map(message_of).collect::<Vec<_>>(),
+        words[..3].to_vec()
+    );
+    assert!(
+        run.windows(2)
+            .all(|pair| pair[0].channel_seq < pair[1].channel_seq)
+    );
+    assert!(
+        run.iter()
+            .all(|delivery| delivery.lease_until == now + LEASE)
+    );
+
+    // Each outcome but the last keeps the lane leased: nothing is claimed
+    // meanwhile, neither this lane's next event nor the other lane.
+    for (index, delivery) in run.iter().enumerate() {
+        let mut outcome = finished(delivery, Verdict::Delivered);
+        outcome.lane_continues = index + 1 < run.len();
+        store.finish(&[outcome]).await.unwrap();
+        if index + 1 < run.len() {
+            assert!(
+                claim(store, now + 1, 10).await.is_empty(),
+                "the lane is still held by its run"
+            );
+        }
+    }
+    // The run is over: the lane that waited longest goes first.
+    let next = claim(store, now + 2, 10).await;
+    assert_eq!(next.iter().map(message_of).collect::<Vec<_>>(), vec![other]);
+    store
+        .finish(&[finished(&next[0], Verdict::Delivered)])
+        .await
+        .unwrap();
+    let last = claim(store, now + 3, 10).await;
+    assert_eq!(
+        last.iter().map(message_of).collect::<Vec<_>>(),
+        vec![words[3].clone()]
+    );
+
+    // A run cut short by a failure releases its lane for the retry.
+    store
+        .finish(&[finished(
+            &last[0],
+            Verdict::Retry {
+                at: now + 10 * SECOND,
+            },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(now + 10 * SECOND));
+    let records = log(store, &setup).await;
+    assert_eq!(
+        records
+            .iter()
+            .filter(|record| record.state == DeliveryState::Delivered)
+            .count(),
+        4
+    );
 }

@@ -1,11 +1,13 @@
 //! Event delivery to bots.
 //!
 //! The outbox rows are written by the store in the transaction of each chat
-//! change. This crate's workers ([`dispatcher::run`]) claim due lane heads
-//! with a lease, send them with a [`Transport`] ([`webhook`] or [`sqs`],
-//! several events of one queue per request), and record
-//! each attempt and its [`Verdict`](switchboard_store::Verdict) decided by the
-//! pure [`policy`]. Nothing here holds a database transaction across a send.
+//! change. This crate's workers ([`dispatcher::run`]) claim due lanes with a
+//! lease — each lane's head and the pending events behind it, a run sent one
+//! after another under that lease — send them with a [`Transport`]
+//! ([`webhook`] or [`sqs`], several events of one queue per request), and
+//! record each attempt and its [`Verdict`](switchboard_store::Verdict)
+//! decided by the pure [`policy`], claiming the next lanes in the same step.
+//! Nothing here holds a database transaction across a send.
 //!
 //! Guarantees: at least once (a crash between send and record sends again
 //! after the lease, which is short and extended while a send is in flight:

@@ -24,7 +24,9 @@
 //! Latency is end to end (except in **api**): from the start of the `SendMessage` request to the
 //! first arrival of its `chat:message:new` at the receiver.
 
+mod ceilings;
 mod receiver;
+mod recovery;
 mod server;
 mod sqs;
 
@@ -53,9 +55,9 @@ struct Args {
     /// Requests in flight in the throughput and backlog scenarios.
     #[arg(long, default_value_t = 64)]
     in_flight: usize,
-    /// Messages per second in the fixed-rate scenario.
-    #[arg(long, default_value_t = 1_000)]
-    rate: u64,
+    /// Messages per second in the fixed-rate scenario, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    rates: Vec<u64>,
     /// Clients sending at once in the overload scenario.
     #[arg(long, default_value_t = 1_024)]
     overload_in_flight: usize,
@@ -63,7 +65,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     rate_seconds: u64,
     /// Events in the backlog scenario.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     backlog: usize,
     /// Channels the messages are spread over (each is one ordered lane).
     #[arg(long, default_value_t = 64)]
@@ -81,12 +83,12 @@ struct Args {
     /// Server processes sharing the PostgreSQL database.
     #[arg(long, default_value_t = 1)]
     instances: usize,
-    /// Which scenarios to run: any of api, throughput, rate, overload,
-    /// backlog, sqs.
+    /// Which scenarios to run: any of ceilings, idle, api, throughput,
+    /// rate, overload, backlog, recovery, sqs.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "api,throughput,rate,overload,backlog,sqs"
+        default_value = "ceilings,idle,api,throughput,rate,overload,backlog,recovery,sqs"
     )]
     scenarios: Vec<String>,
     /// moto's `moto_server`, for the sqs scenario.
@@ -445,11 +447,11 @@ async fn send_at_rate(
     })
 }
 
-async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
+async fn fixed_rate(args: &Args, rate: u64) -> anyhow::Result<Outcome> {
     let (server, receipts, setup, client) = start(args, &[]).await?;
     let urls = message_urls(&server.bases, &setup.channels);
     let began = Instant::now();
-    let paced = send_at_rate(&client, &urls, &setup.token, args.rate, args.rate_seconds).await?;
+    let paced = send_at_rate(&client, &urls, &setup.token, rate, args.rate_seconds).await?;
     anyhow::ensure!(
         paced.unanswered == 0,
         "{} requests got no answer",
@@ -458,8 +460,8 @@ async fn fixed_rate(args: &Args) -> anyhow::Result<Outcome> {
     wait_for(&receipts, paced.sent.len(), Duration::from_secs(600)).await?;
     let seconds = began.elapsed().as_secs_f64();
     let outcome = Outcome {
-        scenario: format!("fixed rate ({}/s for {} s)", args.rate, args.rate_seconds),
-        messages: (args.rate * args.rate_seconds) as usize,
+        scenario: format!("fixed rate ({rate}/s for {} s)", args.rate_seconds),
+        messages: (rate * args.rate_seconds) as usize,
         api_requests_per_second: paced.sent.len() as f64 / paced.seconds,
         deliveries_per_second: paced.sent.len() as f64 / seconds,
         latency: latency(&paced.sent, &receipts),
@@ -568,6 +570,79 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// The server's resident memory once it has started and answered
+/// `/health`, with a bot and its channels set up and nothing sent.
+async fn idle(args: &Args) -> anyhow::Result<Outcome> {
+    let (server, _receipts, _setup, client) = start(args, &[]).await?;
+    let health = client
+        .get(format!("{}/health", server.base()))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        health.status().is_success(),
+        "/health answered {}",
+        health.status()
+    );
+    let outcome = Outcome {
+        scenario: "idle after start".to_owned(),
+        peak_memory_mib: server.memory_mib(),
+        ..Outcome::default()
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// SIGKILL while delivering to a slow bot with events queued in every
+/// channel, then a restart on the same database: seconds to the first
+/// delivery (in the p50 column) and until every channel had one (p99 and
+/// drain columns).
+async fn restart_recovery(args: &Args) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        matches!(args.backend()?, Backend::Sqlite { .. }),
+        "the recovery scenario restarts one SQLite server"
+    );
+    let (mut server, receipts, setup, client) = start(args, &[]).await?;
+    let recovered =
+        recovery::measure(&mut server, &receipts, &setup, &client, args.messages).await?;
+    let outcome = Outcome {
+        scenario: "restart after SIGKILL (seconds)".to_owned(),
+        messages: args.messages,
+        latency: Latency {
+            p50_ms: recovered.first_delivery * 1e3,
+            p99_ms: recovered.every_lane * 1e3,
+            ..Latency::default()
+        },
+        drain_seconds: Some(recovered.every_lane),
+        peak_memory_mib: server.peak_memory_mib(),
+        ..Outcome::default()
+    };
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// The ceilings of the machine, measured in this run (see [`ceilings`]):
+/// messages/s and requests/s in the api column.
+async fn machine_ceilings(args: &Args) -> anyhow::Result<Vec<Outcome>> {
+    let messages = args.messages.max(20_000);
+    let sqlite =
+        tokio::task::spawn_blocking(move || ceilings::sqlite_group_commit(messages)).await??;
+    let loopback = ceilings::loopback_http(messages, args.in_flight).await?;
+    Ok(vec![
+        Outcome {
+            scenario: "ceiling: SQLite, 64 msgs/commit".to_owned(),
+            messages,
+            api_requests_per_second: sqlite,
+            ..Outcome::default()
+        },
+        Outcome {
+            scenario: "ceiling: loopback HTTP".to_owned(),
+            messages,
+            api_requests_per_second: loopback,
+            ..Outcome::default()
+        },
+    ])
+}
+
 /// Deliveries the server's instances have made, from their metrics.
 async fn delivered(bases: &[String]) -> f64 {
     let mut total = 0.0;
@@ -643,6 +718,37 @@ async fn sqs_throughput(args: &Args, moto: &sqs::Moto, batching: bool) -> anyhow
     outcome
 }
 
+/// Each scenario's rates as a share of the ceilings measured in this run:
+/// messages the API accepted against SQLite's group-commit rate, and the
+/// HTTP requests the harness made and received (each message is a
+/// `SendMessage` and, when delivered, a webhook) against its loopback rate.
+fn print_shares(outcomes: &[Outcome]) {
+    let ceiling = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.scenario.starts_with(name))
+            .map(|o| o.api_requests_per_second)
+    };
+    let (Some(sqlite), Some(loopback)) = (ceiling("ceiling: SQLite"), ceiling("ceiling: loopback"))
+    else {
+        return;
+    };
+    println!(
+        "\nas a share of this machine's ceilings (SQLite {sqlite:.0} msgs/s, loopback HTTP {loopback:.0} req/s):"
+    );
+    for o in outcomes {
+        if o.scenario.starts_with("ceiling") || o.api_requests_per_second == 0.0 {
+            continue;
+        }
+        println!(
+            "  {:<34} accepted {:>5.1}% of SQLite's rate, HTTP {:>5.1}% of the loopback rate",
+            o.scenario,
+            100.0 * o.api_requests_per_second / sqlite,
+            100.0 * (o.api_requests_per_second + o.deliveries_per_second) / loopback,
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -652,7 +758,14 @@ async fn main() -> anyhow::Result<()> {
         match scenario.as_str() {
             "api" => outcomes.push(api_only(&args).await?),
             "throughput" => outcomes.push(throughput(&args).await?),
-            "rate" => outcomes.push(fixed_rate(&args).await?),
+            "rate" => {
+                for rate in &args.rates {
+                    outcomes.push(fixed_rate(&args, *rate).await?);
+                }
+            }
+            "idle" => outcomes.push(idle(&args).await?),
+            "recovery" => outcomes.push(restart_recovery(&args).await?),
+            "ceilings" => outcomes.extend(machine_ceilings(&args).await?),
             "overload" => outcomes.push(overload(&args).await?),
             "backlog" => outcomes.push(backlog(&args).await?),
             "sqs" => {
@@ -662,7 +775,7 @@ async fn main() -> anyhow::Result<()> {
             }
             other => {
                 anyhow::bail!(
-                    "unknown scenario `{other}`; use api, throughput, rate, overload, backlog or sqs"
+                    "unknown scenario `{other}`; use ceilings, idle, api, throughput, rate, overload, backlog, recovery or sqs"
                 )
             }
         }
@@ -707,6 +820,7 @@ async fn main() -> anyhow::Result<()> {
             o.peak_memory_mib.unwrap_or(0.0),
         );
     }
+    print_shares(&outcomes);
     std::fs::create_dir_all(&args.out)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

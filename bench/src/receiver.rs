@@ -20,9 +20,19 @@ pub struct Receipts {
     pub refused: AtomicU64,
     /// While true, every request is answered 503.
     pub down: AtomicBool,
+    /// Milliseconds each answer waits (a slow bot).
+    pub delay_ms: AtomicU64,
+    /// Channel id → when a delivery about it first arrived since the last
+    /// [`Receipts::forget_channels`].
+    pub channel_first_seen: Mutex<HashMap<String, Instant>>,
 }
 
 impl Receipts {
+    /// Starts noting channels afresh.
+    pub fn forget_channels(&self) {
+        self.channel_first_seen.lock().unwrap().clear();
+    }
+
     pub fn messages_seen(&self) -> usize {
         self.first_seen.lock().unwrap().len()
     }
@@ -43,20 +53,37 @@ async fn receive(State(receipts): State<Arc<Receipts>>, body: Bytes) -> StatusCo
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     let now = Instant::now();
-    if let Some(id) = message_id(&body) {
+    let delay = receipts.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    let text = std::str::from_utf8(&body).unwrap_or_default();
+    if let Some(id) = message_id(text) {
         receipts.first_seen.lock().unwrap().entry(id).or_insert(now);
+    }
+    if let Some(channel) = first_string_after(text, "\"channelId\":\"") {
+        receipts
+            .channel_first_seen
+            .lock()
+            .unwrap()
+            .entry(channel)
+            .or_insert(now);
     }
     receipts.delivered.fetch_add(1, Ordering::Relaxed);
     StatusCode::OK
 }
 
 /// The id of the message in a `chat:message:new` delivery (its first `messageId`).
-pub fn message_id(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
+pub fn message_id(text: &str) -> Option<String> {
     if !text.contains("\"type\":\"chat:message:new\"") {
         return None;
     }
-    let start = text.find("\"messageId\":\"")? + "\"messageId\":\"".len();
+    first_string_after(text, "\"messageId\":\"")
+}
+
+/// The string value that follows the first `key` (`"name":"`) in a body.
+fn first_string_after(text: &str, key: &str) -> Option<String> {
+    let start = text.find(key)? + key.len();
     let end = start + text[start..].find('"')?;
     Some(text[start..end].to_owned())
 }

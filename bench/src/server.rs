@@ -39,7 +39,10 @@ pub struct Server {
     pub company_key: String,
     /// The PostgreSQL server and the database to drop at the end.
     database: Option<(String, String)>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
+    /// How the instances were started, to start one again.
+    binary: String,
+    env: Vec<(String, String)>,
 }
 
 /// A person's token, the channels they share with the bot, and the client.
@@ -119,7 +122,9 @@ impl Server {
             bases,
             company_key,
             database,
-            _data: data,
+            data,
+            binary: binary.to_owned(),
+            env,
         })
     }
 
@@ -140,6 +145,37 @@ impl Server {
                 Some(kib / 1024.0)
             })
             .reduce(f64::max)
+    }
+
+    /// The first instance's resident memory now (VmRSS), in MiB.
+    pub fn memory_mib(&self) -> Option<f64> {
+        let pid = self.children.first()?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// SIGKILL to the (one) instance; it has exited when this returns.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.children.len() == 1, "a restart needs one instance");
+        let mut child = self.children.remove(0);
+        child.kill().await?;
+        Ok(())
+    }
+
+    /// Starts the instance killed by [`Server::kill`] again, on its data and
+    /// with its settings (its base URL changes).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let (child, base) = spawn(
+            &self.binary,
+            &self.data.path().join("instance-0"),
+            &self.env,
+        )
+        .await?;
+        self.children.push(child);
+        self.bases = vec![base];
+        Ok(())
     }
 
     pub async fn stop(mut self) {

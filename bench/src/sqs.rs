@@ -152,7 +152,7 @@ pub fn consume(
                             }
                         })
                         .unwrap_or(read_at);
-                    if let Some(id) = message.body().and_then(|b| message_id(b.as_bytes())) {
+                    if let Some(id) = message.body().and_then(message_id) {
                         receipts
                             .first_seen
                             .lock()

@@ -48,6 +48,11 @@ impl Default for DispatchSettings {
 /// time and the lanes of an integration take turns at its in-flight places.
 pub const LANE_RUN: u32 = 16;
 
+/// How long a run goes on to its next event: a slow bot's lanes then take
+/// turns at the integration's places every event or two, as without runs,
+/// while a fast bot's runs are sent whole.
+pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
+
 /// An outcome on its way to the store: the lane it holds, and its slot when
 /// it is the last of its run (the slot stays taken until it is stored).
 type Recorded = (Finished, Arc<HeldLane>, Option<OwnedSemaphorePermit>);
@@ -197,7 +202,9 @@ fn runs(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
 }
 
 /// Sends one lane's run in order while each event is delivered (or
-/// dead-lettered); a failure ends the run, and the lane waits for its retry.
+/// dead-lettered) and [`LANE_RUN_TIME`] has not passed; a failure ends the
+/// run, and the lane waits for its retry. Events of the run not sent stay
+/// pending and are claimed again.
 async fn send_run(
     transports: &Transports,
     policy: &RetryPolicy,
@@ -209,6 +216,7 @@ async fn send_run(
 ) {
     let head = run[0].delivery_id;
     let count = run.len();
+    let began = Instant::now();
     let mut slot = Some(slot);
     for (index, delivery) in run.into_iter().enumerate() {
         // Data that cannot be sent at all is left out: the lease runs out
@@ -217,6 +225,7 @@ async fn send_run(
             break;
         };
         let goes_on = index + 1 < count
+            && began.elapsed() < LANE_RUN_TIME
             && matches!(
                 finished.verdict,
                 Verdict::Delivered | Verdict::DeadLetter { .. }

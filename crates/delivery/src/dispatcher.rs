@@ -62,12 +62,19 @@ type Recorded = (Finished, Arc<HeldLane>, Option<OwnedSemaphorePermit>);
 /// deliveries.
 struct Workers {
     store: Arc<dyn Store>,
-    transports: Arc<Transports>,
-    policy: Arc<RetryPolicy>,
+    senders: Senders,
     settings: DispatchSettings,
-    outcomes: mpsc::UnboundedSender<Recorded>,
     leases: Arc<Leases>,
     slots: Arc<Semaphore>,
+}
+
+/// What a task sending deliveries takes along.
+#[derive(Clone)]
+struct Senders {
+    transports: Arc<Transports>,
+    policy: Arc<RetryPolicy>,
+    outcomes: mpsc::UnboundedSender<Recorded>,
+    leases: Arc<Leases>,
 }
 
 impl Workers {
@@ -118,6 +125,7 @@ impl Workers {
         let mut heads_to_batch = Vec::new();
         for run in runs(claimed) {
             if self
+                .senders
                 .transports
                 .for_target(&run[0].integration.target)
                 .max_batch()
@@ -130,17 +138,10 @@ impl Workers {
                 return;
             };
             let lane = self.leases.hold(&run[0]).await;
-            let (transports, policy, outcomes, leases) = (
-                self.transports.clone(),
-                self.policy.clone(),
-                self.outcomes.clone(),
-                self.leases.clone(),
-            );
-            tokio::spawn(async move {
-                send_run(&transports, &policy, &outcomes, &leases, run, lane, slot).await
-            });
+            let senders = self.senders.clone();
+            tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
         }
-        for group in groups(heads_to_batch, &self.transports) {
+        for group in groups(heads_to_batch, &self.senders.transports) {
             let Some(mut group_slots) = self.slots_for(&mut permits, group.len()).await else {
                 return;
             };
@@ -148,17 +149,12 @@ impl Workers {
             for delivery in &group {
                 lanes.push(self.leases.hold(delivery).await);
             }
-            let (transports, policy, outcomes, leases) = (
-                self.transports.clone(),
-                self.policy.clone(),
-                self.outcomes.clone(),
-                self.leases.clone(),
-            );
+            let senders = self.senders.clone();
             tokio::spawn(async move {
                 let heads: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
-                let results = attempt(&transports, &policy, group).await;
+                let results = attempt(&senders.transports, &senders.policy, group).await;
                 for head in heads {
-                    leases.release(head).await;
+                    senders.leases.release(head).await;
                 }
                 for finished in results {
                     let Some(lane) = lanes
@@ -168,7 +164,9 @@ impl Workers {
                     else {
                         continue;
                     };
-                    let _ = outcomes.send((finished, lane, group_slots.split(1)));
+                    let _ = senders
+                        .outcomes
+                        .send((finished, lane, group_slots.split(1)));
                 }
             });
         }
@@ -206,10 +204,7 @@ fn runs(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
 /// run, and the lane waits for its retry. Events of the run not sent stay
 /// pending and are claimed again.
 async fn send_run(
-    transports: &Transports,
-    policy: &RetryPolicy,
-    outcomes: &mpsc::UnboundedSender<Recorded>,
-    leases: &Leases,
+    senders: &Senders,
     run: Vec<ClaimedDelivery>,
     lane: Arc<HeldLane>,
     slot: OwnedSemaphorePermit,
@@ -221,7 +216,10 @@ async fn send_run(
     for (index, delivery) in run.into_iter().enumerate() {
         // Data that cannot be sent at all is left out: the lease runs out
         // and the lane is tried again.
-        let Some(mut finished) = attempt(transports, policy, vec![delivery]).await.pop() else {
+        let Some(mut finished) = attempt(&senders.transports, &senders.policy, vec![delivery])
+            .await
+            .pop()
+        else {
             break;
         };
         let goes_on = index + 1 < count
@@ -232,13 +230,13 @@ async fn send_run(
             );
         finished.lane_continues = goes_on;
         if !goes_on {
-            leases.release(head).await;
-            let _ = outcomes.send((finished, lane, slot.take()));
+            senders.leases.release(head).await;
+            let _ = senders.outcomes.send((finished, lane, slot.take()));
             return;
         }
-        let _ = outcomes.send((finished, lane.clone(), None));
+        let _ = senders.outcomes.send((finished, lane.clone(), None));
     }
-    leases.release(head).await;
+    senders.leases.release(head).await;
 }
 
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
@@ -265,10 +263,13 @@ pub async fn run(
     let keeper = tokio::spawn(leases.clone().keep(store.clone()));
     let workers = Arc::new(Workers {
         store: store.clone(),
-        transports,
-        policy,
+        senders: Senders {
+            transports,
+            policy,
+            outcomes,
+            leases: leases.clone(),
+        },
         settings: settings.clone(),
-        outcomes,
         leases,
         slots: slots.clone(),
     });

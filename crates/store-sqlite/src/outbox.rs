@@ -49,17 +49,9 @@ impl DeliveryStore for SqliteBackend {
         if finished.is_empty() {
             return Ok(());
         }
-        let finished: Arc<[Finished]> = finished.into();
-        self.write(move |tx| {
-            let finished = finished.clone();
-            Box::pin(async move {
-                for item in finished.iter() {
-                    finish_one(tx, item).await?;
-                }
-                Ok(())
-            })
-        })
-        .await
+        self.finish_and_claim(finished, Claim::NOTHING)
+            .await
+            .map(drop)
     }
 
     async fn extend_leases(&self, held: &[HeldLease], until: i64) -> StoreResult<Vec<bool>> {
@@ -139,16 +131,10 @@ pub fn release_leases(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
     )
 }
 
-/// Leases up to `limit` lane heads that are due, within each integration's
-/// in-flight limit.
+/// Leases up to `claim.limit` lanes that are due, within each
+/// integration's in-flight limit, with up to `claim.run` deliveries each.
 async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDelivery>> {
-    let Claim {
-        now,
-        limit,
-        lease_micros,
-        default_max_in_flight,
-        run,
-    } = claim;
+    let now = claim.now;
     let due: Vec<(String, String, i64, Option<i64>)> = tx
         .fetch_all(
             "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
@@ -156,7 +142,7 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
              WHERE l.due_at <= $1 AND (l.lease_until IS NULL OR l.lease_until < $1) \
                AND i.state = 'active' AND i.deleted_at IS NULL \
              ORDER BY l.due_at LIMIT $2",
-            args![now, i64::from(limit) * 4],
+            args![now, i64::from(claim.limit) * 4],
         )
         .await?;
     if due.is_empty() {
@@ -170,13 +156,13 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
         .await?
         .into_iter()
         .collect();
-    let lease_until = now + lease_micros;
+    let lease_until = now + claim.lease_micros;
     let mut heads = Vec::new();
     for (integration, lane, head, max) in due {
-        if heads.len() as u32 >= limit {
+        if heads.len() as u32 >= claim.limit {
             break;
         }
-        let cap = max.unwrap_or(i64::from(default_max_in_flight)).max(1);
+        let cap = max.unwrap_or(i64::from(claim.default_max_in_flight)).max(1);
         let busy = in_flight.entry(integration.clone()).or_insert(0);
         if *busy >= cap {
             continue;
@@ -208,7 +194,7 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
             continue;
         };
         claimed.push(row.into_claimed(lease_until, now)?);
-        if run > 1 {
+        if claim.run > 1 {
             let behind: Vec<ClaimRow> = tx
                 .fetch_all(
                     &format!(
@@ -217,7 +203,7 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
                          WHERE d.integration_id = $1 AND d.lane = $2 AND d.state = 'pending' AND d.id != $3 \
                          ORDER BY d.channel_seq, d.id LIMIT $4"
                     ),
-                    args![integration, lane, *head, i64::from(run - 1)],
+                    args![integration, lane, *head, i64::from(claim.run - 1)],
                 )
                 .await?;
             for row in behind {

@@ -449,6 +449,18 @@ pub struct Claim {
     pub run: u32,
 }
 
+impl Claim {
+    /// A claim of no lane: [`DeliveryStore::finish_and_claim`] with it only
+    /// finishes.
+    pub const NOTHING: Claim = Claim {
+        now: 0,
+        limit: 0,
+        lease_micros: 0,
+        default_max_in_flight: 0,
+        run: 0,
+    };
+}
+
 /// The outbox: the delivery workers' view.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {

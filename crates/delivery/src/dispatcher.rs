@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_domain::now_micros;
-use switchboard_store::{Attempt, Claim, ClaimedDelivery, Finished, Store, StoreError, Verdict};
+use switchboard_store::{
+    Attempt, Claim, ClaimedDelivery, Finished, HandOff, HandedOff, Store, StoreError, Verdict,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::envelope;
@@ -137,7 +139,7 @@ impl Workers {
             let Some(slot) = self.slots_for(&mut permits, 1).await else {
                 return;
             };
-            let lane = self.leases.hold(&run[0]).await;
+            let lane = self.leases.hold(&run[0]);
             let senders = self.senders.clone();
             tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
         }
@@ -147,14 +149,14 @@ impl Workers {
             };
             let mut lanes = Vec::with_capacity(group.len());
             for delivery in &group {
-                lanes.push(self.leases.hold(delivery).await);
+                lanes.push(self.leases.hold(delivery));
             }
             let senders = self.senders.clone();
             tokio::spawn(async move {
                 let heads: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
                 let results = attempt(&senders.transports, &senders.policy, group).await;
                 for head in heads {
-                    senders.leases.release(head).await;
+                    senders.leases.release(head);
                 }
                 for finished in results {
                     let Some(lane) = lanes
@@ -230,13 +232,13 @@ async fn send_run(
             );
         finished.lane_continues = goes_on;
         if !goes_on {
-            senders.leases.release(head).await;
+            senders.leases.release(head);
             let _ = senders.outcomes.send((finished, lane, slot.take()));
             return;
         }
         let _ = senders.outcomes.send((finished, lane.clone(), None));
     }
-    senders.leases.release(head).await;
+    senders.leases.release(head);
 }
 
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
@@ -275,8 +277,16 @@ pub async fn run(
     });
     let (recorder_stop, recorder_stopped) = watch::channel(false);
     let recorder = tokio::spawn(record(workers.clone(), recorded, recorder_stopped));
+    let (handed, handed_off) = mpsc::unbounded_channel();
+    let handing_off = store.hand_off_to(HandOff {
+        lease_micros: settings.lease.as_micros() as i64,
+        default_max_in_flight: settings.max_in_flight_per_integration,
+        deliveries: handed,
+    });
+    let receiver = tokio::spawn(receive_hand_offs(workers.clone(), handed_off));
     tracing::info!(
         max_in_flight = settings.max_in_flight,
+        handing_off,
         "delivery workers started"
     );
     loop {
@@ -328,8 +338,30 @@ pub async fn run(
     // more that will not come.
     keeper.abort();
     recorder.abort();
+    receiver.abort();
     let _ = recorder.await;
     tracing::info!("delivery workers stopped");
+}
+
+/// Sends the deliveries the store handed off at commit (leased in the
+/// change that queued them, on lanes that were idle): from a message to its
+/// bot without a claim.
+async fn receive_hand_offs(
+    workers: Arc<Workers>,
+    mut handed_off: mpsc::UnboundedReceiver<Vec<HandedOff>>,
+) {
+    while let Some(mut handed) = handed_off.recv().await {
+        while let Ok(more) = handed_off.try_recv() {
+            handed.extend(more);
+        }
+        match workers.store.handed_off(&handed).await {
+            Ok(claimed) => workers.dispatch(claimed, None).await,
+            // Their leases run out and a claim finds them.
+            Err(err) => {
+                tracing::warn!(error = %err, count = handed.len(), "could not read handed-off deliveries; they are claimed after their lease")
+            }
+        }
+    }
 }
 
 /// Most outcomes stored in one transaction.

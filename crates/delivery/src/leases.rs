@@ -9,7 +9,8 @@
 //!
 //! The store accepts an outcome only with the lease as it stands, so the
 //! lease of every outcome waiting to be stored is read from its lane's
-//! [`HeldLane`] while no extension can run ([`Leases::stable`]).
+//! [`HeldLane`] while no extension can run ([`Leases::stable`]). Holding and
+//! releasing a lane never waits for either.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,20 +44,24 @@ impl HeldLane {
 
 /// The lanes held, by the delivery id of the head their run started with.
 pub struct Leases {
-    held: Mutex<HashMap<i64, Arc<HeldLane>>>,
+    held: std::sync::Mutex<HashMap<i64, Arc<HeldLane>>>,
+    /// Taken by an extension and by the storing of outcomes, so that one
+    /// never runs while the other does.
+    gate: Mutex<()>,
     lease: Duration,
 }
 
 impl Leases {
     pub fn new(lease: Duration) -> Arc<Self> {
         Arc::new(Leases {
-            held: Mutex::new(HashMap::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
+            gate: Mutex::new(()),
             lease,
         })
     }
 
     /// Starts holding the lane of a run, whose first delivery is `head`.
-    pub async fn hold(&self, head: &ClaimedDelivery) -> Arc<HeldLane> {
+    pub fn hold(&self, head: &ClaimedDelivery) -> Arc<HeldLane> {
         let lane = Arc::new(HeldLane {
             integration: head.integration.id.as_str().to_owned(),
             lane: head.lane().to_owned(),
@@ -64,21 +69,21 @@ impl Leases {
         });
         self.held
             .lock()
-            .await
+            .expect("held leases")
             .insert(head.delivery_id, lane.clone());
         lane
     }
 
     /// Stops extending the lane of the run that started with `head` (its
     /// sends are over).
-    pub async fn release(&self, head: i64) {
-        self.held.lock().await.remove(&head);
+    pub fn release(&self, head: i64) {
+        self.held.lock().expect("held leases").remove(&head);
     }
 
     /// Keeps extensions out while the guard lives: the leases read meanwhile
     /// stay those the store holds.
-    pub async fn stable(&self) -> MutexGuard<'_, HashMap<i64, Arc<HeldLane>>> {
-        self.held.lock().await
+    pub async fn stable(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().await
     }
 
     /// Extends every held lease each third of the lease, until the task is
@@ -93,13 +98,19 @@ impl Leases {
     }
 
     async fn extend(&self, store: &dyn Store) {
-        // Held across the store call, so that outcomes are stored with the
-        // lease as extended, not as it was just before.
-        let held = self.held.lock().await;
-        if held.is_empty() {
+        // The gate is held across the store call, so that outcomes are
+        // stored with the lease as extended, not as it was just before.
+        let _gate = self.gate.lock().await;
+        let lanes: Vec<Arc<HeldLane>> = self
+            .held
+            .lock()
+            .expect("held leases")
+            .values()
+            .cloned()
+            .collect();
+        if lanes.is_empty() {
             return;
         }
-        let lanes: Vec<&Arc<HeldLane>> = held.values().collect();
         let leases: Vec<HeldLease> = lanes
             .iter()
             .map(|lane| HeldLease {

@@ -345,6 +345,16 @@ macro_rules! stored_row {
 pub struct Effects {
     pub events: Vec<EventType>,
     pub queued_deliveries: bool,
+    /// Deliveries leased for this process's workers as they were queued.
+    pub handed_off: Vec<switchboard_store::HandedOff>,
+}
+
+/// On what terms a connection's changes hand deliveries off to this
+/// process's workers (see `DeliveryStore::hand_off_to`).
+#[derive(Clone, Copy, Debug)]
+pub struct HandOffTerms {
+    pub lease_micros: i64,
+    pub default_max_in_flight: u32,
 }
 
 impl Effects {
@@ -375,6 +385,12 @@ pub trait Db: Send {
 
     /// What the open transaction did so far.
     fn effects(&mut self) -> &mut Effects;
+
+    /// Whether deliveries queued on idle lanes are leased and handed to this
+    /// process's workers, and on what terms; `None` when they are not.
+    fn hand_off(&self) -> Option<HandOffTerms> {
+        None
+    }
 
     /// Locks the rows of `channels` (ids in ascending order) until the
     /// transaction ends, as a change to them does. On a database with one

@@ -6,7 +6,7 @@
 //! [`record`] it: one `events` row with the channel's next `channelSeq`, one
 //! `deliveries` row per target, and the target's lane if it had none.
 
-use crate::db::Db;
+use crate::db::{Db, HandOffTerms};
 use serde::Serialize;
 use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
@@ -149,12 +149,61 @@ pub(crate) async fn enqueue(
         args![event, integration, lane, seq, now],
     )
     .await?;
+    let opened = conn
+        .execute(
+            "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (integration_id, lane) DO NOTHING",
+            args![integration, lane, delivery, now],
+        )
+        .await?
+        == 1;
+    let handed_off = match conn.hand_off() {
+        Some(terms) if opened => hand_off(conn, integration, lane, delivery, now, terms).await?,
+        _ => false,
+    };
+    // A delivery handed off needs no worker to look for it.
+    if !handed_off {
+        conn.effects().queued_deliveries = true;
+    }
+    Ok(())
+}
+
+/// Leases a lane just opened for this process's workers, when its
+/// integration is active and under its in-flight limit, and notes the
+/// delivery to hand them after the commit; whether it did.
+async fn hand_off(
+    conn: &mut impl Db,
+    integration: &str,
+    lane: &str,
+    delivery: i64,
+    now: i64,
+    terms: HandOffTerms,
+) -> Outcome<bool> {
+    let room: Option<(i64, Option<i64>)> = conn
+        .fetch_optional(
+            "SELECT (SELECT COUNT(*) FROM delivery_lanes WHERE integration_id = $1 AND lease_until >= $2), \
+                    max_in_flight \
+             FROM integrations WHERE id = $1 AND state = 'active' AND deleted_at IS NULL",
+            args![integration, now],
+        )
+        .await?;
+    let Some((busy, max)) = room else {
+        return Ok(false);
+    };
+    if busy >= max.unwrap_or(i64::from(terms.default_max_in_flight)).max(1) {
+        return Ok(false);
+    }
+    let lease_until = now + terms.lease_micros;
     conn.execute(
-        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (integration_id, lane) DO NOTHING",
-        args![integration, lane, delivery, now],
+        "UPDATE delivery_lanes SET lease_until = $1 WHERE integration_id = $2 AND lane = $3",
+        args![lease_until, integration, lane],
     )
     .await?;
-    conn.effects().queued_deliveries = true;
-    Ok(())
+    conn.effects()
+        .handed_off
+        .push(switchboard_store::HandedOff {
+            delivery_id: delivery,
+            lease_until,
+        });
+    Ok(true)
 }

@@ -52,5 +52,5 @@ mod tenancy;
 mod users;
 
 pub use backend::{Backend, BoxFuture, SqlStore};
-pub use db::{Arg, Db, Effects, FromRow, FromValue, Row, ToArg, Value};
+pub use db::{Arg, Db, Effects, FromRow, FromValue, HandOffTerms, Row, ToArg, Value};
 pub use failure::{DatabaseError, DatabaseErrorKind, Failure, Outcome};

@@ -56,6 +56,17 @@ impl<B: Backend> DeliveryStore for SqlStore<B> {
         self.backend.finish_and_claim(finished, claim).await
     }
 
+    fn hand_off_to(&self, hand_off: switchboard_store::HandOff) -> bool {
+        self.backend.hand_off_to(hand_off)
+    }
+
+    async fn handed_off(
+        &self,
+        handed: &[switchboard_store::HandedOff],
+    ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
+        self.backend.handed_off(handed).await
+    }
+
     async fn extend_leases(
         &self,
         held: &[switchboard_store::HeldLease],

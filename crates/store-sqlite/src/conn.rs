@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::future::{Future, ready};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Connection, ErrorCode};
-use switchboard_store::StoreError;
-use switchboard_store_sql::{Arg, DatabaseErrorKind, Db, Effects, Failure, Outcome, Row, Value};
+use switchboard_store::{HandOff, StoreError};
+use switchboard_store_sql::{
+    Arg, DatabaseErrorKind, Db, Effects, Failure, HandOffTerms, Outcome, Row, Value,
+};
 
 use crate::dialect;
 
@@ -24,6 +26,8 @@ pub struct SqliteConn {
     /// Each statement text as SQLite reads it, and its columns.
     statements: HashMap<Box<str>, Statement>,
     effects: Effects,
+    /// Where the writer hands deliveries off to, once the workers ask.
+    hand_off: Arc<OnceLock<HandOff>>,
 }
 
 struct Statement {
@@ -33,12 +37,24 @@ struct Statement {
 
 impl SqliteConn {
     pub fn new(conn: Connection) -> Self {
+        Self::handing_off(conn, Arc::default())
+    }
+
+    /// The writer's connection: its changes hand deliveries off to where
+    /// `hand_off` is set to.
+    pub fn handing_off(conn: Connection, hand_off: Arc<OnceLock<HandOff>>) -> Self {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         SqliteConn {
             conn,
             statements: HashMap::new(),
             effects: Effects::default(),
+            hand_off,
         }
+    }
+
+    /// Where committed hand-offs go, once the workers asked for them.
+    pub fn hand_off_target(&self) -> Option<&HandOff> {
+        self.hand_off.get()
     }
 
     /// The connection itself, for statements that bind nothing.
@@ -57,14 +73,19 @@ impl SqliteConn {
     }
 
     /// Where the effects of the open transaction stand, to rewind to.
-    pub fn effects_mark(&self) -> (usize, bool) {
-        (self.effects.events.len(), self.effects.queued_deliveries)
+    pub fn effects_mark(&self) -> (usize, bool, usize) {
+        (
+            self.effects.events.len(),
+            self.effects.queued_deliveries,
+            self.effects.handed_off.len(),
+        )
     }
 
     /// Forgets the effects recorded since `mark` (a change rolled back).
-    pub fn rewind_effects(&mut self, (events, queued): (usize, bool)) {
+    pub fn rewind_effects(&mut self, (events, queued, handed_off): (usize, bool, usize)) {
         self.effects.events.truncate(events);
         self.effects.queued_deliveries = queued;
+        self.effects.handed_off.truncate(handed_off);
     }
 
     /// What the open transaction did so far, taken away.
@@ -145,6 +166,13 @@ impl Db for SqliteConn {
 
     fn effects(&mut self) -> &mut Effects {
         &mut self.effects
+    }
+
+    fn hand_off(&self) -> Option<HandOffTerms> {
+        self.hand_off.get().map(|hand_off| HandOffTerms {
+            lease_micros: hand_off.lease_micros,
+            default_max_in_flight: hand_off.default_max_in_flight,
+        })
     }
 
     /// One writer at a time: a change holds the whole database.

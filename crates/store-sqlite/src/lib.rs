@@ -49,7 +49,7 @@ mod readers;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -126,6 +126,8 @@ pub struct SqliteBackend {
     /// The server's hold on the file (see [`SqliteOptions::serve`]), let go
     /// at close.
     server_lock: Mutex<Option<std::fs::File>>,
+    /// Where the writer hands deliveries off to, once the workers ask.
+    hand_off: Arc<OnceLock<switchboard_store::HandOff>>,
 }
 
 /// Opens (creating if needed) the database and applies migrations.
@@ -176,12 +178,13 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
     let readers = read_only(options.read_connections)?;
     let key_readers = read_only(options.read_connections)?;
     let outbox = Arc::new(Notify::new());
+    let hand_off = Arc::new(OnceLock::new());
     let io = |err: std::io::Error| StoreError::Unavailable(Box::new(err));
     let checkpointer = Arc::new(Checkpointer::start(checkpoints).map_err(io)?);
     Ok(SqliteBackend {
         writer: Arc::new(
             Writer::start(
-                SqliteConn::new(writer),
+                SqliteConn::handing_off(writer, hand_off.clone()),
                 outbox.clone(),
                 checkpointer.poker(),
             )
@@ -192,6 +195,7 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
         outbox,
         key_readers: Mutex::new(key_readers),
         server_lock: Mutex::new(server_lock),
+        hand_off,
     })
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    Claim, ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult, Verdict,
+    Claim, ClaimedDelivery, DeliveryStore, Finished, HandOff, HandedOff, HeldLease, OutboxStats,
+    StoreResult, Verdict,
 };
 use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
 use switchboard_store_sql::{Backend, Db, Outcome, args};
@@ -52,6 +53,39 @@ impl DeliveryStore for SqliteBackend {
         self.finish_and_claim(finished, Claim::NOTHING)
             .await
             .map(drop)
+    }
+
+    fn hand_off_to(&self, hand_off: HandOff) -> bool {
+        self.hand_off.set(hand_off).is_ok()
+    }
+
+    async fn handed_off(&self, handed: &[HandedOff]) -> StoreResult<Vec<ClaimedDelivery>> {
+        if handed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let handed: Vec<HandedOff> = handed.to_vec();
+        self.read_by_key(move |conn| {
+            Box::pin(async move {
+                let ids: Vec<i64> = handed.iter().map(|h| h.delivery_id).collect();
+                let rows: Vec<ClaimRow> = conn
+                    .fetch_all(
+                        &format!(
+                            "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+                             JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
+                        ),
+                        args![ids],
+                    )
+                    .await?;
+                let now = switchboard_domain::now_micros();
+                rows.into_iter()
+                    .filter_map(|row| {
+                        let lease = handed.iter().find(|h| h.delivery_id == row.delivery_id)?;
+                        Some(row.into_claimed(lease.lease_until, now))
+                    })
+                    .collect()
+            })
+        })
+        .await
     }
 
     async fn extend_leases(&self, held: &[HeldLease], until: i64) -> StoreResult<Vec<bool>> {

@@ -224,6 +224,11 @@ fn commit(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) -> bool {
         Ok(()) => {
             let effects = conn.take_effects();
             effects.count_events();
+            if !effects.handed_off.is_empty()
+                && let Some(hand_off) = conn.hand_off_target()
+            {
+                let _ = hand_off.deliveries.send(effects.handed_off);
+            }
             if effects.queued_deliveries {
                 outbox.notify_one();
             }

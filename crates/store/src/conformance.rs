@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             in_flight_limits_bound_the_leases_of_an_integration,
             finishing_claims_the_next_heads_in_the_order_lanes_became_due,
             a_lane_is_claimed_as_a_run_sent_under_one_lease,
+            a_delivery_queued_on_an_idle_lane_is_handed_off_leased,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {

@@ -564,3 +564,49 @@ pub async fn a_lane_is_claimed_as_a_run_sent_under_one_lease(store: Arc<dyn Stor
         4
     );
 }
+
+pub async fn a_delivery_queued_on_an_idle_lane_is_handed_off_leased(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let setup = setup(store, 2, Some(1)).await;
+    let (sender, mut handed) = tokio::sync::mpsc::unbounded_channel();
+    if !store.hand_off_to(HandOff {
+        lease_micros: LEASE,
+        default_max_in_flight: 8,
+        deliveries: sender,
+    }) {
+        // This store's claims find every delivery.
+        return;
+    }
+    let first = say(store, &setup, 0, "one").await;
+    let second = say(store, &setup, 0, "two").await;
+    let elsewhere = say(store, &setup, 1, "the integration's one place is taken").await;
+
+    // Only the first: the second's lane was no longer idle, and the other
+    // channel's would pass the integration's in-flight limit.
+    let batch = handed.try_recv().expect("a hand-off after the commit");
+    assert!(handed.try_recv().is_err());
+    assert_eq!(batch.len(), 1);
+    let claimed = store.handed_off(&batch).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(message_of).collect::<Vec<_>>(),
+        vec![first]
+    );
+    assert_eq!(claimed[0].lease_until, batch[0].lease_until);
+    let now = now_micros() + SECOND;
+    assert!(
+        claim(store, now, 10).await.is_empty(),
+        "the handed-off lane is leased, and the integration is at its limit"
+    );
+
+    // Its outcome is stored as a claimed one's, and the lanes move on.
+    let next = store
+        .finish_and_claim(
+            &[finished(&claimed[0], Verdict::Delivered)],
+            asking(now, 10, LEASE),
+        )
+        .await
+        .unwrap();
+    let got: Vec<String> = next.iter().map(message_of).collect();
+    assert_eq!(got.len(), 1, "one place: {got:?}");
+    assert!([second, elsewhere].contains(&got[0]));
+}

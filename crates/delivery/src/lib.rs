@@ -7,7 +7,9 @@
 //! ([`webhook`] or [`sqs`], several events of one queue per request), and
 //! record each attempt and its [`Verdict`](switchboard_store::Verdict)
 //! decided by the pure [`policy`], claiming the next lanes in the same step.
-//! Nothing here holds a database transaction across a send.
+//! A delivery the store leased as it queued it (the first of an idle lane,
+//! on SQLite) is handed to the workers after the commit and sent without a
+//! claim. Nothing here holds a database transaction across a send.
 //!
 //! Guarantees: at least once (a crash between send and record sends again
 //! after the lease, which is short and extended while a send is in flight:

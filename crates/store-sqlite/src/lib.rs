@@ -32,6 +32,12 @@
 //!   delivery resumes at once after a crash instead of after the lease.
 //!   Administration commands (`company list`, `company new-key`) open the
 //!   file without the lock and may run beside the server.
+//! - **Hand-off.** Once the server's delivery workers ask for it
+//!   ([`DeliveryStore::hand_off_to`](switchboard_store::DeliveryStore::hand_off_to)),
+//!   a change that queues the first delivery of an idle lane leases the lane
+//!   in its own transaction, and the writer hands the delivery to the workers
+//!   after the commit: a message reaches its bot without a claim. (On
+//!   PostgreSQL every instance's workers claim: a lane is any instance's.)
 //!
 //! Why threads and not an async driver: an async SQLite driver runs each
 //! statement on a worker thread and wakes the caller when it is done, and

@@ -66,7 +66,6 @@ struct Workers {
     store: Arc<dyn Store>,
     senders: Senders,
     settings: DispatchSettings,
-    leases: Arc<Leases>,
     slots: Arc<Semaphore>,
 }
 
@@ -139,7 +138,7 @@ impl Workers {
             let Some(slot) = self.slots_for(&mut permits, 1).await else {
                 return;
             };
-            let lane = self.leases.hold(&run[0]);
+            let lane = self.senders.leases.hold(&run[0]);
             let senders = self.senders.clone();
             tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
         }
@@ -149,7 +148,7 @@ impl Workers {
             };
             let mut lanes = Vec::with_capacity(group.len());
             for delivery in &group {
-                lanes.push(self.leases.hold(delivery));
+                lanes.push(self.senders.leases.hold(delivery));
             }
             let senders = self.senders.clone();
             tokio::spawn(async move {
@@ -269,10 +268,9 @@ pub async fn run(
             transports,
             policy,
             outcomes,
-            leases: leases.clone(),
+            leases,
         },
         settings: settings.clone(),
-        leases,
         slots: slots.clone(),
     });
     let (recorder_stop, recorder_stopped) = watch::channel(false);
@@ -397,7 +395,7 @@ async fn record(
         let limit = if *stopping.borrow() { 0 } else { freed };
         let claimed = {
             // Each outcome with its lane's lease as it stands now.
-            let _stable = workers.leases.stable().await;
+            let _stable = workers.senders.leases.stable().await;
             for (finished, lane) in batch.iter_mut().zip(&lanes) {
                 finished.claimed.lease_until = lane.lease_until();
             }

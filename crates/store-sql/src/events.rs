@@ -181,7 +181,8 @@ async fn hand_off(
 ) -> Outcome<bool> {
     let room: Option<(i64, Option<i64>)> = conn
         .fetch_optional(
-            "SELECT (SELECT COUNT(*) FROM delivery_lanes WHERE integration_id = $1 AND lease_until >= $2), \
+            "SELECT (SELECT COUNT(*) FROM delivery_lanes \
+                     WHERE integration_id = $1 AND lease_until IS NOT NULL AND lease_until >= $2), \
                     max_in_flight \
              FROM integrations WHERE id = $1 AND state = 'active' AND deleted_at IS NULL",
             args![integration, now],

@@ -184,7 +184,8 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
     }
     let mut in_flight: HashMap<String, i64> = tx
         .fetch_all::<(String, i64)>(
-            "SELECT integration_id, COUNT(*) FROM delivery_lanes WHERE lease_until >= $1 GROUP BY integration_id",
+            "SELECT integration_id, COUNT(*) FROM delivery_lanes \
+             WHERE lease_until IS NOT NULL AND lease_until >= $1 GROUP BY integration_id",
             args![now],
         )
         .await?

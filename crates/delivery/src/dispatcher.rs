@@ -123,22 +123,31 @@ impl Workers {
         claimed: Vec<ClaimedDelivery>,
         mut permits: Option<OwnedSemaphorePermit>,
     ) {
-        let mut heads_to_batch = Vec::new();
+        // Every lane is held at once, so that its lease is extended while
+        // it waits for a slot.
+        let mut lane_runs = Vec::new();
+        let (mut heads_to_batch, mut batch_lanes) = (Vec::new(), Vec::new());
         for run in runs(claimed) {
-            if self
+            let lane = self.senders.leases.hold(&run[0]);
+            let batches = self
                 .senders
                 .transports
                 .for_target(&run[0].integration.target)
                 .max_batch()
-                > 1
-            {
+                > 1;
+            if batches {
                 heads_to_batch.extend(run.into_iter().next());
-                continue;
+                batch_lanes.push(lane);
+            } else {
+                lane_runs.push((run, lane));
             }
+        }
+        // No slot comes once the workers stop: the lanes not sent are let go
+        // with the rest (their leases run out, or the next start releases them).
+        for (run, lane) in lane_runs {
             let Some(slot) = self.slots_for(&mut permits, 1).await else {
                 return;
             };
-            let lane = self.senders.leases.hold(&run[0]);
             let senders = self.senders.clone();
             tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
         }
@@ -146,10 +155,11 @@ impl Workers {
             let Some(mut group_slots) = self.slots_for(&mut permits, group.len()).await else {
                 return;
             };
-            let mut lanes = Vec::with_capacity(group.len());
-            for delivery in &group {
-                lanes.push(self.senders.leases.hold(delivery));
-            }
+            let lanes: Vec<Arc<HeldLane>> = batch_lanes
+                .iter()
+                .filter(|lane| group.iter().any(|delivery| lane.holds(delivery)))
+                .cloned()
+                .collect();
             let senders = self.senders.clone();
             tokio::spawn(async move {
                 let heads: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();

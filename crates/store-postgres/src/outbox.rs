@@ -13,7 +13,7 @@ use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
 use sqlx::PgConnection;
 use switchboard_store_sql::FromRow;
-use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
+use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow, DueLane, within_limits};
 
 #[async_trait]
 impl DeliveryStore for PgBackend {
@@ -188,7 +188,7 @@ async fn claim_lanes(conn: &mut PgConnection, claim: Claim) -> Outcome<Vec<Claim
         .iter()
         .map(|(integration, lane)| (integration.as_str(), lane.as_str()))
         .unzip();
-    let due: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+    let due: Vec<DueLane> = sqlx::query_as(
         "SELECT l.integration_id, l.lane, COALESCE(s.head_id, l.head_id), i.max_in_flight \
          FROM UNNEST($2::text[], $3::text[]) AS locked(integration_id, lane) \
          JOIN delivery_lanes l ON l.integration_id = locked.integration_id AND l.lane = locked.lane \
@@ -232,22 +232,10 @@ async fn claim_lanes(conn: &mut PgConnection, claim: Claim) -> Outcome<Vec<Claim
     .into_iter()
     .collect();
     let lease_until = now + lease_micros;
-    let mut heads = Vec::new();
-    let (mut leased_integrations, mut leased_lanes) = (Vec::new(), Vec::new());
-    for (integration, lane, head, max) in &due {
-        if heads.len() as u32 >= limit {
-            break;
-        }
-        let cap = max.unwrap_or(i64::from(default_max_in_flight)).max(1);
-        let busy = in_flight.entry(integration.clone()).or_insert(0);
-        if *busy >= cap {
-            continue;
-        }
-        *busy += 1;
-        leased_integrations.push(integration.as_str());
-        leased_lanes.push(lane.as_str());
-        heads.push(*head);
-    }
+    let leased = within_limits(&due, &mut in_flight, limit, default_max_in_flight);
+    let leased_integrations: Vec<&str> = leased.iter().map(|lane| lane.0.as_str()).collect();
+    let leased_lanes: Vec<&str> = leased.iter().map(|lane| lane.1.as_str()).collect();
+    let heads: Vec<i64> = leased.iter().map(|lane| lane.2).collect();
     sqlx::query(
         "INSERT INTO delivery_lane_state (integration_id, lane, head_id, due_at, lease_until) \
          SELECT integration_id, lane, head_id, $1, $2 \

@@ -12,7 +12,7 @@ use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
 
 use crate::failure::Outcome;
-use crate::integration_rows::subscribes;
+use crate::integration_rows::{in_flight_limit, subscribes};
 use crate::load;
 
 /// Who hears of an event, besides the event-type filter of each integration.
@@ -191,7 +191,7 @@ async fn hand_off(
     let Some((busy, max)) = room else {
         return Ok(false);
     };
-    if busy >= max.unwrap_or(i64::from(terms.default_max_in_flight)).max(1) {
+    if busy >= in_flight_limit(max, terms.default_max_in_flight) {
         return Ok(false);
     }
     let lease_until = now + terms.lease_micros;

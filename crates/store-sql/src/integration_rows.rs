@@ -1,5 +1,6 @@
 //! Integrations as stored: their row, the JSON of their filters and
-//! schedules, their target's columns, and a claimed delivery's row.
+//! schedules, their target's columns, a claimed delivery's row, and the
+//! in-flight limits a claim leases lanes within.
 
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
 use switchboard_protocol::EventType;
@@ -8,6 +9,9 @@ use switchboard_store::{
     Target,
 };
 
+use std::collections::HashMap;
+
+use crate::db::Db;
 use crate::failure::Outcome;
 
 /// The columns of `integrations` that [`IntegrationRow`] reads.
@@ -153,6 +157,52 @@ pub fn subscribes(filter: Option<&str>, event_type: &EventType) -> Outcome<bool>
     };
     let types: Vec<String> = serde_json::from_str(filter)?;
     Ok(types.iter().any(|wanted| wanted == event_type.as_str()))
+}
+
+/// An integration's in-flight limit: its own, else the server's default,
+/// and never below one.
+pub fn in_flight_limit(own: Option<i64>, default: u32) -> i64 {
+    own.unwrap_or(i64::from(default)).max(1)
+}
+
+/// A lane a claim found due: `(integration, lane, head delivery, the
+/// integration's own in-flight limit)`.
+pub type DueLane = (String, String, i64, Option<i64>);
+
+/// The due lanes a claim leases, in the order found: at most `limit`, and
+/// each integration within its in-flight limit. `in_flight` holds each
+/// integration's leases before the claim and counts the new ones.
+pub fn within_limits<'a>(
+    due: &'a [DueLane],
+    in_flight: &mut HashMap<String, i64>,
+    limit: u32,
+    default_max_in_flight: u32,
+) -> Vec<&'a DueLane> {
+    let mut leased = Vec::new();
+    for lane in due {
+        if leased.len() as u32 >= limit {
+            break;
+        }
+        let busy = in_flight.entry(lane.0.clone()).or_insert(0);
+        if *busy >= in_flight_limit(lane.3, default_max_in_flight) {
+            continue;
+        }
+        *busy += 1;
+        leased.push(lane);
+    }
+    leased
+}
+
+/// The claim rows of these deliveries, by id.
+pub async fn claim_rows(conn: &mut impl Db, ids: Vec<i64>) -> Outcome<Vec<ClaimRow>> {
+    conn.fetch_all(
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
+        ),
+        crate::args![ids],
+    )
+    .await
 }
 
 /// The columns a claim reads for each leased lane head.

@@ -9,7 +9,9 @@ use switchboard_store::{
     Claim, ClaimedDelivery, DeliveryStore, Finished, HandOff, HandedOff, HeldLease, OutboxStats,
     StoreResult, Verdict,
 };
-use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow};
+use switchboard_store_sql::integration_rows::{
+    CLAIM_COLUMNS, ClaimRow, DueLane, claim_rows, within_limits,
+};
 use switchboard_store_sql::{Backend, Db, Outcome, args};
 
 use crate::SqliteBackend;
@@ -67,17 +69,10 @@ impl DeliveryStore for SqliteBackend {
         self.read_by_key(move |conn| {
             Box::pin(async move {
                 let ids: Vec<i64> = handed.iter().map(|h| h.delivery_id).collect();
-                let rows: Vec<ClaimRow> = conn
-                    .fetch_all(
-                        &format!(
-                            "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
-                             JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1) ORDER BY d.id"
-                        ),
-                        args![ids],
-                    )
-                    .await?;
                 let now = switchboard_domain::now_micros();
-                rows.into_iter()
+                claim_rows(conn, ids)
+                    .await?
+                    .into_iter()
                     .filter_map(|row| {
                         let lease = handed.iter().find(|h| h.delivery_id == row.delivery_id)?;
                         Some(row.into_claimed(lease.lease_until, now))
@@ -169,7 +164,7 @@ pub fn release_leases(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
 /// integration's in-flight limit, with up to `claim.run` deliveries each.
 async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDelivery>> {
     let now = claim.now;
-    let due: Vec<(String, String, i64, Option<i64>)> = tx
+    let due: Vec<DueLane> = tx
         .fetch_all(
             "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
              JOIN integrations i ON i.id = l.integration_id \
@@ -192,39 +187,27 @@ async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDeliv
         .into_iter()
         .collect();
     let lease_until = now + claim.lease_micros;
-    let mut heads = Vec::new();
-    for (integration, lane, head, max) in due {
-        if heads.len() as u32 >= claim.limit {
-            break;
-        }
-        let cap = max.unwrap_or(i64::from(claim.default_max_in_flight)).max(1);
-        let busy = in_flight.entry(integration.clone()).or_insert(0);
-        if *busy >= cap {
-            continue;
-        }
-        *busy += 1;
+    let heads = within_limits(
+        &due,
+        &mut in_flight,
+        claim.limit,
+        claim.default_max_in_flight,
+    );
+    for (integration, lane, ..) in &heads {
         tx.execute(
             "UPDATE delivery_lanes SET lease_until = $1 WHERE integration_id = $2 AND lane = $3",
-            args![lease_until, &integration, &lane],
+            args![lease_until, integration, lane],
         )
         .await?;
-        heads.push((head, integration, lane));
     }
-    let ids: Vec<i64> = heads.iter().map(|(head, ..)| *head).collect();
-    let mut rows: HashMap<i64, ClaimRow> = tx
-        .fetch_all::<ClaimRow>(
-            &format!(
-                "SELECT {CLAIM_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 JOIN integrations i ON i.id = d.integration_id WHERE d.id = ANY($1)"
-            ),
-            args![ids],
-        )
+    let ids: Vec<i64> = heads.iter().map(|(_, _, head, _)| *head).collect();
+    let mut rows: HashMap<i64, ClaimRow> = claim_rows(tx, ids)
         .await?
         .into_iter()
         .map(|row| (row.delivery_id, row))
         .collect();
     let mut claimed = Vec::with_capacity(heads.len());
-    for (head, integration, lane) in &heads {
+    for (integration, lane, head, _) in heads {
         let Some(row) = rows.remove(head) else {
             continue;
         };

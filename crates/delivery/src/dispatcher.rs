@@ -170,8 +170,8 @@ impl Workers {
                 for finished in results {
                     let Some(lane) = lanes
                         .iter()
-                        .position(|lane| lane.holds(&finished.claimed))
-                        .map(|at| lanes[at].clone())
+                        .find(|lane| lane.holds(&finished.claimed))
+                        .cloned()
                     else {
                         continue;
                     };

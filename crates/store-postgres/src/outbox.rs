@@ -27,12 +27,6 @@ impl DeliveryStore for PgBackend {
         Ok(claimed)
     }
 
-    async fn finish(&self, finished: &[Finished]) -> StoreResult<()> {
-        self.finish_and_claim(finished, Claim::NOTHING)
-            .await
-            .map(drop)
-    }
-
     /// One `READ COMMITTED` transaction: the outcomes, then the claim.
     async fn finish_and_claim(
         &self,

@@ -44,10 +44,6 @@ impl<B: Backend> DeliveryStore for SqlStore<B> {
         self.backend.claim(claim).await
     }
 
-    async fn finish(&self, finished: &[switchboard_store::Finished]) -> StoreResult<()> {
-        self.backend.finish(finished).await
-    }
-
     async fn finish_and_claim(
         &self,
         finished: &[switchboard_store::Finished],

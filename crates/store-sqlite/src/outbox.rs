@@ -48,15 +48,6 @@ impl DeliveryStore for SqliteBackend {
         .await
     }
 
-    async fn finish(&self, finished: &[Finished]) -> StoreResult<()> {
-        if finished.is_empty() {
-            return Ok(());
-        }
-        self.finish_and_claim(finished, Claim::NOTHING)
-            .await
-            .map(drop)
-    }
-
     fn hand_off_to(&self, hand_off: HandOff) -> bool {
         self.hand_off.set(hand_off).is_ok()
     }

@@ -489,25 +489,27 @@ pub trait DeliveryStore: Send + Sync {
     /// first, in the order they are to be sent.
     async fn claim(&self, claim: Claim) -> StoreResult<Vec<ClaimedDelivery>>;
 
-    /// Logs each attempt and applies its verdict, all in one transaction. A
+    /// Logs each attempt and applies its verdict, then claims as
+    /// [`claim`](Self::claim) does with the slots the finished deliveries
+    /// free, all in one transaction: the workers' loop in one step. A
     /// delivery whose lease was lost (claimed again after it ran out) is left
-    /// alone.
-    async fn finish(&self, finished: &[Finished]) -> StoreResult<()>;
-
-    /// [`finish`](Self::finish), then [`claim`](Self::claim) with the slots
-    /// the finished deliveries free: the workers' loop in one step. A store
-    /// may do both in one transaction (SQLite does: one commit instead of
-    /// two per batch); the claim sees the lanes as the outcomes left them
-    /// (a delivered head's lane due again with its next delivery, behind
-    /// lanes that were due before it). When the outcomes cannot be stored,
-    /// nothing is claimed.
+    /// alone. The claim sees the lanes as the outcomes left them (a delivered
+    /// head's lane due again with its next delivery, behind lanes that were
+    /// due before it). When the outcomes cannot be stored, nothing is claimed.
     async fn finish_and_claim(
         &self,
         finished: &[Finished],
         claim: Claim,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.finish(finished).await?;
-        self.claim(claim).await
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// [`finish_and_claim`](Self::finish_and_claim) claiming nothing.
+    async fn finish(&self, finished: &[Finished]) -> StoreResult<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        self.finish_and_claim(finished, Claim::NOTHING)
+            .await
+            .map(drop)
     }
 
     /// Asks the store to hand this process's workers the deliveries its

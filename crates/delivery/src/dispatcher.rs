@@ -117,17 +117,19 @@ impl Workers {
     /// (one slot per lane), or, for a transport that batches, the lanes'
     /// heads in batches of one integration (the rest of each run stays
     /// pending and is claimed again after its head). Every outcome goes to
-    /// the recorder.
+    /// the recorder. How many lanes the deliveries hold (a slot each).
     async fn dispatch(
         &self,
         claimed: Vec<ClaimedDelivery>,
         mut permits: Option<OwnedSemaphorePermit>,
-    ) {
+    ) -> usize {
         // Every lane is held at once, so that its lease is extended while
         // it waits for a slot.
+        let runs = runs(claimed);
+        let lane_count = runs.len();
         let mut lane_runs = Vec::new();
         let (mut heads_to_batch, mut batch_lanes) = (Vec::new(), Vec::new());
-        for run in runs(claimed) {
+        for run in runs {
             let lane = self.senders.leases.hold(&run[0]);
             let batches = self
                 .senders
@@ -146,14 +148,14 @@ impl Workers {
         // with the rest (their leases run out, or the next start releases them).
         for (run, lane) in lane_runs {
             let Some(slot) = self.slots_for(&mut permits, 1).await else {
-                return;
+                return lane_count;
             };
             let senders = self.senders.clone();
             tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
         }
         for group in groups(heads_to_batch, &self.senders.transports) {
             let Some(mut group_slots) = self.slots_for(&mut permits, group.len()).await else {
-                return;
+                return lane_count;
             };
             let lanes: Vec<Arc<HeldLane>> = batch_lanes
                 .iter()
@@ -181,17 +183,8 @@ impl Workers {
                 }
             });
         }
+        lane_count
     }
-}
-
-/// How many lanes claimed deliveries hold (one slot each).
-fn lanes_in(claimed: &[ClaimedDelivery]) -> usize {
-    claimed
-        .iter()
-        .zip(claimed.iter().skip(1))
-        .filter(|(a, b)| !same_lane(a, b))
-        .count()
-        + usize::from(!claimed.is_empty())
 }
 
 fn same_lane(a: &ClaimedDelivery, b: &ClaimedDelivery) -> bool {
@@ -316,9 +309,8 @@ pub async fn run(
                 }
             }
         }
-        let full_batch = free > 0 && lanes_in(&claimed) == free;
         let idle_pass = nothing_in_flight && !claim_failed && claimed.is_empty();
-        workers.dispatch(claimed, None).await;
+        let full_batch = free > 0 && workers.dispatch(claimed, None).await == free;
         if full_batch {
             tokio::task::yield_now().await;
             continue;
@@ -363,7 +355,9 @@ async fn receive_hand_offs(
             handed.extend(more);
         }
         match workers.store.handed_off(&handed).await {
-            Ok(claimed) => workers.dispatch(claimed, None).await,
+            Ok(claimed) => {
+                workers.dispatch(claimed, None).await;
+            }
             // Their leases run out and a claim finds them.
             Err(err) => {
                 tracing::warn!(error = %err, count = handed.len(), "could not read handed-off deliveries; they are claimed after their lease")
@@ -413,9 +407,7 @@ async fn record(
         };
         batch.clear();
         lanes.clear();
-        let unused = freed > lanes_in(&claimed);
-        workers.dispatch(claimed, slots).await;
-        if unused {
+        if workers.dispatch(claimed, slots).await < freed {
             workers.store.outbox_signal().notify_one();
         }
     }

@@ -122,6 +122,8 @@ pub struct PgBackend {
     outbox: Arc<Notify>,
     /// The `LISTEN` task, stopped by closing the store.
     listener: listener::Listener,
+    /// Sends this instance's wake-ups to the others.
+    notifier: listener::Notifier,
 }
 
 /// Connects, then applies or checks the migrations as `policy` says.
@@ -168,10 +170,12 @@ pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<P
     }
     let outbox = Arc::new(Notify::new());
     let listener = listener::Listener::start(&pool, &outbox);
+    let notifier = listener::Notifier::start(&pool);
     Ok(SqlStore::new(PgBackend {
         pool,
         outbox,
         listener,
+        notifier,
     }))
 }
 
@@ -182,11 +186,12 @@ impl PgBackend {
     }
 
     /// Wakes the workers of every instance after a commit that queued
-    /// deliveries: this one's at once, the others' through `NOTIFY`. A lost
-    /// notification costs at most the workers' poll interval.
-    pub(crate) async fn wake_workers(&self) {
+    /// deliveries: this one's at once, the others' through `NOTIFY` soon
+    /// after ([`listener::Notifier`]). A lost notification costs at most the
+    /// workers' poll interval.
+    pub(crate) fn wake_workers(&self) {
         self.outbox.notify_one();
-        listener::notify(&self.pool).await;
+        self.notifier.wake_others();
     }
 }
 

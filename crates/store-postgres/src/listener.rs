@@ -1,5 +1,6 @@
-//! `LISTEN switchboard_outbox`: wakes this instance's delivery workers when
-//! any instance commits deliveries.
+//! Wake-ups between instances: `NOTIFY switchboard_outbox` when this instance
+//! commits deliveries, `LISTEN` to wake this instance's delivery workers when
+//! any instance does.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,15 +12,60 @@ use tokio::task::JoinHandle;
 /// The notification channel.
 const CHANNEL: &str = "switchboard_outbox";
 
-/// Sends the wake-up to every listening instance. Failing is harmless (the
-/// workers poll), so it is only logged.
-pub(crate) async fn notify(pool: &PgPool) {
-    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(pool)
-        .await
-    {
-        tracing::debug!(error = %err, "could not notify the other instances");
+/// Tells the other instances that deliveries were committed, one `NOTIFY`
+/// at a time, without holding up the change that asked.
+///
+/// PostgreSQL commits transactions that notify one after another: each takes
+/// a database-wide lock that it holds through its commit's flush to disk. A
+/// `NOTIFY` per change therefore allowed one change with deliveries per
+/// flush, for the whole database. Here the wake-ups asked for while one is
+/// being sent are sent together as the next one, so a busy instance sends
+/// about one per flush and a quiet one sends each at once. A listener needs
+/// no more: a wake-up only makes its workers look at the outbox.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    wanted: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Notifier {
+    pub(crate) fn start(pool: &PgPool) -> Self {
+        let wanted = Arc::new(Notify::new());
+        let task = tokio::spawn(send_wake_ups(pool.clone(), wanted.clone()));
+        Notifier { wanted, task }
+    }
+
+    /// Asks for a wake-up of the other instances; it is sent soon after.
+    pub(crate) fn wake_others(&self) {
+        self.wanted.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn send_wake_ups(pool: PgPool, wanted: Arc<Notify>) {
+    loop {
+        // Wake-ups asked for while the last one was sent left one permit.
+        wanted.notified().await;
+        match sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => return,
+            // Failing is harmless (the workers of every instance also poll),
+            // so it is only logged.
+            Err(err) => tracing::debug!(error = %err, "could not notify the other instances"),
+        }
     }
 }
 

@@ -92,7 +92,7 @@ impl Backend for PgBackend {
                 Ok((value, effects)) => {
                     effects.count_events();
                     if effects.queued_deliveries {
-                        self.wake_workers().await;
+                        self.wake_workers();
                     }
                     return Ok(value);
                 }
@@ -113,6 +113,7 @@ impl Backend for PgBackend {
 
     async fn close(&self) {
         self.listener.stop();
+        self.notifier.stop();
         self.pool.close().await;
     }
 }

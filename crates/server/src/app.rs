@@ -198,11 +198,20 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     } else {
         (None, None)
     };
+    let pruning = crate::retention::Pruning {
+        rules: config.retention()?,
+        batch: config.retention.batch,
+    };
     let bootstrap = bootstrap::run(shared.as_ref(), &config.bootstrap).await?;
     let workers = workers.map(tokio::spawn);
     let janitor = tokio::spawn(purge_periodically(
         shared.clone(),
         rate_limits,
+        stop.subscribe(),
+    ));
+    let pruner = tokio::spawn(crate::retention::prune_continuously(
+        shared.clone(),
+        pruning,
         stop.subscribe(),
     ));
     let task = tokio::spawn(async move {
@@ -224,6 +233,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             ),
         }
         janitor.abort();
+        pruner.abort();
         if let Some(workers) = workers {
             let _ = workers.await;
         }

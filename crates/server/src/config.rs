@@ -34,6 +34,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Files shared in channels.
     pub files: FilesConfig,
+    /// How long the database keeps events, deliveries and messages.
+    pub retention: RetentionConfig,
     /// Keys of the server itself.
     pub secrets: SecretsConfig,
     /// Logging.
@@ -78,6 +80,25 @@ pub struct DeliveryConfig {
     /// Send several due events of one SQS queue in one `SendMessageBatch`
     /// (up to 10); off sends one `SendMessage` per event.
     pub sqs_batching: bool,
+}
+
+/// `retention.*`: each a duration such as `12h` or `7d`, counted from a
+/// row's creation, or `off` to keep forever. An event is pruned whole, with
+/// its deliveries and their attempts, and never while one of them is
+/// pending. Why the defaults are what they are: README, "Retention".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events whose deliveries all reached their bots: their delivery log
+    /// and the window a replay by time reaches back over.
+    pub delivered: String,
+    /// Events with a dead-lettered delivery (kept longer: they are what an
+    /// operator comes back to, to replay once the bot is fixed).
+    pub dead_letters: String,
+    /// Chat messages with their reactions: the company's history.
+    pub messages: String,
+    /// Most events (or messages) one pruning transaction deletes.
+    pub batch: u32,
 }
 
 /// `files.*`
@@ -303,6 +324,12 @@ impl Default for Config {
                     secret_access_key: None,
                 },
             },
+            retention: RetentionConfig {
+                delivered: "7d".to_owned(),
+                dead_letters: "30d".to_owned(),
+                messages: "off".to_owned(),
+                batch: 500,
+            },
             secrets: SecretsConfig { key: None },
             log: LogConfig {
                 format: LogFormat::Text,
@@ -412,6 +439,11 @@ impl Config {
             "invalid configuration: delivery.poll_interval must be more than 0"
         );
         self.validate_files()?;
+        self.retention()?;
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.retention.batch),
+            "invalid configuration: retention.batch must be between 1 and 10000"
+        );
         if let Some(key) = &self.secrets.key {
             SecretBox::from_base64(key.expose_secret())
                 .map_err(|err| anyhow::anyhow!("invalid configuration: secrets.key: {err}"))?;
@@ -494,6 +526,30 @@ impl Config {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(delays)
+    }
+
+    /// The windows of `retention.*`, in microseconds (`None`: kept forever).
+    pub fn retention(&self) -> anyhow::Result<switchboard_store::Retention> {
+        let window = |name: &str, text: &str| -> anyhow::Result<Option<i64>> {
+            let text = text.trim();
+            if text.eq_ignore_ascii_case("off") || text == "0" {
+                return Ok(None);
+            }
+            humantime_serde::re::humantime::parse_duration(text)
+                .ok()
+                .filter(|window| !window.is_zero())
+                .map(|window| Some(i64::try_from(window.as_micros()).unwrap_or(i64::MAX)))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid configuration: retention.{name}: `{text}` is not a duration such as 12h or 7d, nor `off`"
+                    )
+                })
+        };
+        Ok(switchboard_store::Retention {
+            delivered: window("delivered", &self.retention.delivered)?,
+            dead_letters: window("dead_letters", &self.retention.dead_letters)?,
+            messages: window("messages", &self.retention.messages)?,
+        })
     }
 
     /// Whether `database.url` names a PostgreSQL database.
@@ -621,5 +677,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("files.upload_url_ttl"), "{err}");
+        let err = with(&[("retention.delivered", "a week")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.delivered"), "{err}");
+    }
+
+    #[test]
+    fn retention_windows_read_durations_and_off() {
+        let defaults = with(&[]).unwrap().retention().unwrap();
+        assert_eq!(defaults.delivered, Some(7 * 24 * 3_600 * 1_000_000));
+        assert_eq!(defaults.dead_letters, Some(30 * 24 * 3_600 * 1_000_000));
+        assert_eq!(defaults.messages, None);
+        let set = with(&[
+            ("retention.delivered", "250ms"),
+            ("retention.dead_letters", "0"),
+            ("retention.messages", "90d"),
+        ])
+        .unwrap()
+        .retention()
+        .unwrap();
+        assert_eq!(set.delivered, Some(250_000));
+        assert_eq!(set.dead_letters, None);
+        assert_eq!(set.messages, Some(90 * 24 * 3_600 * 1_000_000));
     }
 }

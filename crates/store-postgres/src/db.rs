@@ -45,6 +45,10 @@ impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
         )
     }
 
+    fn storage_size_query(&self) -> &'static str {
+        "SELECT pg_database_size(current_database()), 0::bigint"
+    }
+
     fn execute(
         &mut self,
         sql: &str,

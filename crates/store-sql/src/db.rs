@@ -407,6 +407,10 @@ pub trait Db: Send {
     /// its outcome is not recorded yet.
     fn leased_heads(&self, integration: &str) -> String;
 
+    /// A query of one row: the bytes the database takes on disk, and how
+    /// many of them are free for reuse.
+    fn storage_size_query(&self) -> &'static str;
+
     fn fetch_all<T: FromRow + Send>(
         &mut self,
         sql: &str,

@@ -4,16 +4,18 @@
 use crate::db::Db;
 use async_trait::async_trait;
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId, now_micros};
-use switchboard_protocol::EventType;
+use switchboard_protocol::{EventType, Timestamp};
 use switchboard_store::{
-    Attempt, DeliveryRecord, DeliveryState, Integration, IntegrationPatch, IntegrationState,
-    IntegrationStore, NewIntegration, ReplaySelection, StoreError, StoreResult, Target,
+    Attempt, DeliveryLogQuery, DeliveryRecord, DeliveryState, Integration, IntegrationPatch,
+    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, StoreError, StoreResult,
+    Target,
 };
 
 use crate::backend::{Backend, SqlStore};
 use crate::events;
 use crate::failure::Outcome;
 use crate::integration_rows::{INTEGRATION_COLUMNS, IntegrationRow, target_columns, types_json};
+use crate::retention;
 
 /// Most events one replay request may queue.
 pub const MAX_REPLAY_EVENTS: usize = 100_000;
@@ -290,25 +292,35 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
         company: &CompanyId,
         bot: &UserId,
         id: &IntegrationId,
-        state: Option<DeliveryState>,
-        before: Option<i64>,
-        limit: u32,
+        page: DeliveryLogQuery,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        query!(self, (company, bot, id, state, before, limit), |conn| {
+        query!(self, (company, bot, id, page), |conn| {
             integration(conn, company, bot, id).await?;
+            let DeliveryLogQuery {
+                state,
+                before,
+                since,
+                limit,
+            } = *page;
+            if let Some(since) = since {
+                retention::ensure_events_kept(conn, "since", since).await?;
+            }
             let rows: Vec<(i64, String, String, Option<String>, i64, String, i64, Option<i64>, Option<String>)> =
             conn.fetch_all(
                 "SELECT d.id, d.event_id, e.event_type, e.channel_id, d.channel_seq, d.state, d.created_at, \
                  d.finished_at, d.last_error FROM deliveries d JOIN events e ON e.id = d.event_id \
                  WHERE d.integration_id = $1 AND ($2 IS NULL OR d.state = $3) AND ($4 IS NULL OR d.id < $5) \
-                 ORDER BY d.id DESC LIMIT $6",
+                 AND ($6 IS NULL OR e.created_at >= $7) \
+                 ORDER BY d.id DESC LIMIT $8",
                 args![
                     id.as_str(),
                     state.map(DeliveryState::as_str),
                     state.map(DeliveryState::as_str),
                     before,
                     before,
-                    i64::from(*limit),
+                    since,
+                    since,
+                    i64::from(limit),
                 ],
             )
             .await?;
@@ -386,6 +398,7 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
             // now is sent again: it may have reached the bot already.
             let candidates: Vec<(String, Option<String>, Option<i64>)> = match &selection {
                 ReplaySelection::Range { since, until } => {
+                    retention::ensure_events_kept(tx, "since", *since).await?;
                     let sql = format!(
                         "SELECT e.id, e.channel_id, e.channel_seq FROM deliveries d JOIN events e ON e.id = d.event_id \
                          WHERE d.integration_id = $1 AND e.created_at >= $2 AND e.created_at <= $3 \
@@ -422,9 +435,18 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
                         .enumerate()
                         .find(|(_, event)| !found.iter().any(|row| row.0 == **event))
                     {
+                        let pruned = match retention::events_kept_from(tx).await? {
+                            Some(kept_from) => format!(
+                                ", or is no longer kept (retention pruned events before {})",
+                                Timestamp::from_unix_micros(kept_from)
+                            ),
+                            None => String::new(),
+                        };
                         return Err(StoreError::unknown_reference(
                             format!("eventIds[{index}]"),
-                            format!("event `{missing}` was never delivered to this integration"),
+                            format!(
+                                "event `{missing}` was never delivered to this integration{pruned}"
+                            ),
                         )
                         .into());
                     }

@@ -189,6 +189,11 @@ impl Db for SqliteConn {
             "SELECT head_id FROM delivery_lanes WHERE integration_id = {integration} AND lease_until IS NOT NULL"
         )
     }
+
+    fn storage_size_query(&self) -> &'static str {
+        "SELECT c.page_count * s.page_size, f.freelist_count * s.page_size \
+         FROM pragma_page_count() c, pragma_page_size() s, pragma_freelist_count() f"
+    }
 }
 
 fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: Vec<Arg<'_>>) -> Outcome<()> {

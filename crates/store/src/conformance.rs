@@ -20,7 +20,9 @@ use switchboard_protocol::{ChannelAccess, MemberRole};
 use crate::*;
 
 mod delivery;
+mod retention;
 pub use delivery::*;
+pub use retention::*;
 
 /// Generates one `#[tokio::test]` per check, each on a store made by `$fresh`.
 #[macro_export]
@@ -44,6 +46,8 @@ macro_rules! conformance_tests {
             finishing_claims_the_next_heads_in_the_order_lanes_became_due,
             a_lane_is_claimed_as_a_run_sent_under_one_lease,
             a_delivery_queued_on_an_idle_lane_is_handed_off_leased,
+            retention_prunes_finished_events_whole_and_never_pending_ones,
+            retention_prunes_old_messages_with_their_reactions,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {
@@ -88,7 +92,7 @@ async fn person(store: &dyn Store, company: &CompanyId, email: &str) -> Actor {
     }
 }
 
-fn text(text: &str) -> NewMessage {
+pub(crate) fn text(text: &str) -> NewMessage {
     NewMessage {
         text: Some(text.to_owned()),
         elements: Vec::new(),
@@ -117,7 +121,7 @@ async fn group(store: &dyn Store, owner: &Actor, members: Vec<UserId>) -> Channe
     ChannelId::from_stored(details.channel.channel_id)
 }
 
-fn page() -> Page {
+pub(crate) fn page() -> Page {
     Page {
         limit: 100,
         offset: 0,

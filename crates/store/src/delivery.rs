@@ -206,7 +206,21 @@ pub struct DeliveryRecord {
     pub attempts: Vec<Attempt>,
 }
 
-/// Which events to deliver again.
+/// A page of the delivery log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryLogQuery {
+    /// Only deliveries in this state.
+    pub state: Option<DeliveryState>,
+    /// Only deliveries with a smaller id (the cursor of the previous page).
+    pub before: Option<i64>,
+    /// Only deliveries of events created at or after this time.
+    pub since: Option<UnixMicros>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Which events to deliver again. A range reaching back before what
+/// retention has pruned is refused (invalid, naming the oldest time kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplaySelection {
     /// Events that were delivered to the integration (or dead-lettered) in this range.
@@ -427,16 +441,15 @@ pub trait IntegrationStore: Send + Sync {
         id: &IntegrationId,
     ) -> StoreResult<EventId>;
 
-    /// The delivery log, newest first: deliveries with `id < before` (a cursor),
-    /// optionally in one state.
+    /// The delivery log, newest first: the page `query` asks for. A query
+    /// reaching back before what retention has pruned is refused (invalid,
+    /// naming the oldest time kept).
     async fn list_deliveries(
         &self,
         company: &CompanyId,
         bot: &UserId,
         id: &IntegrationId,
-        state: Option<DeliveryState>,
-        before: Option<i64>,
-        limit: u32,
+        query: DeliveryLogQuery,
     ) -> StoreResult<Vec<DeliveryRecord>>;
 
     /// Queues the selected events for delivery again, with their ids. Returns how many.

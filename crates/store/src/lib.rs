@@ -18,10 +18,12 @@ mod delivery;
 mod error;
 mod files;
 mod model;
+mod retention;
 mod traits;
 
 pub use delivery::*;
 pub use error::{StoreError, StoreResult};
 pub use files::*;
 pub use model::*;
+pub use retention::*;
 pub use traits::*;

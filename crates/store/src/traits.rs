@@ -286,6 +286,7 @@ pub trait Store:
     + IntegrationStore
     + DeliveryStore
     + MaintenanceStore
+    + crate::RetentionStore
 {
 }
 
@@ -298,5 +299,6 @@ impl<T> Store for T where
         + IntegrationStore
         + DeliveryStore
         + MaintenanceStore
+        + crate::RetentionStore
 {
 }

@@ -14,8 +14,8 @@ use switchboard_domain::{EventId, IntegrationId, UserId, now_micros, validation}
 use switchboard_protocol::api::*;
 use switchboard_protocol::{EventType, Timestamp};
 use switchboard_store::{
-    DeliverySettings, DeliveryState, Integration, IntegrationPatch, IntegrationState,
-    NewIntegration, ReplaySelection, SqsQueue, Target,
+    DeliveryLogQuery, DeliverySettings, DeliveryState, Integration, IntegrationPatch,
+    IntegrationState, NewIntegration, ReplaySelection, SqsQueue, Target,
 };
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -334,7 +334,7 @@ pub async fn rotate_secret(
     }))
 }
 
-/// `?status=&limit=&cursor=`
+/// `?status=&limit=&cursor=&since=`
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
@@ -347,6 +347,10 @@ pub struct DeliveryQuery {
     /// The `nextCursor` of the previous page (empty: the first page).
     #[param(pattern = "^[0-9]{0,18}$")]
     pub cursor: Option<String>,
+    /// Only deliveries of events created at or after this time (RFC 3339).
+    /// Refused with 400 when retention has pruned events after it.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<Timestamp>,
 }
 
 /// The delivery log, newest first: each event with every attempt.
@@ -395,7 +399,17 @@ pub async fn list_deliveries(
         .transpose()?;
     let records = app
         .store
-        .list_deliveries(company, &bot, &id, state, before, page.limit)
+        .list_deliveries(
+            company,
+            &bot,
+            &id,
+            DeliveryLogQuery {
+                state,
+                before,
+                since: query.since.map(|since| since.unix_micros()),
+                limit: page.limit,
+            },
+        )
         .await?;
     let next_cursor = (records.len() as u32 == page.limit)
         .then(|| records.last().map(|record| record.id.to_string()))

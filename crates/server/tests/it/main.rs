@@ -20,5 +20,6 @@ mod files;
 mod instances;
 mod openapi_conformance;
 mod operations;
+mod retention;
 mod sqs;
 mod xbees_clients;

@@ -14,15 +14,15 @@ const LEASE: i64 = 60 * SECOND;
 
 /// A company with a person, a bot subscribed to new messages by webhook,
 /// and `channels` channels of both.
-struct Setup {
-    company: CompanyId,
-    alice: Actor,
-    bot: UserId,
-    integration: IntegrationId,
-    channels: Vec<ChannelId>,
+pub(super) struct Setup {
+    pub(super) company: CompanyId,
+    pub(super) alice: Actor,
+    pub(super) bot: UserId,
+    pub(super) integration: IntegrationId,
+    pub(super) channels: Vec<ChannelId>,
 }
 
-async fn setup(store: &dyn Store, channels: usize, max_in_flight: Option<u32>) -> Setup {
+pub(super) async fn setup(store: &dyn Store, channels: usize, max_in_flight: Option<u32>) -> Setup {
     let (company, _) = company(store, "A").await;
     let alice = person(store, &company, "alice@example.com").await;
     let bot = store
@@ -73,7 +73,7 @@ async fn setup(store: &dyn Store, channels: usize, max_in_flight: Option<u32>) -
     }
 }
 
-async fn say(store: &dyn Store, setup: &Setup, channel: usize, words: &str) -> String {
+pub(super) async fn say(store: &dyn Store, setup: &Setup, channel: usize, words: &str) -> String {
     store
         .send_message(&setup.alice, &setup.channels[channel], text(words), None)
         .await
@@ -90,7 +90,7 @@ fn message_of(claimed: &ClaimedDelivery) -> String {
         .to_owned()
 }
 
-fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
+pub(super) fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
     Finished {
         claimed: claimed.clone(),
         attempt: Attempt {
@@ -116,7 +116,7 @@ fn finished(claimed: &ClaimedDelivery, verdict: Verdict) -> Finished {
 }
 
 /// A claim at `now` of up to `limit` heads, leased for `lease_micros`.
-fn asking(now: i64, limit: u32, lease_micros: i64) -> Claim {
+pub(super) fn asking(now: i64, limit: u32, lease_micros: i64) -> Claim {
     Claim {
         now,
         limit,
@@ -131,17 +131,28 @@ async fn claim(store: &dyn Store, at: i64, limit: u32) -> Vec<ClaimedDelivery> {
 }
 
 async fn log(store: &dyn Store, setup: &Setup) -> Vec<DeliveryRecord> {
+    log_since(store, setup, None).await.expect("delivery log")
+}
+
+/// The delivery log of events since `since`.
+pub(super) async fn log_since(
+    store: &dyn Store,
+    setup: &Setup,
+    since: Option<i64>,
+) -> StoreResult<Vec<DeliveryRecord>> {
     store
         .list_deliveries(
             &setup.company,
             &setup.bot,
             &setup.integration,
-            None,
-            None,
-            100,
+            DeliveryLogQuery {
+                state: None,
+                before: None,
+                since,
+                limit: 100,
+            },
         )
         .await
-        .expect("delivery log")
 }
 
 pub async fn lanes_are_claimed_in_channel_order_under_a_lease(store: Arc<dyn Store>) {

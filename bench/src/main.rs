@@ -28,6 +28,7 @@ mod ceilings;
 mod receiver;
 mod recovery;
 mod server;
+mod soak;
 mod sqs;
 
 use std::collections::HashMap;
@@ -84,7 +85,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     instances: usize,
     /// Which scenarios to run: any of ceilings, idle, api, throughput,
-    /// rate, overload, backlog, recovery, sqs.
+    /// rate, overload, backlog, recovery, sqs, soak (not run unless named).
     #[arg(
         long,
         value_delimiter = ',',
@@ -97,6 +98,15 @@ struct Args {
     /// Messages in each run of the sqs scenario.
     #[arg(long, default_value_t = 1_000)]
     sqs_messages: usize,
+    /// Seconds of the soak scenario.
+    #[arg(long, default_value_t = 300)]
+    soak_seconds: u64,
+    /// Messages per second in the soak scenario.
+    #[arg(long, default_value_t = 1_000)]
+    soak_rate: u64,
+    /// Retention of delivered events and dead letters in the soak, seconds.
+    #[arg(long, default_value_t = 60)]
+    soak_retention: u64,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/results")]
     out: String,
@@ -753,6 +763,7 @@ fn print_shares(outcomes: &[Outcome]) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut outcomes = Vec::new();
+    let mut soaked = None;
     for scenario in &args.scenarios {
         eprintln!("running {scenario}…");
         match scenario.as_str() {
@@ -768,6 +779,11 @@ async fn main() -> anyhow::Result<()> {
             "ceilings" => outcomes.extend(machine_ceilings(&args).await?),
             "overload" => outcomes.push(overload(&args).await?),
             "backlog" => outcomes.push(backlog(&args).await?),
+            "soak" => {
+                let found = soak::soak(&args).await?;
+                outcomes.push(found.outcome.clone());
+                soaked = Some(found);
+            }
             "sqs" => {
                 let moto = sqs::Moto::start(&args.moto).await?;
                 outcomes.push(sqs_throughput(&args, &moto, true).await?);
@@ -775,7 +791,7 @@ async fn main() -> anyhow::Result<()> {
             }
             other => {
                 anyhow::bail!(
-                    "unknown scenario `{other}`; use ceilings, idle, api, throughput, rate, overload, backlog, recovery or sqs"
+                    "unknown scenario `{other}`; use ceilings, idle, api, throughput, rate, overload, backlog, recovery, sqs or soak"
                 )
             }
         }
@@ -821,6 +837,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     print_shares(&outcomes);
+    if let Some(soaked) = &soaked {
+        println!(
+            "\nsoak: {:.0} bytes on disk per delivered message before pruning\n{}",
+            soaked.bytes_per_message,
+            soak::chart(&soaked.samples)
+        );
+    }
     std::fs::create_dir_all(&args.out)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -828,9 +851,14 @@ async fn main() -> anyhow::Result<()> {
     let path = format!("{}/bench-{stamp}.json", args.out);
     std::fs::write(
         &path,
-        serde_json::to_vec_pretty(
-            &json!({"backend": args.backend()?.describe(), "results": outcomes}),
-        )?,
+        serde_json::to_vec_pretty(&json!({
+            "backend": args.backend()?.describe(),
+            "results": outcomes,
+            "soak": soaked.as_ref().map(|s| json!({
+                "bytes_per_message": s.bytes_per_message,
+                "samples": s.samples,
+            })),
+        }))?,
     )?;
     println!("\nresults written to {path}");
     Ok(())

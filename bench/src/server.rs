@@ -156,6 +156,33 @@ impl Server {
         Some(kib / 1024.0)
     }
 
+    /// On SQLite, the bytes of the database file and of its WAL.
+    pub fn sqlite_bytes(&self) -> Option<(u64, u64)> {
+        if self.database.is_some() {
+            return None;
+        }
+        let dir = self.data.path().join("instance-0");
+        let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        Some((size("switchboard.db"), size("switchboard.db-wal")))
+    }
+
+    /// A value of the first instance's `/metrics`: the first line that
+    /// starts with `name`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.base()))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|line| line.starts_with(name))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// SIGKILL to the (one) instance; it has exited when this returns.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.children.len() == 1, "a restart needs one instance");

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::Notify;
 
-use crate::checkpoint::COMMITS_PER_CHECKPOINT;
+use crate::checkpoint::{COMMITS_PER_CHECKPOINT, Poker};
 use crate::conn::SqliteConn;
 
 /// The most changes committed together.
@@ -60,7 +60,7 @@ impl Writer {
     pub fn start(
         conn: SqliteConn,
         outbox: Arc<Notify>,
-        checkpoints: Option<Sender<()>>,
+        checkpoints: Option<Poker>,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -90,12 +90,7 @@ impl Writer {
     }
 }
 
-fn run(
-    mut conn: SqliteConn,
-    jobs: Receiver<Job>,
-    outbox: &Notify,
-    checkpoints: Option<&Sender<()>>,
-) {
+fn run(mut conn: SqliteConn, jobs: Receiver<Job>, outbox: &Notify, checkpoints: Option<&Poker>) {
     let mut commits = 0u64;
     let mut isolate = false;
     while let Ok(first) = jobs.recv() {
@@ -125,12 +120,15 @@ fn run(
             }
             Ran::Unbegun => false,
         };
-        if committed {
+        if committed && let Some(checkpoints) = checkpoints {
             commits += 1;
-            if commits.is_multiple_of(COMMITS_PER_CHECKPOINT)
-                && let Some(checkpoints) = checkpoints
+            if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
+                checkpoints.poke();
+            }
+            if checkpoints.restart_wanted()
+                && let Err(err) = crate::checkpoint::checkpoint(conn.raw())
             {
-                let _ = checkpoints.send(());
+                tracing::warn!(error = %err, "the SQLite writer's checkpoint failed");
             }
         }
     }

@@ -657,18 +657,12 @@ async fn machine_ceilings(args: &Args) -> anyhow::Result<Vec<Outcome>> {
 async fn delivered(bases: &[String]) -> f64 {
     let mut total = 0.0;
     for base in bases {
-        let Ok(response) = reqwest::get(format!("{base}/metrics")).await else {
-            continue;
-        };
-        let text = response.text().await.unwrap_or_default();
-        total += text
-            .lines()
-            .find(|line| {
-                line.starts_with("switchboard_delivery_attempts_total{outcome=\"delivered\"}")
-            })
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0);
+        total += server::metric(
+            base,
+            "switchboard_delivery_attempts_total{outcome=\"delivered\"}",
+        )
+        .await
+        .unwrap_or(0.0);
     }
     total
 }

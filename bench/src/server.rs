@@ -166,21 +166,9 @@ impl Server {
         Some((size("switchboard.db"), size("switchboard.db-wal")))
     }
 
-    /// A value of the first instance's `/metrics`: the first line that
-    /// starts with `name`.
+    /// A value of the first instance's `/metrics` (see [`metric`]).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base()))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find(|line| line.starts_with(name))?
-            .rsplit(' ')
-            .next()?
-            .parse()
-            .ok()
+        metric(self.base(), name).await
     }
 
     /// SIGKILL to the (one) instance; it has exited when this returns.
@@ -346,4 +334,21 @@ fn psql(server: &str, statement: &str) -> anyhow::Result<()> {
         .context("could not run psql")?;
     anyhow::ensure!(status.success(), "psql failed: {statement}");
     Ok(())
+}
+
+/// A value of the `/metrics` of the instance at `base`: that of the first
+/// line that starts with `name`.
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|line| line.starts_with(name))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }

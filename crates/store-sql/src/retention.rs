@@ -46,16 +46,20 @@ impl<B: Backend> RetentionStore for SqlStore<B> {
                     args![after.as_deref().unwrap_or(""), i64::from(*limit)],
                 )
                 .await?;
-            let mut batch = PrunedEvents::default();
+            // Every event from the first inside all windows on is too: the
+            // pass ends there.
+            let examined: Vec<&(String, i64, bool, bool)> = rows
+                .iter()
+                .take_while(|(_, created_at, _, _)| *created_at < looked_before)
+                .collect();
+            let mut batch = PrunedEvents {
+                examined: examined.len() as u32,
+                next: examined.last().map(|(id, ..)| id.clone()),
+                ..PrunedEvents::default()
+            };
             let mut gone = Vec::new();
             let mut newest_gone = i64::MIN;
-            for (id, created_at, pending, dead) in &rows {
-                if *created_at >= looked_before {
-                    // Every later event is inside its window too: the pass is over.
-                    break;
-                }
-                batch.examined += 1;
-                batch.next = Some(id.clone());
+            for (id, created_at, pending, dead) in examined {
                 let kept_until = if *dead { dead_before } else { delivered_before };
                 if !pending && *created_at < kept_until {
                     gone.push(id.as_str());

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::TestServer;
 use crate::support::receiver::{Received, Receiver};
-use crate::support::{Reply, TestServer};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -473,14 +473,10 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
     );
 
     receiver.answer_with(200);
-    let replayed = replay(
-        &server,
-        &bot,
-        &integration,
-        json!({"eventIds": [dead["eventId"]]}),
-    )
-    .await
-    .expect(200);
+    let replayed = server
+        .replay(&bot, &integration, json!({"eventIds": [dead["eventId"]]}))
+        .await
+        .expect(200);
     assert_eq!(replayed["queued"], 1);
     let received = receiver
         .wait_until("the replayed event", WAIT, |r| r.len() >= 4)
@@ -495,37 +491,18 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
     assert_eq!(delivered["deliveries"][0]["eventId"], dead["eventId"]);
 
     // A range replay sends it once more; unknown event ids are refused.
-    let ranged = replay(
-        &server,
-        &bot,
-        &integration,
-        json!({"since": "2020-01-01T00:00:00Z"}),
-    )
-    .await
-    .expect(200);
+    let ranged = server
+        .replay(&bot, &integration, json!({"since": "2020-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
     assert_eq!(ranged["queued"], 1);
     receiver
         .wait_until("the range replay", WAIT, |r| r.len() >= 5)
         .await;
-    replay(
-        &server,
-        &bot,
-        &integration,
-        json!({"eventIds": ["evt_unknown"]}),
-    )
-    .await
-    .expect_error(409, "ConflictException", "eventIds[0]");
-}
-
-/// `POST …/replay` of the integration, with the company key.
-async fn replay(server: &TestServer, bot: &str, integration: &str, body: Value) -> Reply {
     server
-        .post(
-            &format!("/v2/users/bots/{bot}/integrations/{integration}/replay"),
-            &server.company_key,
-            body,
-        )
+        .replay(&bot, &integration, json!({"eventIds": ["evt_unknown"]}))
         .await
+        .expect_error(409, "ConflictException", "eventIds[0]");
 }
 
 /// Replay means "send again": an event whose attempt reached the bot is
@@ -549,14 +526,10 @@ async fn a_range_replay_sends_again_an_event_whose_attempt_is_in_flight() {
         .wait_until("the message, held by the bot", WAIT, |r| r.len() >= 2)
         .await;
     let in_flight = held[1].json["id"].clone();
-    let ranged = replay(
-        &server,
-        &bot,
-        &integration,
-        json!({"since": "2020-01-01T00:00:00Z"}),
-    )
-    .await
-    .expect(200);
+    let ranged = server
+        .replay(&bot, &integration, json!({"since": "2020-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
     assert_eq!(
         ranged["queued"], 2,
         "the channel event and the message in flight"

@@ -42,11 +42,7 @@ async fn delivered_events_are_pruned_and_queries_past_them_refused() {
     }
 
     server
-        .post(
-            &format!("/v2/users/bots/{bot}/integrations/{integration}/replay"),
-            &server.company_key,
-            json!({"since": "2020-01-01T00:00:00Z"}),
-        )
+        .replay(&bot, &integration, json!({"since": "2020-01-01T00:00:00Z"}))
         .await
         .expect_error(400, "ValidationException", "since: events before 20");
     server
@@ -63,15 +59,7 @@ async fn delivered_events_are_pruned_and_queries_past_them_refused() {
         .wait_until("the new one", WAIT, |r| r.len() >= 3)
         .await;
 
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for name in [
         "switchboard_retention_pruned_rows_total{table=\"events\"}",
         "switchboard_retention_pruned_rows_total{table=\"delivery_attempts\"}",

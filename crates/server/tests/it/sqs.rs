@@ -87,16 +87,10 @@ async fn wait_for_log(
 }
 
 async fn metric(server: &TestServer, prefix: &str) -> f64 {
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
+    server
+        .metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find(|line| line.starts_with(prefix))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())

@@ -180,6 +180,28 @@ impl TestServer {
         reply(response).await
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("request reaches the server")
+            .text()
+            .await
+            .expect("the metrics are text")
+    }
+
+    /// `POST …/replay` of the bot's integration, with the company key.
+    pub async fn replay(&self, bot: &str, integration: &str, body: Value) -> Reply {
+        self.post(
+            &format!("/v2/users/bots/{bot}/integrations/{integration}/replay"),
+            &self.company_key,
+            body,
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Reply {
         self.call(Method::GET, path, key, None).await
     }

@@ -8,6 +8,10 @@
 //! because a delivery was still pending (or dead-lettered inside its
 //! window) are looked at again by a full pass from the oldest event, once
 //! per the shortest window (at least a second, at most ten minutes).
+//!
+//! While rows go, their space is made reusable every [`RECLAIM_EVERY`]
+//! (on PostgreSQL a `VACUUM` of the pruned tables, which does not depend on
+//! autovacuum being on: with it off, the database grew for ever).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +24,9 @@ use tokio::sync::watch;
 const IDLE_PAUSE: Duration = Duration::from_secs(1);
 /// How often the database's size and the oldest rows' ages are measured.
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How often, while rows are being pruned, their space is made reusable
+/// where the database does not do it by itself (PostgreSQL's `VACUUM`).
+const RECLAIM_EVERY: Duration = Duration::from_secs(60);
 
 /// What the pruner is told.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +57,8 @@ pub async fn prune_continuously(
     let mut position: Option<String> = None;
     let mut last_full_pass = Instant::now();
     let mut last_stats: Option<Instant> = None;
+    let mut last_reclaim = Instant::now();
+    let mut pruned_since_reclaim = false;
     loop {
         if last_stats.is_none_or(|at| at.elapsed() >= STATS_EVERY) {
             measure(store.as_ref()).await;
@@ -64,6 +73,7 @@ pub async fn prune_continuously(
                 count("events", pruned.events);
                 count("deliveries", pruned.deliveries);
                 count("delivery_attempts", pruned.attempts);
+                pruned_since_reclaim |= pruned.events > 0;
                 if pruned.next.is_some() {
                     position = pruned.next;
                 }
@@ -83,10 +93,18 @@ pub async fn prune_continuously(
                 Ok(pruned) => {
                     count("messages", pruned.messages);
                     count("reactions", pruned.reactions);
+                    pruned_since_reclaim |= pruned.messages > 0;
                     more |= pruned.messages >= u64::from(pruning.batch);
                 }
                 Err(err) => tracing::warn!(error = %err, "could not prune messages"),
             }
+        }
+        if pruned_since_reclaim && last_reclaim.elapsed() >= RECLAIM_EVERY {
+            if let Err(err) = store.reclaim_space().await {
+                tracing::warn!(error = %err, "could not make the space of pruned rows reusable");
+            }
+            last_reclaim = Instant::now();
+            pruned_since_reclaim = false;
         }
         if *stop.borrow() {
             return;

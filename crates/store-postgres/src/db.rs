@@ -76,7 +76,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
 
 /// A lane's row in `delivery_lanes`, which changes insert and workers only
 /// lock, and its moving parts in `delivery_lane_state` (see migration 0002).
-const LANE_TABLES: &[&str] = &["delivery_lanes", "delivery_lane_state"];
+pub(crate) const LANE_TABLES: &[&str] = &["delivery_lanes", "delivery_lane_state"];
 
 async fn lock_channels(conn: &mut PgConnection, channels: Vec<&str>) -> Outcome<()> {
     if !channels.is_empty() {

@@ -111,6 +111,24 @@ impl Backend for PgBackend {
         Ok(query(&mut reader).await?)
     }
 
+    /// `VACUUM` of the tables and of the lanes' (a lane's rows come and go
+    /// with its deliveries), whether or not autovacuum is on: pruning
+    /// deletes rows as fast as they are written, and a database with
+    /// autovacuum off (or behind) would otherwise grow for ever. `VACUUM`
+    /// runs beside the other transactions, without locking them out.
+    async fn reclaim_space(&self, tables: &[&str]) -> StoreResult<()> {
+        let tables: Vec<&str> = tables
+            .iter()
+            .chain(crate::db::LANE_TABLES)
+            .copied()
+            .collect();
+        sqlx::query(&format!("VACUUM {}", tables.join(", ")))
+            .execute(&self.pool)
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.listener.stop();
         self.notifier.stop();

@@ -63,6 +63,14 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
         self.read(query)
     }
 
+    /// Makes the space of deleted rows of `tables` reusable where the
+    /// database does not do so by itself as rows go. SQLite reuses freed
+    /// pages at once: nothing to do.
+    fn reclaim_space(&self, tables: &[&str]) -> impl Future<Output = StoreResult<()>> + Send {
+        let _ = tables;
+        async { Ok(()) }
+    }
+
     /// Closes every connection.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -87,6 +87,12 @@ pub trait RetentionStore: Send + Sync {
     /// `before`, with their reactions.
     async fn prune_messages(&self, before: UnixMicros, limit: u32) -> StoreResult<PrunedMessages>;
 
+    /// Makes the space that pruned rows took reusable, where the database
+    /// does not do so by itself (PostgreSQL: a `VACUUM` of the pruned
+    /// tables, whether or not autovacuum is on; SQLite reuses freed pages at
+    /// once).
+    async fn reclaim_space(&self) -> StoreResult<()>;
+
     /// The database's size and the oldest rows it keeps.
     async fn storage_stats(&self) -> StoreResult<StorageStats>;
 }

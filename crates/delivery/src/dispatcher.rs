@@ -13,11 +13,11 @@ use switchboard_store::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use crate::envelope;
 use crate::idle::IdleReporter;
 use crate::leases::{HeldLane, Leases};
 use crate::policy::{AttemptResult, RetryPolicy};
 use crate::transport::{Outgoing, Sent, Transports};
+use switchboard_store::envelope;
 
 /// How the workers run.
 #[derive(Clone, Debug)]
@@ -325,7 +325,7 @@ pub async fn run(
             Ok(None) | Err(_) => settings.poll_interval,
         };
         tokio::select! {
-            () = wake.notified() => {}
+            () = wake.workers.notified() => {}
             () = tokio::time::sleep(sleep.max(Duration::from_millis(1))) => {}
             _ = stop.changed() => {}
         }
@@ -408,7 +408,7 @@ async fn record(
         batch.clear();
         lanes.clear();
         if workers.dispatch(claimed, slots).await < freed {
-            workers.store.outbox_signal().notify_one();
+            workers.store.outbox_signal().workers.notify_one();
         }
     }
 }

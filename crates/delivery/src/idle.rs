@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_domain::now_micros;
-use tokio::sync::{Notify, watch};
+use switchboard_store::OutboxSignal;
+use tokio::sync::watch;
 
 /// One idle pass of the workers.
 #[derive(Clone, Copy, Debug)]
@@ -35,12 +36,12 @@ pub struct IdleReporter {
 #[derive(Clone, Debug)]
 pub struct IdleWatch {
     passes: watch::Receiver<Option<IdlePass>>,
-    wake: Arc<Notify>,
+    wake: Arc<OutboxSignal>,
 }
 
 /// A connected reporter and watch; `wake` is what wakes the workers (the
 /// store's outbox signal).
-pub fn idle_signal(wake: Arc<Notify>) -> (IdleReporter, IdleWatch) {
+pub fn idle_signal(wake: Arc<OutboxSignal>) -> (IdleReporter, IdleWatch) {
     let (passes, watching) = watch::channel(None);
     (
         IdleReporter { passes },
@@ -67,7 +68,7 @@ impl IdleWatch {
         let asked = Instant::now();
         let horizon_end = now_micros().saturating_add(horizon.as_micros() as i64);
         let mut passes = self.passes.clone();
-        self.wake.notify_one();
+        self.wake.workers.notify_one();
         let _ = passes
             .wait_for(|pass| {
                 pass.is_some_and(|pass| {
@@ -84,7 +85,7 @@ mod tests {
 
     /// Whether `settled(horizon)` completes once `report` has run.
     async fn completes(horizon: Duration, report: impl FnOnce(&IdleReporter, Instant)) -> bool {
-        let (reporter, watch) = idle_signal(Arc::new(Notify::new()));
+        let (reporter, watch) = idle_signal(Arc::new(OutboxSignal::default()));
         let before = Instant::now();
         let waiter = tokio::spawn(async move { watch.settled(horizon).await });
         tokio::task::yield_now().await;

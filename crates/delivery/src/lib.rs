@@ -18,7 +18,6 @@
 //! has more than its limit in flight.
 
 pub mod dispatcher;
-pub mod envelope;
 pub mod idle;
 pub mod leases;
 pub mod policy;

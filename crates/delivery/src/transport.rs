@@ -71,7 +71,32 @@ impl Transports {
         match target {
             Target::Webhook { .. } => &self.webhook,
             Target::Sqs(_) => &self.sqs,
+            Target::Pull => &FetchedByTheBot,
         }
+    }
+}
+
+/// The "transport" of pull integrations, whose events the bot fetches: the
+/// workers' claims never take their lanes, so nothing reaches it; were
+/// something to, it is failed and retried, and so left for the bot.
+struct FetchedByTheBot;
+
+#[async_trait]
+impl Transport for FetchedByTheBot {
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    async fn send(&self, group: &[Outgoing]) -> Vec<Sent> {
+        group
+            .iter()
+            .map(|_| {
+                Sent::failed(
+                    "a pull integration's events are fetched by the bot, not sent".to_owned(),
+                    Duration::ZERO,
+                )
+            })
+            .collect()
     }
 }
 

@@ -146,6 +146,7 @@ impl Default for ApiLimits {
         (name = "bots", description = "Bots of the company"),
         (name = "keys", description = "Company keys, bot keys, user tokens"),
         (name = "integrations", description = "Where bots' events are delivered, the delivery log, replay"),
+        (name = "bot-events", description = "The pull transport: a bot fetches its events and acknowledges them"),
         (name = "operations", description = "Health and the API description"),
     )
 )]
@@ -176,6 +177,7 @@ fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
         .merge(bots::router())
         .merge(keys::router())
         .merge(integrations::router())
+        .merge(bot_events::router())
         .merge(files::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

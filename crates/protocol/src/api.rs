@@ -32,6 +32,9 @@ pub const SQS_INTEGRATION_UNSETTABLE: &[&str] = &[
     "endpointUrl",
 ];
 
+/// The settings `unset` may return to their defaults on a pull integration.
+pub const PULL_INTEGRATION_UNSETTABLE: &[&str] = &["eventTypes", "maxInFlight", "fullMemberLists"];
+
 /// An `unset` list's schema: an array of these names.
 #[cfg(feature = "openapi")]
 fn unset_schema(names: &[&str]) -> utoipa::openapi::schema::Array {
@@ -619,7 +622,9 @@ bodies! {
         pub duration_ms: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub status_code: Option<u16>,
-        /// `delivered`, `failed`, `throttled` or `gone`.
+        /// `delivered`, `failed`, `throttled` or `gone`; for a pull
+        /// integration `fetched` (handed to a consumer), `acknowledged`,
+        /// `released` or `dead`.
         pub outcome: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub error: Option<String>,
@@ -668,5 +673,64 @@ bodies! {
     /// How many events were queued again.
     pub struct ReplayResponse {
         pub queued: u64,
+    }
+}
+
+bodies! {
+    /// The events handed to this consumer of a pull integration, oldest
+    /// first; empty when none came within `wait`.
+    pub struct PulledEventsResponse {
+        pub events: Vec<PulledEvent>,
+    }
+
+    /// One event handed to a consumer. It is held for this consumer until
+    /// `receiptExpiresAt`: acknowledge it by its `receipt` once handled, or
+    /// release it to have it again later; else it is handed out again
+    /// after that time. Other events of its channel wait until then.
+    pub struct PulledEvent {
+        /// Names this hand-out of the event in an acknowledgement or a
+        /// release; opaque.
+        pub receipt: String,
+        /// Until when the event is held for this consumer (the visibility timeout).
+        pub receipt_expires_at: Timestamp,
+        /// The event, in the envelope webhooks and SQS carry (`id`, `type`,
+        /// `company`, `time`, `integrationId`, `botId`, `channelSeq`, `data`).
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub event: serde_json::Value,
+    }
+
+    /// Acknowledge handled events: they are delivered and go no further.
+    pub struct AcknowledgeEventsRequest {
+        /// The `receipt` of each, 1–100.
+        pub receipts: Vec<String>,
+    }
+
+    /// What an acknowledgement came to.
+    pub struct AcknowledgeEventsResponse {
+        /// Events now delivered.
+        pub acknowledged: u64,
+        /// Receipts that no longer held their event (its visibility timeout
+        /// passed and it was handed out again, or it is not this bot's): the
+        /// event is or will be handed out again, so the bot sees it once more.
+        pub expired: Vec<String>,
+    }
+
+    /// Release events the bot could not handle now: each is handed out again
+    /// after `retryAfterSeconds`, its channel's later events still waiting.
+    pub struct ReleaseEventsRequest {
+        /// The `receipt` of each, 1–100.
+        pub receipts: Vec<String>,
+        /// Seconds until they are handed out again, 0–43200 (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 43200))]
+        pub retry_after_seconds: Option<u32>,
+    }
+
+    /// What a release came to.
+    pub struct ReleaseEventsResponse {
+        /// Events that will be handed out again.
+        pub released: u64,
+        /// Receipts that no longer held their event (see acknowledgements).
+        pub expired: Vec<String>,
     }
 }

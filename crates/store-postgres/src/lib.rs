@@ -49,9 +49,9 @@ use std::sync::Arc;
 
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use switchboard_store::OutboxSignal;
 use switchboard_store::{StoreError, StoreResult};
 use switchboard_store_sql::SqlStore;
-use tokio::sync::Notify;
 
 pub(crate) use switchboard_store_sql::failure;
 pub use transaction::RERUN_BUDGET;
@@ -119,7 +119,7 @@ pub type PgStore = SqlStore<PgBackend>;
 pub struct PgBackend {
     pool: PgPool,
     /// Woken when any instance commits deliveries (through the listener).
-    outbox: Arc<Notify>,
+    outbox: Arc<OutboxSignal>,
     /// The `LISTEN` task, stopped by closing the store.
     listener: listener::Listener,
     /// Sends this instance's wake-ups to the others.
@@ -168,7 +168,7 @@ pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<P
             .await?
             .map_err(|err| StoreError::Backend(Box::new(err)))?,
     }
-    let outbox = Arc::new(Notify::new());
+    let outbox = Arc::new(OutboxSignal::default());
     let listener = listener::Listener::start(&pool, &outbox);
     let notifier = listener::Notifier::start(&pool);
     Ok(SqlStore::new(PgBackend {
@@ -190,7 +190,7 @@ impl PgBackend {
     /// after ([`listener::Notifier`]). A lost notification costs at most the
     /// workers' poll interval.
     pub(crate) fn wake_workers(&self) {
-        self.outbox.notify_one();
+        self.outbox.deliveries_queued();
         self.notifier.wake_others();
     }
 }

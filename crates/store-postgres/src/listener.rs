@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
+use switchboard_store::OutboxSignal;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -77,7 +78,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Starts listening on a connection of its own (made with the pool's options).
-    pub(crate) fn start(pool: &PgPool, outbox: &Arc<Notify>) -> Self {
+    pub(crate) fn start(pool: &PgPool, outbox: &Arc<OutboxSignal>) -> Self {
         let task = tokio::spawn(listen(pool.clone(), Arc::downgrade(outbox)));
         Listener { task }
     }
@@ -93,7 +94,7 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(pool: PgPool, outbox: Weak<Notify>) {
+async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>) {
     let mut listener = loop {
         match subscribe(&pool).await {
             Ok(listener) => break listener,
@@ -119,7 +120,7 @@ async fn listen(pool: PgPool, outbox: Weak<Notify>) {
         let Some(outbox) = outbox.upgrade() else {
             return;
         };
-        outbox.notify_one();
+        outbox.deliveries_queued();
     }
 }
 

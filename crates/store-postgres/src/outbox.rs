@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    Claim, ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxStats, StoreResult,
+    Claim, ClaimedDelivery, DeliveryStore, Finished, HeldLease, OutboxSignal, OutboxStats,
+    PullScope, StoreResult,
 };
 
 use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
 use sqlx::PgConnection;
 use switchboard_store_sql::FromRow;
-use switchboard_store_sql::integration_rows::{CLAIM_COLUMNS, ClaimRow, DueLane, within_limits};
+use switchboard_store_sql::integration_rows::{
+    CLAIM_COLUMNS, ClaimRow, DueLane, claim_scope_condition, within_limits,
+};
 
 #[async_trait]
 impl DeliveryStore for PgBackend {
@@ -22,7 +25,22 @@ impl DeliveryStore for PgBackend {
             return Ok(Vec::new());
         }
         let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
-        let claimed = claim_lanes(&mut tx, claim).await?;
+        let claimed = claim_lanes(&mut tx, claim, None).await?;
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(claimed)
+    }
+
+    async fn claim_pulled(
+        &self,
+        scope: &PullScope,
+        claim: Claim,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = Claim { run: 1, ..claim };
+        let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
+        let claimed = claim_lanes(&mut tx, claim, Some(scope)).await?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(claimed)
     }
@@ -48,7 +66,7 @@ impl DeliveryStore for PgBackend {
                 let claimed = if claim.limit == 0 {
                     Vec::new()
                 } else {
-                    claim_lanes(&mut tx, claim).await?
+                    claim_lanes(&mut tx, claim, None).await?
                 };
                 tx.commit().await?;
                 Ok(claimed)
@@ -104,7 +122,7 @@ impl DeliveryStore for PgBackend {
             "SELECT MIN(COALESCE(s.lease_until, s.due_at, l.due_at)) FROM delivery_lanes l \
              JOIN integrations i ON i.id = l.integration_id \
              LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
-             WHERE i.state = 'active' AND i.deleted_at IS NULL",
+             WHERE i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
         )
         .fetch_one(&self.pool)
         .await
@@ -138,7 +156,7 @@ impl DeliveryStore for PgBackend {
         })
     }
 
-    fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+    fn outbox_signal(&self) -> Arc<OutboxSignal> {
         self.outbox.clone()
     }
 }
@@ -147,8 +165,13 @@ impl DeliveryStore for PgBackend {
 const CLAIM_LOCK_SPACE: i32 = 0x5342; // "SB"
 
 /// Leases up to `claim.limit` due lanes with up to `claim.run` deliveries
-/// each, in the open `READ COMMITTED` transaction.
-async fn claim_lanes(conn: &mut PgConnection, claim: Claim) -> Outcome<Vec<ClaimedDelivery>> {
+/// each, in the open `READ COMMITTED` transaction: the workers' lanes, or
+/// those of a consumer's `pulled` scope.
+async fn claim_lanes(
+    conn: &mut PgConnection,
+    claim: Claim,
+    pulled: Option<&PullScope>,
+) -> Outcome<Vec<ClaimedDelivery>> {
     let Claim {
         now,
         limit,
@@ -160,19 +183,28 @@ async fn claim_lanes(conn: &mut PgConnection, claim: Claim) -> Outcome<Vec<Claim
     // before it, and the locks below keep two of them off one lane.
     // Lanes another instance is claiming or finishing right now are
     // locked by it and skipped; those it claimed before carry a lease.
-    let candidates: Vec<(String, String)> = sqlx::query_as(
+    let candidates = format!(
         "SELECT l.integration_id, l.lane FROM delivery_lanes l \
          JOIN integrations i ON i.id = l.integration_id \
          LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
          WHERE COALESCE(s.due_at, l.due_at) <= $1 AND (s.lease_until IS NULL OR s.lease_until < $1) \
-           AND i.state = 'active' AND i.deleted_at IS NULL \
+           AND i.state = 'active' AND i.deleted_at IS NULL AND {} \
          ORDER BY COALESCE(s.due_at, l.due_at) LIMIT $2 FOR UPDATE OF l SKIP LOCKED",
-    )
-    .bind(now)
-    .bind(i64::from(limit) * 4)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(Failure::from)?;
+        claim_scope_condition(pulled.is_some(), 3)
+    );
+    let mut candidates = sqlx::query_as::<_, (String, String)>(&candidates)
+        .bind(now)
+        .bind(i64::from(limit) * 4);
+    if let Some(scope) = pulled {
+        candidates = candidates
+            .bind(scope.company.as_str())
+            .bind(scope.bot.as_str())
+            .bind(scope.integration.as_ref().map(|id| id.as_str()));
+    }
+    let candidates: Vec<(String, String)> = candidates
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Failure::from)?;
     if candidates.is_empty() {
         return Ok(Vec::new());
     }

@@ -169,7 +169,8 @@ pub(crate) async fn enqueue(
 }
 
 /// Leases a lane just opened for this process's workers, when its
-/// integration is active and under its in-flight limit, and notes the
+/// integration is active, sent by the workers (not pulled) and under its
+/// in-flight limit, and notes the
 /// delivery to hand them after the commit; whether it did.
 async fn hand_off(
     conn: &mut impl Db,
@@ -184,7 +185,7 @@ async fn hand_off(
             "SELECT (SELECT COUNT(*) FROM delivery_lanes \
                      WHERE integration_id = $1 AND lease_until IS NOT NULL AND lease_until >= $2), \
                     max_in_flight \
-             FROM integrations WHERE id = $1 AND state = 'active' AND deleted_at IS NULL",
+             FROM integrations WHERE id = $1 AND state = 'active' AND deleted_at IS NULL AND kind <> 'pull'",
             args![integration, now],
         )
         .await?;

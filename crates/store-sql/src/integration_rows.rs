@@ -102,6 +102,7 @@ pub fn target(
 ) -> Target {
     let url = url.unwrap_or_default();
     match kind {
+        "pull" => Target::Pull,
         "sqs" => Target::Sqs(SqsQueue {
             queue_url: url,
             region: region.unwrap_or_default(),
@@ -115,7 +116,7 @@ pub fn target(
 /// The columns a target is stored in: kind, url, region, access key id, endpoint.
 pub type TargetColumns<'a> = (
     &'static str,
-    &'a str,
+    Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
@@ -124,10 +125,11 @@ pub type TargetColumns<'a> = (
 /// The columns a target is stored in.
 pub fn target_columns(target: &Target) -> TargetColumns<'_> {
     match target {
-        Target::Webhook { url } => ("webhook", url, None, None, None),
+        Target::Webhook { url } => ("webhook", Some(url), None, None, None),
+        Target::Pull => ("pull", None, None, None, None),
         Target::Sqs(queue) => (
             "sqs",
-            &queue.queue_url,
+            Some(&queue.queue_url),
             Some(&queue.region),
             Some(&queue.access_key_id),
             queue.endpoint_url.as_deref(),
@@ -163,6 +165,22 @@ pub fn subscribes(filter: Option<&str>, event_type: &EventType) -> Outcome<bool>
 /// and never below one.
 pub fn in_flight_limit(own: Option<i64>, default: u32) -> i64 {
     own.unwrap_or(i64::from(default)).max(1)
+}
+
+/// The condition on the integration `i` that keeps a claim to its own
+/// lanes: the workers' claims (`None`) take every integration but pull
+/// ones; a consumer's takes its scope's pull integrations, whose company,
+/// bot and integration (or NULL) are the placeholders from `$first` on.
+pub fn claim_scope_condition(pulled: bool, first: usize) -> String {
+    if pulled {
+        format!(
+            "i.kind = 'pull' AND i.company_id = ${first} AND i.bot_id = ${} AND i.id = COALESCE(${}, i.id)",
+            first + 1,
+            first + 2
+        )
+    } else {
+        "i.kind <> 'pull'".to_owned()
+    }
 }
 
 /// A lane a claim found due: `(integration, lane, head delivery, the

@@ -7,8 +7,8 @@ use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId, now_micros};
 use switchboard_protocol::{EventType, Timestamp};
 use switchboard_store::{
     Attempt, DeliveryLogQuery, DeliveryRecord, DeliveryState, Integration, IntegrationPatch,
-    IntegrationState, IntegrationStore, NewIntegration, ReplaySelection, StoreError, StoreResult,
-    Target,
+    IntegrationState, IntegrationStore, NewIntegration, PulledDelivery, ReplaySelection,
+    StoreError, StoreResult, Target,
 };
 
 use crate::backend::{Backend, SqlStore};
@@ -46,6 +46,26 @@ async fn ensure_bot(conn: &mut impl Db, company: &CompanyId, bot: &UserId) -> Ou
 
 #[async_trait]
 impl<B: Backend> IntegrationStore for SqlStore<B> {
+    async fn pulled_deliveries(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        ids: &[i64],
+    ) -> StoreResult<Vec<PulledDelivery>> {
+        let ids = ids.to_vec();
+        query!(self, (company, bot, ids), |conn| {
+            crate::pulled::deliveries(conn, company.as_str(), bot.as_str(), ids).await
+        })
+    }
+
+    async fn log_fetches(&self, ids: &[i64], at: i64) -> StoreResult<Vec<u32>> {
+        let ids = ids.to_vec();
+        change!(self, (ids, at), |tx| crate::pulled::log_fetches(
+            tx, ids, *at
+        )
+        .await)
+    }
+
     async fn create_integration(
         &self,
         company: &CompanyId,
@@ -135,6 +155,7 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
                         *url = new_url;
                     }
                 }
+                Target::Pull => {}
                 Target::Sqs(queue) => {
                     if let Some(url) = patch.url {
                         queue.queue_url = url;

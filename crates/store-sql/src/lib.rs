@@ -48,6 +48,7 @@ mod integrations;
 mod load;
 mod maintenance;
 mod message_changes;
+mod pulled;
 mod retention;
 mod tenancy;
 mod users;

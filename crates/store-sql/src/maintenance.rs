@@ -79,7 +79,15 @@ impl<B: Backend> DeliveryStore for SqlStore<B> {
         self.backend.outbox_stats(now).await
     }
 
-    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    async fn claim_pulled(
+        &self,
+        scope: &switchboard_store::PullScope,
+        claim: switchboard_store::Claim,
+    ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
+        self.backend.claim_pulled(scope, claim).await
+    }
+
+    fn outbox_signal(&self) -> std::sync::Arc<switchboard_store::OutboxSignal> {
         self.backend.outbox_signal()
     }
 }

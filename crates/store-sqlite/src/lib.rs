@@ -59,9 +59,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use switchboard_store::OutboxSignal;
 use switchboard_store::{StoreError, StoreResult};
 use switchboard_store_sql::{Backend, BoxFuture, Outcome, SqlStore};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use crate::checkpoint::Checkpointer;
 use crate::conn::{SqliteConn, run_to_end};
@@ -126,7 +127,7 @@ pub struct SqliteBackend {
     checkpointer: Arc<Checkpointer>,
     readers: Arc<Readers>,
     /// Woken after every commit that queued deliveries.
-    outbox: Arc<Notify>,
+    outbox: Arc<OutboxSignal>,
     /// Idle read-only connections for lookups by key on the caller's thread.
     key_readers: Mutex<Vec<SqliteConn>>,
     /// The server's hold on the file (see [`SqliteOptions::serve`]), let go
@@ -183,7 +184,7 @@ fn open_now(options: &SqliteOptions) -> StoreResult<SqliteBackend> {
     };
     let readers = read_only(options.read_connections)?;
     let key_readers = read_only(options.read_connections)?;
-    let outbox = Arc::new(Notify::new());
+    let outbox = Arc::new(OutboxSignal::default());
     let hand_off = Arc::new(OnceLock::new());
     let io = |err: std::io::Error| StoreError::Unavailable(Box::new(err));
     let checkpointer = Arc::new(Checkpointer::start(checkpoints).map_err(io)?);

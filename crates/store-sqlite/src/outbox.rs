@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_store::{
-    Claim, ClaimedDelivery, DeliveryStore, Finished, HandOff, HandedOff, HeldLease, OutboxStats,
-    StoreResult, Verdict,
+    Claim, ClaimedDelivery, DeliveryStore, Finished, HandOff, HandedOff, HeldLease, OutboxSignal,
+    OutboxStats, PullScope, StoreResult, Verdict,
 };
 use switchboard_store_sql::integration_rows::{
-    CLAIM_COLUMNS, ClaimRow, DueLane, claim_rows, within_limits,
+    CLAIM_COLUMNS, ClaimRow, DueLane, claim_rows, claim_scope_condition, within_limits,
 };
 use switchboard_store_sql::{Backend, Db, Outcome, args};
 
@@ -22,7 +22,25 @@ impl DeliveryStore for SqliteBackend {
         if claim.limit == 0 {
             return Ok(Vec::new());
         }
-        self.write(move |tx| Box::pin(claim_heads(tx, claim))).await
+        self.write(move |tx| Box::pin(claim_heads(tx, claim, None)))
+            .await
+    }
+
+    async fn claim_pulled(
+        &self,
+        scope: &PullScope,
+        claim: Claim,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = Claim { run: 1, ..claim };
+        let scope = scope.clone();
+        self.write(move |tx| {
+            let scope = scope.clone();
+            Box::pin(async move { claim_heads(tx, claim, Some(&scope)).await })
+        })
+        .await
     }
 
     /// One change on the writer: the outcomes, then the claim, committed
@@ -42,7 +60,7 @@ impl DeliveryStore for SqliteBackend {
                 if claim.limit == 0 {
                     return Ok(Vec::new());
                 }
-                claim_heads(tx, claim).await
+                claim_heads(tx, claim, None).await
             })
         })
         .await
@@ -103,7 +121,8 @@ impl DeliveryStore for SqliteBackend {
         self.read(|conn| {
             Box::pin(conn.scalar(
                 "SELECT MIN(COALESCE(l.lease_until, l.due_at)) FROM delivery_lanes l \
-                 JOIN integrations i ON i.id = l.integration_id WHERE i.state = 'active' AND i.deleted_at IS NULL",
+                 JOIN integrations i ON i.id = l.integration_id \
+                 WHERE i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
                 args![],
             ))
         })
@@ -136,33 +155,51 @@ impl DeliveryStore for SqliteBackend {
         })
     }
 
-    fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+    fn outbox_signal(&self) -> Arc<OutboxSignal> {
         self.outbox.clone()
     }
 }
 
-/// Releases every delivery lease: run at the start of a server that holds
-/// the file alone, when every lease belongs to a process that is gone. How
-/// many lanes were released.
+/// Releases every lease of the workers: run at the start of a server that
+/// holds the file alone, when every such lease belongs to a process that is
+/// gone. Leases of pull integrations are held by the bots' consumers, which
+/// outlive the server, and are kept. How many lanes were released.
 pub fn release_leases(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
     conn.execute(
-        "UPDATE delivery_lanes SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        "UPDATE delivery_lanes SET lease_until = NULL WHERE lease_until IS NOT NULL \
+         AND integration_id NOT IN (SELECT id FROM integrations WHERE kind = 'pull')",
         [],
     )
 }
 
 /// Leases up to `claim.limit` lanes that are due, within each
-/// integration's in-flight limit, with up to `claim.run` deliveries each.
-async fn claim_heads(tx: &mut impl Db, claim: Claim) -> Outcome<Vec<ClaimedDelivery>> {
+/// integration's in-flight limit, with up to `claim.run` deliveries each:
+/// the workers' lanes, or those of a consumer's `pulled` scope.
+async fn claim_heads(
+    tx: &mut impl Db,
+    claim: Claim,
+    pulled: Option<&PullScope>,
+) -> Outcome<Vec<ClaimedDelivery>> {
     let now = claim.now;
+    let candidates = i64::from(claim.limit) * 4;
+    let company = pulled.map(|scope| scope.company.as_str());
+    let bot = pulled.map(|scope| scope.bot.as_str());
+    let integration = pulled.and_then(|scope| scope.integration.as_ref().map(|id| id.as_str()));
+    let mut params = args![now, candidates];
+    if pulled.is_some() {
+        params.extend(args![company, bot, integration]);
+    }
     let due: Vec<DueLane> = tx
         .fetch_all(
-            "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
-             JOIN integrations i ON i.id = l.integration_id \
-             WHERE l.due_at <= $1 AND (l.lease_until IS NULL OR l.lease_until < $1) \
-               AND i.state = 'active' AND i.deleted_at IS NULL \
-             ORDER BY l.due_at LIMIT $2",
-            args![now, i64::from(claim.limit) * 4],
+            &format!(
+                "SELECT l.integration_id, l.lane, l.head_id, i.max_in_flight FROM delivery_lanes l \
+                 JOIN integrations i ON i.id = l.integration_id \
+                 WHERE l.due_at <= $1 AND (l.lease_until IS NULL OR l.lease_until < $1) \
+                   AND i.state = 'active' AND i.deleted_at IS NULL AND {} \
+                 ORDER BY l.due_at LIMIT $2",
+                claim_scope_condition(pulled.is_some(), 3)
+            ),
+            params,
         )
         .await?;
     if due.is_empty() {

@@ -25,7 +25,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::Notify;
+use switchboard_store::OutboxSignal;
 
 use crate::checkpoint::{COMMITS_PER_CHECKPOINT, Poker};
 use crate::conn::SqliteConn;
@@ -59,7 +59,7 @@ impl Writer {
     /// [`COMMITS_PER_CHECKPOINT`] commits.
     pub fn start(
         conn: SqliteConn,
-        outbox: Arc<Notify>,
+        outbox: Arc<OutboxSignal>,
         checkpoints: Option<Poker>,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
@@ -90,7 +90,12 @@ impl Writer {
     }
 }
 
-fn run(mut conn: SqliteConn, jobs: Receiver<Job>, outbox: &Notify, checkpoints: Option<&Poker>) {
+fn run(
+    mut conn: SqliteConn,
+    jobs: Receiver<Job>,
+    outbox: &OutboxSignal,
+    checkpoints: Option<&Poker>,
+) {
     let mut commits = 0u64;
     let mut isolate = false;
     while let Ok(first) = jobs.recv() {
@@ -214,7 +219,7 @@ fn run_isolated(conn: &mut SqliteConn, group: Vec<Job>) -> (Vec<Job>, usize) {
 
 /// Commits the open transaction and answers the group; whether a commit was
 /// made. An empty group with no open transaction makes none.
-fn commit(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) -> bool {
+fn commit(conn: &mut SqliteConn, group: Vec<Job>, outbox: &OutboxSignal) -> bool {
     if conn.raw().is_autocommit() {
         return false;
     }
@@ -228,7 +233,7 @@ fn commit(conn: &mut SqliteConn, group: Vec<Job>, outbox: &Notify) -> bool {
                 let _ = hand_off.deliveries.send(effects.handed_off);
             }
             if effects.queued_deliveries {
-                outbox.notify_one();
+                outbox.deliveries_queued();
             }
             for job in group {
                 job.answer(Ok(()));

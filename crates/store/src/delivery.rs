@@ -68,14 +68,19 @@ pub enum Target {
     Webhook { url: String },
     /// Messages on an AWS SQS (or SQS-compatible) queue.
     Sqs(SqsQueue),
+    /// Kept for the bot to fetch (`GET /v2/bot/events`): the deliveries wait
+    /// in their lanes until a consumer claims them (see
+    /// [`DeliveryStore::claim_pulled`]); the workers never send them.
+    Pull,
 }
 
 impl Target {
-    /// The integration type on the wire: `webhook` or `sqs`.
+    /// The integration type on the wire: `webhook`, `sqs` or `pull`.
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Webhook { .. } => "webhook",
             Target::Sqs(_) => "sqs",
+            Target::Pull => "pull",
         }
     }
 }
@@ -357,6 +362,44 @@ pub struct HandedOff {
     pub lease_until: UnixMicros,
 }
 
+/// Which lanes a consumer of pull integrations claims: those of the bot's
+/// pull integrations, or of the one it names. A bot of another company has
+/// none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullScope {
+    pub company: CompanyId,
+    pub bot: UserId,
+    pub integration: Option<IntegrationId>,
+}
+
+/// A pulled delivery as the store has it now, for an acknowledgement.
+#[derive(Clone, Debug)]
+pub struct PulledDelivery {
+    /// As a claim returned it, with `lease_until` 0: the acknowledging
+    /// caller puts in the lease its consumer was given.
+    pub claimed: ClaimedDelivery,
+    pub state: DeliveryState,
+}
+
+/// What wakes those who wait for deliveries, after a commit that queued some.
+#[derive(Debug, Default)]
+pub struct OutboxSignal {
+    /// The delivery workers: one permit, so a wake-up is never lost between
+    /// two of their looks.
+    pub workers: tokio::sync::Notify,
+    /// Consumers long-polling pull integrations: every one waiting at once
+    /// (each registers before it looks, so none misses a commit).
+    pub consumers: tokio::sync::Notify,
+}
+
+impl OutboxSignal {
+    /// Deliveries were queued: wakes the workers and every waiting consumer.
+    pub fn deliveries_queued(&self) {
+        self.workers.notify_one();
+        self.consumers.notify_waiters();
+    }
+}
+
 /// Counts of the outbox for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutboxStats {
@@ -460,6 +503,22 @@ pub trait IntegrationStore: Send + Sync {
         id: &IntegrationId,
         selection: ReplaySelection,
     ) -> StoreResult<u64>;
+
+    /// These deliveries of the bot's pull integrations as they are now, by
+    /// id; ids of other deliveries (another bot's, another company's, a
+    /// pushed integration's, or none) are left out.
+    async fn pulled_deliveries(
+        &self,
+        company: &CompanyId,
+        bot: &UserId,
+        ids: &[i64],
+    ) -> StoreResult<Vec<PulledDelivery>>;
+
+    /// Logs that these deliveries were handed to a consumer at `at` (a
+    /// `fetched` attempt each; the previous fetch of one fetched again was
+    /// not acknowledged in time). How many times each had been fetched
+    /// before, in order.
+    async fn log_fetches(&self, ids: &[i64], at: UnixMicros) -> StoreResult<Vec<u32>>;
 }
 
 /// What a claim of lane heads asks for.
@@ -549,12 +608,26 @@ pub trait DeliveryStore: Send + Sync {
     /// in order.
     async fn extend_leases(&self, held: &[HeldLease], until: UnixMicros) -> StoreResult<Vec<bool>>;
 
-    /// When the next lane becomes due, if any is waiting.
+    /// Leases due lanes of pull integrations for a consumer that fetches
+    /// them, as [`claim`](Self::claim) does for the workers: those of
+    /// `scope`, up to `claim.limit` lanes within each integration's
+    /// in-flight limit, each leased for `claim.lease_micros` (the visibility
+    /// timeout) with its head alone, so a channel's next event is not handed
+    /// out while an earlier one is held. The workers' claims never take the
+    /// lanes of pull integrations.
+    async fn claim_pulled(
+        &self,
+        scope: &PullScope,
+        claim: Claim,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// When the next lane the workers send becomes due, if any is waiting.
     async fn next_due(&self) -> StoreResult<Option<UnixMicros>>;
 
     /// Counts for metrics.
     async fn outbox_stats(&self, now: UnixMicros) -> StoreResult<OutboxStats>;
 
-    /// Notified after every commit that queued deliveries, so workers wake at once.
-    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+    /// Signalled after every commit that queued deliveries, so workers and
+    /// waiting consumers wake at once.
+    fn outbox_signal(&self) -> Arc<OutboxSignal>;
 }

@@ -15,6 +15,7 @@
 
 pub mod conformance;
 mod delivery;
+pub mod envelope;
 mod error;
 mod files;
 mod model;

@@ -77,9 +77,10 @@ pub async fn create_integration(
     let kind = match body.integration_type.as_str() {
         "webhook" => Kind::Webhook,
         "sqs" => Kind::Sqs,
+        "pull" => Kind::Pull,
         other => {
             return Err(ApiError::validation(format!(
-                "type: `{other}` is not an integration type; use `webhook` or `sqs`"
+                "type: `{other}` is not an integration type; use `webhook`, `sqs` or `pull`"
             )));
         }
     };
@@ -108,6 +109,7 @@ pub async fn create_integration(
             }),
             Some(required(fields.secret_access_key, "secretAccessKey")?),
         ),
+        Kind::Pull => (Target::Pull, None),
     };
     let secret = new_webhook_secret();
     let new = NewIntegration {
@@ -169,6 +171,7 @@ pub async fn update_integration(
     let kind = match app.store.get_integration(company, &bot, &id).await?.target {
         Target::Webhook { .. } => Kind::Webhook,
         Target::Sqs(_) => Kind::Sqs,
+        Target::Pull => Kind::Pull,
     };
     let checked = check_fields("set.", kind, &set)?;
     if set.access_key_id.is_some() && set.secret_access_key.is_none() {
@@ -176,15 +179,19 @@ pub async fn update_integration(
             "set.secretAccessKey: give it with a new accessKeyId",
         ));
     }
-    if kind == Kind::Webhook && unset.iter().any(|name| name == "endpointUrl") {
-        return Err(ApiError::conflict(
-            "unset: `endpointUrl` is not a field of a webhook integration",
-        ));
-    }
     let unsettable = match kind {
         Kind::Webhook => WEBHOOK_INTEGRATION_UNSETTABLE,
         Kind::Sqs => SQS_INTEGRATION_UNSETTABLE,
+        Kind::Pull => PULL_INTEGRATION_UNSETTABLE,
     };
+    if let Some(name) = unset.iter().find(|name| {
+        SQS_INTEGRATION_UNSETTABLE.contains(&name.as_str()) && !unsettable.contains(&name.as_str())
+    }) {
+        return Err(ApiError::conflict(format!(
+            "unset: `{name}` is not a field of {} integration",
+            kind.article()
+        )));
+    }
     let unset = check_unset(
         &unset,
         unsettable,
@@ -528,11 +535,12 @@ struct CheckedFields {
     event_types: Option<Vec<EventType>>,
 }
 
-/// The two kinds of integration, for checking which fields a body may hold.
+/// The kinds of integration, for checking which fields a body may hold.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Webhook,
     Sqs,
+    Pull,
 }
 
 impl Kind {
@@ -540,6 +548,7 @@ impl Kind {
         match self {
             Kind::Webhook => "a webhook",
             Kind::Sqs => "an SQS",
+            Kind::Pull => "a pull",
         }
     }
 }
@@ -557,9 +566,15 @@ fn check_fields(
         ("secretAccessKey", fields.secret_access_key.is_some()),
         ("endpointUrl", fields.endpoint_url.is_some()),
     ];
-    let foreign = match kind {
-        Kind::Webhook => &sqs_only[..],
-        Kind::Sqs => &webhook_only[..],
+    // What the server does when it sends: nothing of a pull integration's.
+    let sent_only = [
+        ("timeoutMs", fields.timeout_ms.is_some()),
+        ("retryScheduleMs", fields.retry_schedule_ms.is_some()),
+    ];
+    let foreign: Vec<(&str, bool)> = match kind {
+        Kind::Webhook => sqs_only.to_vec(),
+        Kind::Sqs => webhook_only.to_vec(),
+        Kind::Pull => [&webhook_only[..], &sqs_only, &sent_only].concat(),
     };
     if let Some((name, _)) = foreign.iter().find(|(_, given)| *given) {
         let message = format!(
@@ -640,6 +655,7 @@ fn view(integration: Integration) -> IntegrationView {
     let (url, queue) = match integration.target {
         Target::Webhook { url } => (Some(url), None),
         Target::Sqs(queue) => (None, Some(queue)),
+        Target::Pull => (None, None),
     };
     IntegrationView {
         integration_id: integration.id.into_string(),

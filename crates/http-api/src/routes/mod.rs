@@ -3,6 +3,7 @@
 //! module's `router()`, which [`crate::router`] merges, so the document
 //! covers every route by construction.
 
+pub mod bot_events;
 pub mod bots;
 pub mod channels;
 pub mod files;
@@ -110,4 +111,5 @@ pub(crate) mod tags {
     pub const KEYS: &str = "keys";
     pub const INTEGRATIONS: &str = "integrations";
     pub const OPERATIONS: &str = "operations";
+    pub const BOT_EVENTS: &str = "bot-events";
 }

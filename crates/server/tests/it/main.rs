@@ -20,6 +20,7 @@ mod files;
 mod instances;
 mod openapi_conformance;
 mod operations;
+mod pull;
 mod retention;
 mod sqs;
 mod xbees_clients;

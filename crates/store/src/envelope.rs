@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
+use crate::ClaimedDelivery;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use switchboard_protocol::{Envelope, EventType, ExtraFields, js_json};
-use switchboard_store::ClaimedDelivery;
 
 /// Most entries of `members` and of `users` in an event, unless the
 /// integration asks for full lists: a channel of hundreds of people would
@@ -117,8 +117,8 @@ fn bounded_data(delivery: &ClaimedDelivery) -> Result<Option<String>, serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ClaimedIntegration, DeliverySettings, Target};
     use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
-    use switchboard_store::{ClaimedIntegration, DeliverySettings, Target};
 
     fn delivery(channel: Option<&str>, data: &str) -> ClaimedDelivery {
         ClaimedDelivery {

@@ -20,8 +20,10 @@ use switchboard_protocol::{ChannelAccess, MemberRole};
 use crate::*;
 
 mod delivery;
+mod pull;
 mod retention;
 pub use delivery::*;
+pub use pull::*;
 pub use retention::*;
 
 /// Generates one `#[tokio::test]` per check, each on a store made by `$fresh`.
@@ -48,6 +50,7 @@ macro_rules! conformance_tests {
             a_delivery_queued_on_an_idle_lane_is_handed_off_leased,
             retention_prunes_finished_events_whole_and_never_pending_ones,
             retention_prunes_old_messages_with_their_reactions,
+            pull_lanes_are_claimed_by_their_consumers_alone,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {

@@ -9,7 +9,7 @@ use switchboard_protocol::EventType;
 use super::{company, group, person, text};
 use crate::*;
 
-const SECOND: i64 = 1_000_000;
+pub(super) const SECOND: i64 = 1_000_000;
 const LEASE: i64 = 60 * SECOND;
 
 /// A company with a person, a bot subscribed to new messages by webhook,

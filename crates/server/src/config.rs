@@ -342,6 +342,10 @@ impl Default for Config {
 /// Where the default configuration file is looked for.
 pub const DEFAULT_FILE: &str = "switchboard.toml";
 
+/// `SWITCHBOARD_…` variables that are not server settings: those of the
+/// commands that talk to a server (`listen`), without the prefix.
+pub const CLIENT_VARIABLES: &[&str] = &["server", "key"];
+
 impl Config {
     /// Loads defaults, then `file` (or `switchboard.toml` when present), then
     /// the environment, and validates the result.
@@ -358,7 +362,13 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file(DEFAULT_FILE)),
         }
-        Self::from_figment(figment.merge(Env::prefixed("SWITCHBOARD_").split("__")))
+        Self::from_figment(
+            figment.merge(
+                Env::prefixed("SWITCHBOARD_")
+                    .ignore(CLIENT_VARIABLES)
+                    .split("__"),
+            ),
+        )
     }
 
     /// Extracts and validates a configuration from any set of layers.

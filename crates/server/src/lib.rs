@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod echo_bot;
 pub mod http_server;
+pub mod listen;
 pub mod output;
 pub mod retention;
 pub mod telemetry;

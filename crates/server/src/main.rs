@@ -1,4 +1,4 @@
-//! The `switchboard` command line: `serve`, `demo`, `migrate`, `company …`.
+//! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `company …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard_server::app::{self, shutdown_signal};
 use switchboard_server::bootstrap::Bootstrap;
-use switchboard_server::{Config, admin, demo, output, telemetry};
+use switchboard_server::{Config, admin, demo, listen, output, telemetry};
 
 /// A self-hostable chat service that delivers every chat event to your bots
 /// by signed webhook or AWS SQS, and lets the bots answer through an HTTP API
@@ -68,6 +68,42 @@ enum Command {
         /// Where the embedded database lives (data_dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Forward a bot's live events to a local URL, signed as webhooks are:
+    /// a bot on this machine gets its events with no public URL and no
+    /// tunnel (over the pull transport of the server). Prints one line per
+    /// event: time, type, channel, the local bot's status, milliseconds.
+    Listen {
+        /// Where each event is posted, such as http://localhost:3000/hook.
+        #[arg(long, value_name = "URL")]
+        forward_to: String,
+        /// The switchboard server.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_SERVER",
+            default_value = "http://127.0.0.1:8080",
+            value_name = "URL"
+        )]
+        server: String,
+        /// A bot key, or a company key with --bot.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_KEY",
+            hide_env_values = true,
+            value_name = "KEY"
+        )]
+        key: String,
+        /// With a company key: the bot whose events to forward (it gets a
+        /// pull integration for the session when it has none).
+        #[arg(long, value_name = "ID")]
+        bot: Option<String>,
+        /// The `whsec_…` secret the events are signed with (default: a new
+        /// one, printed).
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        /// How long the local bot has to answer, in seconds.
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
     },
     /// Manage companies: list them, create one, give one a new company key.
     Company {
@@ -140,6 +176,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let done = admin::migrate(&config).await?;
             output::say(&done);
             Ok(())
+        }
+        Command::Listen {
+            forward_to,
+            server,
+            key,
+            bot,
+            secret,
+            timeout,
+        } => {
+            listen::run(listen::Listen {
+                server,
+                key,
+                bot,
+                forward_to,
+                secret,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+            })
+            .await
         }
         Command::Company { data_dir, command } => {
             if let Some(dir) = data_dir {

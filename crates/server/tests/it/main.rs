@@ -18,6 +18,7 @@ mod delivery;
 mod demo;
 mod files;
 mod instances;
+mod listen;
 mod openapi_conformance;
 mod operations;
 mod pull;

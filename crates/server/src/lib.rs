@@ -14,5 +14,6 @@ pub mod listen;
 pub mod output;
 pub mod retention;
 pub mod telemetry;
+pub mod trigger;
 
 pub use config::Config;

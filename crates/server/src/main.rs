@@ -1,4 +1,4 @@
-//! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `company …`.
+//! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `trigger`, `company …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard_server::app::{self, shutdown_signal};
 use switchboard_server::bootstrap::Bootstrap;
-use switchboard_server::{Config, admin, demo, listen, output, telemetry};
+use switchboard_server::{Config, admin, demo, listen, output, telemetry, trigger};
 
 /// A self-hostable chat service that delivers every chat event to your bots
 /// by signed webhook or AWS SQS, and lets the bots answer through an HTTP API
@@ -105,6 +105,23 @@ enum Command {
         #[arg(long, default_value_t = 10, value_name = "SECONDS")]
         timeout: u64,
     },
+    /// Post one signed sample event of any type to a URL, as a webhook
+    /// delivery comes (same headers, body and signatures), and print the
+    /// answer: to try a bot's handler with no server. Fails unless it is 2xx.
+    Trigger {
+        /// The event type, such as chat:message:new (`--list` shows them).
+        #[arg(required_unless_present = "list", value_name = "EVENT_TYPE")]
+        event_type: Option<String>,
+        /// Where to post it.
+        #[arg(long, required_unless_present = "list", value_name = "URL")]
+        to: Option<String>,
+        /// The `whsec_…` secret to sign with (default: a new one, printed).
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+        /// Print the event types and exit.
+        #[arg(long)]
+        list: bool,
+    },
     /// Manage companies: list them, create one, give one a new company key.
     Company {
         /// Where the embedded database lives (data_dir); PostgreSQL is chosen
@@ -195,6 +212,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Trigger {
+            event_type,
+            to,
+            secret,
+            list,
+        } => match (list, event_type, to) {
+            (false, Some(event_type), Some(to)) => {
+                trigger::run(&event_type, &to, secret.as_deref()).await
+            }
+            _ => {
+                output::say(&trigger::list());
+                Ok(())
+            }
+        },
         Command::Company { data_dir, command } => {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;

@@ -1,6 +1,8 @@
-//! `switchboard listen`: a bot's live events forwarded from a real server
-//! to a local receiver, signed with the local secret, over the pull
-//! transport; the bot answers through the API as usual.
+//! The commands for bot developers: `switchboard listen` forwards a bot's
+//! live events from a real server to a local receiver, signed with the
+//! local secret, over the pull transport, and the bot answers through the
+//! API as usual; `switchboard trigger` posts signed sample events that the
+//! Standard Webhooks library verifies.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -130,4 +132,92 @@ async fn listen_forwards_a_bots_live_events_signed_and_the_bot_answers_through_t
         .await;
     listen.kill().await.unwrap();
     server.stop().await;
+}
+
+/// Runs `switchboard trigger` with these arguments: (success, stdout, stderr).
+async fn trigger(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BINARY)
+            .arg("trigger")
+            .args(args)
+            .env("SWITCHBOARD_LOG__FILTER", "warn")
+            .output(),
+    )
+    .await
+    .expect("trigger finishes")
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn trigger_posts_signed_samples_of_every_type_that_the_standard_webhooks_library_verifies() {
+    let (listed, types, _) = trigger(&["--list"]).await;
+    assert!(listed);
+    let types: Vec<&str> = types.lines().collect();
+    assert_eq!(types.len(), 12, "{types:?}");
+    assert!(types.contains(&"chat:message:action") && types.contains(&"integration:test"));
+
+    let receiver = Receiver::start().await;
+    let secret = new_webhook_secret();
+    for event_type in &types {
+        let (sent, printed, errors) = trigger(&[
+            event_type,
+            "--to",
+            &receiver.url,
+            "--secret",
+            secret.expose(),
+        ])
+        .await;
+        assert!(sent, "{printed}{errors}");
+        assert!(printed.contains("200 OK"), "{printed}");
+    }
+    let received = receiver.received();
+    assert_eq!(received.len(), types.len());
+    let moto_server = std::env::var("TEST_MOTO_SERVER")
+        .expect("TEST_MOTO_SERVER names moto_server: run ./scripts/test, which installs it");
+    let python = std::path::Path::new(&moto_server).with_file_name("python");
+    for (delivery, event_type) in received.iter().zip(&types) {
+        assert_eq!(delivery.json["type"], *event_type);
+        let headers = serde_json::json!({
+            "webhook-id": delivery.header("webhook-id"),
+            "webhook-timestamp": delivery.header("webhook-timestamp"),
+            "webhook-signature": delivery.header("webhook-signature"),
+        });
+        let verified = Command::new(&python)
+            .args([
+                "-c",
+                "import sys, json\nfrom standardwebhooks.webhooks import Webhook\n\
+                 Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3]))\nprint('verified')",
+                secret.expose(),
+                std::str::from_utf8(&delivery.body).unwrap(),
+                &headers.to_string(),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&verified.stdout).contains("verified"),
+            "{event_type}: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        verify_body(&secret, &delivery.body, delivery.header("x-signature")).expect("x-signature");
+    }
+
+    // What is not 2xx, or not an event type, fails the command plainly.
+    receiver.script(&[(500, Some("broken"))]);
+    let (sent, printed, errors) = trigger(&["chat:message:new", "--to", &receiver.url]).await;
+    assert!(!sent, "{printed}");
+    assert!(
+        printed.contains("signing secret") && printed.contains("500"),
+        "{printed}"
+    );
+    assert!(errors.contains("answered 500"), "{errors}");
+    let (sent, _, errors) = trigger(&["chat:nothing", "--to", &receiver.url]).await;
+    assert!(!sent);
+    assert!(errors.contains("is not an event type"), "{errors}");
 }

@@ -10,6 +10,7 @@ mod api_bad_input;
 mod api_channels;
 mod api_messages;
 mod api_users;
+mod bot_sdk;
 mod command_line;
 mod connections;
 mod crash;

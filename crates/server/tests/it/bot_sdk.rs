@@ -1,0 +1,142 @@
+//! The bot SDK against a real server: its webhook route verifies real
+//! deliveries and its client answers through the API; its pull consumer
+//! gets a bot's events with no public URL and answers them; its client
+//! says what a refusal was.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_bot_sdk::{ApiError, Client, EventPayload, Reply, Verifier, is_own, pull, webhook};
+
+use crate::support::TestServer;
+
+/// Waits (bounded) until the channel, as Alice reads it, has a message
+/// with this text.
+async fn wait_for_text(server: &TestServer, alice: &str, channel: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = server
+            .get(
+                &format!("/v2/conversations/channels/{channel}/messages"),
+                alice,
+            )
+            .await
+            .expect(200);
+        let texts: Vec<&str> = listed["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|message| message["text"].as_str())
+            .collect();
+        if texts.contains(&text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no `{text}` in {texts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What an echo bot does with an event, on the SDK.
+async fn echo(client: Client, event: switchboard_bot_sdk::Event) -> Reply {
+    let Ok(EventPayload::MessageNew(new)) = event.payload() else {
+        return Reply::Handled;
+    };
+    if is_own(&event) {
+        return Reply::Handled;
+    }
+    let text = new.message.text.unwrap_or_default();
+    match client.reply(&event, &format!("echo: {text}")).await {
+        Ok(_) => Reply::Handled,
+        Err(_) => Reply::RetryLater(Duration::from_secs(1)),
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_route_verifies_real_deliveries_and_the_bot_answers_through_the_client() {
+    let server = TestServer::start().await;
+    let (_, alice) = server.person("Alice").await;
+    let (bot, bot_key) = server.bot("SDK webhook bot").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (_, secret) = server.webhook(&bot, &url, json!({})).await;
+    let client = Client::new(&server.base, &bot_key);
+    let app = webhook::router("/hook", Verifier::new(&[&secret]).unwrap(), move |event| {
+        echo(client.clone(), event)
+    });
+    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let channel = server.channel(&alice, &[&bot]).await;
+    server.say(&alice, &channel, "hi SDK").await;
+    wait_for_text(&server, &alice, &channel, "echo: hi SDK").await;
+
+    // A delivery not signed by the secret never reaches the handler.
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("webhook-id", "evt_forged")
+        .header("webhook-timestamp", "1")
+        .header("webhook-signature", "v1,AAAA")
+        .body(r#"{"id":"evt_forged"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    serving.abort();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_pull_consumer_answers_a_persons_message_with_no_public_url() {
+    let server = TestServer::start().await;
+    let (_, alice) = server.person("Alice").await;
+    let (bot, bot_key) = server.bot("SDK pull bot").await;
+    server
+        .post(
+            &format!("/v2/users/bots/{bot}/integrations"),
+            &server.company_key,
+            json!({"type": "pull"}),
+        )
+        .await
+        .expect(200);
+    let channel = server.channel(&alice, &[&bot]).await;
+    server.say(&alice, &channel, "hi puller").await;
+    let client = Client::new(&server.base, &bot_key);
+    let consumer = pull::Consumer::new(client.clone());
+    let handler = move |event| echo(client.clone(), event);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut handled = 0;
+    while handled < 3 {
+        // The channel's creation, the bot's addition, the message.
+        assert!(Instant::now() < deadline, "only {handled} events came");
+        handled += consumer.once(&handler).await.unwrap();
+    }
+    wait_for_text(&server, &alice, &channel, "echo: hi puller").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_says_what_a_refusal_was() {
+    let server = TestServer::start().await;
+    let (_, bot_key) = server.bot("SDK client bot").await;
+    let client = Client::new(&server.base, &bot_key);
+    let refused = client
+        .say("ch_0123456789abcdef0123456789abcdef", "hello")
+        .await;
+    match refused {
+        Err(ApiError::Refused {
+            status,
+            error_type,
+            request_id,
+            ..
+        }) => {
+            assert_eq!(status, 404);
+            assert_eq!(error_type, "NotFoundException");
+            assert!(!request_id.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let revoked = Client::new(&server.base, "wsk-v1-nothing");
+    assert_eq!(
+        revoked.say("ch_x", "x").await.unwrap_err().status(),
+        Some(401)
+    );
+    server.stop().await;
+}

@@ -702,6 +702,7 @@ bodies! {
     /// Acknowledge handled events: they are delivered and go no further.
     pub struct AcknowledgeEventsRequest {
         /// The `receipt` of each, 1–100.
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
         pub receipts: Vec<String>,
     }
 
@@ -709,9 +710,9 @@ bodies! {
     pub struct AcknowledgeEventsResponse {
         /// Events now delivered.
         pub acknowledged: u64,
-        /// Receipts that no longer held their event (its visibility timeout
-        /// passed and it was handed out again, or it is not this bot's): the
-        /// event is or will be handed out again, so the bot sees it once more.
+        /// Receipts that hold no event: its visibility timeout passed and it
+        /// was handed out again (the bot sees it once more), or the receipt
+        /// is not one of this bot's.
         pub expired: Vec<String>,
     }
 
@@ -719,6 +720,7 @@ bodies! {
     /// after `retryAfterSeconds`, its channel's later events still waiting.
     pub struct ReleaseEventsRequest {
         /// The `receipt` of each, 1–100.
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
         pub receipts: Vec<String>,
         /// Seconds until they are handed out again, 0–43200 (default 0).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -75,9 +75,13 @@ pub struct FetchQuery {
     /// out again, 1–43200 (default 30).
     #[param(minimum = 1, maximum = 43200)]
     pub visibility_timeout: Option<u32>,
-    /// Only this pull integration's events (default: all the bot's pull integrations).
+    /// Only this pull integration's events (default, or empty: all the
+    /// bot's pull integrations).
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{0,128}$")]
     pub integration_id: Option<String>,
-    /// With a company key: the bot whose events to fetch.
+    /// With a company key: the bot whose events to fetch (required). A bot
+    /// key may leave it out or name its own bot. Empty counts as not given.
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{0,128}$")]
     pub bot_id: Option<String>,
 }
 
@@ -86,7 +90,9 @@ pub struct FetchQuery {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerQuery {
-    /// With a company key: the bot whose events these are.
+    /// With a company key: the bot whose events these are (required). A
+    /// bot key may leave it out or name its own bot. Empty counts as not given.
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{0,128}$")]
     pub bot_id: Option<String>,
 }
 
@@ -125,6 +131,7 @@ pub async fn fetch_events(
     let integration = query
         .integration_id
         .as_deref()
+        .filter(|id| !id.is_empty())
         .map(|id| {
             IntegrationId::parse(id).ok_or_else(|| {
                 ApiError::validation(format!(
@@ -246,7 +253,7 @@ pub async fn release_events(
 /// The bot whose events a request takes: a bot key's own, or the one a
 /// company key names.
 fn consumer(auth: &Auth, bot_id: Option<&str>) -> Result<UserId, ApiError> {
-    match (&auth.0.kind, bot_id) {
+    match (&auth.0.kind, bot_id.filter(|id| !id.is_empty())) {
         (PrincipalKind::Bot(bot), None) => Ok(bot.clone()),
         (PrincipalKind::Bot(bot), Some(named)) if named == bot.as_str() => Ok(bot.clone()),
         (PrincipalKind::Bot(_), Some(_)) => Err(ApiError::forbidden(
@@ -347,24 +354,19 @@ async fn settle(
             "receipts: give 1 to {MAX_EVENTS} receipts"
         )));
     }
-    let parsed = receipts
+    // A receipt that is not one holds nothing: it is answered as expired.
+    let parsed: Vec<Option<Receipt>> = receipts.iter().map(|text| Receipt::parse(text)).collect();
+    let ids: Vec<i64> = parsed
         .iter()
-        .enumerate()
-        .map(|(index, text)| {
-            Receipt::parse(text).ok_or_else(|| {
-                ApiError::validation(format!(
-                    "receipts[{index}]: `{}` is not a receipt of a fetched event",
-                    excerpt(text)
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let ids: Vec<i64> = parsed.iter().map(|receipt| receipt.delivery).collect();
+        .flatten()
+        .map(|receipt| receipt.delivery)
+        .collect();
     let company = auth.company();
     let now = now_micros();
     let held = app.store.pulled_deliveries(company, bot, &ids).await?;
     let finished: Vec<Finished> = parsed
         .iter()
+        .flatten()
         .filter_map(|receipt| {
             let pulled = held
                 .iter()
@@ -391,6 +393,10 @@ async fn settle(
     let mut done = 0;
     let mut expired = Vec::new();
     for (receipt, text) in parsed.iter().zip(receipts) {
+        let Some(receipt) = receipt else {
+            expired.push(text.clone());
+            continue;
+        };
         // The store took the outcome when it logged the attempt.
         let attempts = |list: &[switchboard_store::PulledDelivery]| {
             list.iter()

@@ -87,8 +87,10 @@ async fn schemathesis_finds_every_answer_as_the_document_says() {
         .webhook(&bot, "https://receiver.example/hook", json!({}))
         .await;
     // A company key acts in conversations as the person it names in
-    // `userId`, as the document says; schemathesis names Alice.
-    let as_alice = format!("[parameters]\n\"query.userId\" = \"{alice}\"\n");
+    // `userId`, and fetches the events of the bot it names in `botId`, as
+    // the document says; schemathesis names Alice and the bot.
+    let as_alice =
+        format!("[parameters]\n\"query.userId\" = \"{alice}\"\n\"query.botId\" = \"{bot}\"\n");
     let (company, user, bot_run) = tokio::join!(
         schemathesis(&server, "a company key", &server.company_key, &as_alice),
         schemathesis(&server, "a user token", &alice_token, ""),

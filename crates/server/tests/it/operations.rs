@@ -77,6 +77,9 @@ const ROUTES: &[&str] = &[
     "POST /v2/users/bots/{botId}/integrations/{integrationId}/rotate-secret",
     "GET /v2/users/bots/{botId}/integrations/{integrationId}/deliveries",
     "POST /v2/users/bots/{botId}/integrations/{integrationId}/replay",
+    "GET /v2/bot/events",
+    "POST /v2/bot/events/ack",
+    "POST /v2/bot/events/release",
 ];
 
 #[tokio::test]

@@ -35,10 +35,6 @@ impl DeliveryStore for PgBackend {
         scope: &PullScope,
         claim: Claim,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        if claim.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let claim = Claim { run: 1, ..claim };
         let mut tx = crate::transaction::begin_delivery(&self.pool).await?;
         let claimed = claim_lanes(&mut tx, claim, Some(scope)).await?;
         tx.commit().await.map_err(Failure::from)?;

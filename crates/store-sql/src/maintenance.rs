@@ -84,6 +84,11 @@ impl<B: Backend> DeliveryStore for SqlStore<B> {
         scope: &switchboard_store::PullScope,
         claim: switchboard_store::Claim,
     ) -> StoreResult<Vec<switchboard_store::ClaimedDelivery>> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A consumer holds a lane's head alone, whatever the claim asked.
+        let claim = switchboard_store::Claim { run: 1, ..claim };
         self.backend.claim_pulled(scope, claim).await
     }
 

@@ -31,10 +31,6 @@ impl DeliveryStore for SqliteBackend {
         scope: &PullScope,
         claim: Claim,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        if claim.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let claim = Claim { run: 1, ..claim };
         let scope = scope.clone();
         self.write(move |tx| {
             let scope = scope.clone();

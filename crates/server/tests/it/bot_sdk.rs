@@ -88,14 +88,7 @@ async fn the_pull_consumer_answers_a_persons_message_with_no_public_url() {
     let server = TestServer::start().await;
     let (_, alice) = server.person("Alice").await;
     let (bot, bot_key) = server.bot("SDK pull bot").await;
-    server
-        .post(
-            &format!("/v2/users/bots/{bot}/integrations"),
-            &server.company_key,
-            json!({"type": "pull"}),
-        )
-        .await
-        .expect(200);
+    server.pull_integration(&bot).await;
     let channel = server.channel(&alice, &[&bot]).await;
     server.say(&alice, &channel, "hi puller").await;
     let client = Client::new(&server.base, &bot_key);

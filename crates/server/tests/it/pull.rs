@@ -18,19 +18,7 @@ use crate::support::store::TestStore;
 async fn pulling_bot(server: &TestServer) -> (String, String, String, String, String) {
     let (_, alice) = server.person("Alice").await;
     let (bot, key) = server.bot("Puller").await;
-    let created = server
-        .post(
-            &format!("/v2/users/bots/{bot}/integrations"),
-            &server.company_key,
-            json!({"type": "pull"}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(created["integration"]["type"], "pull");
-    let integration = created["integration"]["integrationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let integration = server.pull_integration(&bot).await;
     let channel = server.channel(&alice, &[&bot]).await;
     (alice, bot, key, integration, channel)
 }

@@ -307,6 +307,13 @@ impl TestServer {
             .await
     }
 
+    /// A pull integration of the bot (its events are fetched with its key); its id.
+    pub async fn pull_integration(&self, bot: &str) -> String {
+        self.integration(bot, json!({"type": "pull"}), json!({}))
+            .await
+            .0
+    }
+
     /// An SQS integration of the bot to a queue of the moto server at
     /// `endpoint`; returns (integration id, signing secret).
     pub async fn sqs_integration(

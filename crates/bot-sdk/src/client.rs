@@ -79,12 +79,24 @@ impl Client {
         message: &SendMessageRequest,
     ) -> Result<Message, ApiError> {
         let key = uuid::Uuid::new_v4().to_string();
+        self.send_message_once(channel, message, &key).await
+    }
+
+    /// Sends a message under an `Idempotency-Key` of the caller's: a send
+    /// with a key already used (within 24 hours) answers the message it made
+    /// then, and posts nothing.
+    pub async fn send_message_once(
+        &self,
+        channel: &str,
+        message: &SendMessageRequest,
+        idempotency_key: &str,
+    ) -> Result<Message, ApiError> {
         let sent: MessageResponse = self
             .call(
                 Method::POST,
                 &format!("/v2/conversations/channels/{channel}/messages"),
                 Some(message),
-                Some(&key),
+                Some(idempotency_key),
             )
             .await?;
         Ok(sent.message)
@@ -95,7 +107,9 @@ impl Client {
         self.send_message(channel, &text_message(text)).await
     }
 
-    /// Answers a message event in its channel, quoting the message.
+    /// Answers a message event in its channel, quoting the message. The
+    /// answer is keyed by the event: an event delivered again (delivery is
+    /// at least once) is answered once.
     pub async fn reply(&self, event: &Event, text: &str) -> Result<Message, ApiError> {
         let channel = event.data["channel"]["channelId"]
             .as_str()
@@ -109,7 +123,8 @@ impl Client {
             quote: quoted,
             ..text_message(text)
         };
-        self.send_message(channel, &message).await
+        self.send_message_once(channel, &message, &format!("reply-{}", event.id))
+            .await
     }
 
     /// Sends a message with buttons (or other elements).

@@ -1,30 +1,16 @@
-//! The demo's echo bot: a real webhook receiver that answers every person's
-//! message through the API, as any bot would.
-//!
-//! It verifies each delivery's Standard Webhooks signature, ignores its own
+//! The demo's echo bot, written on the bot SDK as any bot would be: a
+//! webhook route that verifies each delivery's signature, ignores its own
 //! messages and everything but regular ones, shows typing, then replies
-//! quoting the message.
+//! quoting the message (once per event, however often it is delivered).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use serde_json::json;
-use switchboard_protocol::events::MessageNewData;
-use switchboard_protocol::signing::{DEFAULT_TOLERANCE_SECONDS, WebhookSecret, verify_standard};
-use switchboard_protocol::{Envelope, EventType, MessageType};
+use switchboard_bot_sdk::protocol::MessageType;
+use switchboard_bot_sdk::protocol::events::MessageNewData;
+use switchboard_bot_sdk::{
+    ApiError, Client, Event, EventPayload, Reply, Verifier, is_own, webhook,
+};
 use tokio::net::TcpListener;
-
-struct EchoBot {
-    api: String,
-    bot_key: String,
-    secret: WebhookSecret,
-    client: reqwest::Client,
-}
 
 /// Binds the bot's webhook listener on a free loopback port; returns its URL
 /// and the listener.
@@ -47,85 +33,34 @@ pub async fn serve(
     bot_key: String,
     secret: &str,
 ) -> anyhow::Result<()> {
-    let bot = Arc::new(EchoBot {
-        api,
-        bot_key,
-        secret: WebhookSecret::parse(secret)
-            .map_err(|err| anyhow::anyhow!("echo bot secret: {err}"))?,
-        client: reqwest::Client::new(),
+    let verifier =
+        Verifier::new(&[secret]).map_err(|err| anyhow::anyhow!("echo bot secret: {err}"))?;
+    let client = Client::new(&api, &bot_key);
+    let app = webhook::router("/hook", verifier, move |event| {
+        let client = client.clone();
+        async move {
+            if let Ok(EventPayload::MessageNew(data)) = event.payload()
+                && !is_own(&event)
+                && data.message.message_type == MessageType::Regular
+            {
+                // Answer the delivery at once; reply in the background.
+                tokio::spawn(async move {
+                    if let Err(err) = echo(&client, &event, &data).await {
+                        tracing::warn!(error = %err, "echo bot: could not reply");
+                    }
+                });
+            }
+            Reply::Handled
+        }
     });
-    let app = Router::new().route("/hook", post(receive)).with_state(bot);
     axum::serve(listener, app).await?;
     Ok(())
 }
 
-async fn receive(State(bot): State<Arc<EchoBot>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0);
-    let verified = verify_standard(
-        &bot.secret,
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-        &body,
-        now,
-        DEFAULT_TOLERANCE_SECONDS,
-    );
-    if verified.is_err() {
-        tracing::warn!("echo bot: a delivery with a bad signature was refused");
-        return StatusCode::UNAUTHORIZED;
-    }
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    if envelope.event_type != EventType::MessageNew {
-        return StatusCode::NO_CONTENT;
-    }
-    let Ok(data) = serde_json::from_value::<MessageNewData>(envelope.data) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let own = envelope.bot_id.as_deref() == Some(data.message.user.id.as_str());
-    if own || data.message.message_type != MessageType::Regular {
-        return StatusCode::NO_CONTENT;
-    }
-    // Answer the delivery at once; reply in the background like a real bot.
-    tokio::spawn(async move {
-        if let Err(err) = reply(&bot, &data).await {
-            tracing::warn!(error = %err, "echo bot: could not reply");
-        }
-    });
-    StatusCode::OK
-}
-
-async fn reply(bot: &EchoBot, data: &MessageNewData) -> Result<(), reqwest::Error> {
-    let channel = format!(
-        "{}/v2/conversations/channels/{}",
-        bot.api, data.channel.channel_id
-    );
-    bot.client
-        .post(format!("{channel}/typing/start"))
-        .bearer_auth(&bot.bot_key)
-        .json(&json!({"ttlSeconds": 5}))
-        .send()
-        .await?
-        .error_for_status()?;
+async fn echo(client: &Client, event: &Event, data: &MessageNewData) -> Result<(), ApiError> {
+    client.typing_start(&data.channel.channel_id, 5).await?;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let text = data.message.text.as_deref().unwrap_or("(no text)");
-    bot.client
-        .post(format!("{channel}/messages"))
-        .bearer_auth(&bot.bot_key)
-        .header("Idempotency-Key", format!("echo-{}", data.message.message_id))
-        .json(&json!({"text": format!("Echo: {text}"), "quote": {"messageId": data.message.message_id}}))
-        .send()
-        .await?
-        .error_for_status()?;
+    client.reply(event, &format!("Echo: {text}")).await?;
     Ok(())
 }

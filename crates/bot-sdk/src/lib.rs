@@ -11,6 +11,8 @@
 //!   handler says to retry later;
 //! - [`pull::Consumer`]: events fetched over the pull transport, for a bot
 //!   with no public URL;
+//! - [`sqs::Consumer`]: events read from an `sqs` integration's queue,
+//!   verified, deleted once handled, kept invisible while a handler runs;
 //! - [`Client`]: the API, with retries that honour `Retry-After`, an
 //!   `Idempotency-Key` on every send, and errors carrying the error type and
 //!   request id.
@@ -34,6 +36,7 @@
 
 pub mod client;
 pub mod pull;
+pub mod sqs;
 mod verify;
 pub mod webhook;
 

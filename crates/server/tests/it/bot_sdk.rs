@@ -133,3 +133,79 @@ async fn the_client_says_what_a_refusal_was() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_sqs_consumer_verifies_real_messages_keeps_channel_order_and_deletes_what_it_handled() {
+    use crate::support::sqs::{self, Moto};
+    use switchboard_bot_sdk::sqs::{Consumer, Signature};
+    let moto = Moto::start().await;
+    let queue = moto.create_queue("sdk-bot.fifo", &[]).await;
+    let server = TestServer::start().await;
+    let (_, alice) = server.person("Alice").await;
+    let (bot, bot_key) = server.bot("SDK queue bot").await;
+    let (_, secret) = server
+        .sqs_integration(
+            &bot,
+            &queue,
+            &moto.endpoint,
+            json!({"eventTypes": ["chat:message:new"]}),
+        )
+        .await;
+    let channel = server.channel(&alice, &[&bot]).await;
+    for n in 0..3 {
+        server.say(&alice, &channel, &format!("queued {n}")).await;
+    }
+    server.settle().await;
+    let client = Client::new(&server.base, &bot_key);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Both signatures verify: x-bees' X-SIGNATURE, then the whsec_ one.
+    let signatures = [
+        Signature::AwsSecret(sqs::SECRET_ACCESS_KEY.to_owned()),
+        Signature::Webhook(Verifier::new(&[&secret]).unwrap()),
+    ];
+    for (round, signature) in signatures.into_iter().enumerate() {
+        let sent = round * 3..round * 3 + 3;
+        if round > 0 {
+            for n in sent.clone() {
+                server.say(&alice, &channel, &format!("queued {n}")).await;
+            }
+            server.settle().await;
+        }
+        let consumer = Consumer::new(sqs::client(&moto.endpoint), &queue, signature).visibility(5);
+        let (client, recorded) = (client.clone(), seen.clone());
+        let handler = move |event: switchboard_bot_sdk::Event| {
+            let (client, seen) = (client.clone(), recorded.clone());
+            async move {
+                let text = event.data["message"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !is_own(&event) {
+                    seen.lock().unwrap().push(text);
+                }
+                echo(client, event).await
+            }
+        };
+        let wanted = sent.end;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.lock().unwrap().len() < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?} came",
+                seen.lock().unwrap()
+            );
+            consumer.once(&handler, 1).await.unwrap();
+        }
+        // The echoes come back as the bot's own messages: handled, not answered.
+        for n in sent {
+            wait_for_text(&server, &alice, &channel, &format!("echo: queued {n}")).await;
+        }
+        server.settle().await;
+        while consumer.once(&handler, 1).await.unwrap() > 0 {}
+        assert_eq!(moto.depth(&queue).await, 0, "handled messages are deleted");
+    }
+    let seen = seen.lock().unwrap().clone();
+    let expected: Vec<String> = (0..6).map(|n| format!("queued {n}")).collect();
+    assert_eq!(seen, expected, "one channel's events in order");
+    server.stop().await;
+}

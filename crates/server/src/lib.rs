@@ -11,6 +11,7 @@ pub mod demo;
 pub mod echo_bot;
 pub mod http_server;
 pub mod listen;
+pub mod manage;
 pub mod output;
 pub mod retention;
 pub mod telemetry;

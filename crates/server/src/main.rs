@@ -1,4 +1,6 @@
-//! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `trigger`, `company …`.
+//! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `trigger`, the admin
+//! commands against a server (`bots`, `integrations`, `deliveries`, `replay`),
+//! `completions`, `company …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard_server::app::{self, shutdown_signal};
 use switchboard_server::bootstrap::Bootstrap;
-use switchboard_server::{Config, admin, demo, listen, output, telemetry, trigger};
+use switchboard_server::{Config, admin, demo, listen, manage, output, telemetry, trigger};
 
 /// A self-hostable chat service that delivers every chat event to your bots
 /// by signed webhook or AWS SQS, and lets the bots answer through an HTTP API
@@ -122,6 +124,39 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Bots of a running server: list, create, make a key (company key).
+    Bots {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(subcommand)]
+        command: manage::BotsCommand,
+    },
+    /// Integrations of a running server's bots: list, create, pause,
+    /// resume, test, rotate the secret (company key).
+    Integrations {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(subcommand)]
+        command: manage::IntegrationsCommand,
+    },
+    /// An integration's delivery log, newest first, or followed as it grows
+    /// (`--follow`); `--status dead` lists the dead letters (company key).
+    Deliveries {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(flatten)]
+        asked: manage::Deliveries,
+    },
+    /// Deliver an integration's events again, with their ids: a time range
+    /// (`--since`, `--until`) or `--event` ids (company key).
+    Replay {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(flatten)]
+        asked: manage::Replay,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Manage companies: list them, create one, give one a new company key.
     Company {
         /// Where the embedded database lives (data_dir); PostgreSQL is chosen
@@ -226,6 +261,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Bots { remote, command } => manage::bots(&remote, command).await,
+        Command::Integrations { remote, command } => manage::integrations(&remote, command).await,
+        Command::Deliveries { remote, asked } => manage::deliveries(&remote, asked).await,
+        Command::Replay { remote, asked } => manage::replay(&remote, asked).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchboard",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Company { data_dir, command } => {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
@@ -260,4 +309,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         server.addr
     ));
     server.run_until(stop).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

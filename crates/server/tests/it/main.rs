@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin_commands;
 mod api_access;
 mod api_bad_input;
 mod api_channels;

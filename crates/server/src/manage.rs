@@ -1,0 +1,397 @@
+//! The admin commands against a running server (`--server URL` and a
+//! company key from `--key` or `SWITCHBOARD_KEY`): bots and their keys,
+//! integrations and their operations, the delivery log (`--follow` prints
+//! new attempts as they come) and replay. They print a table, or the API's
+//! JSON with `--json`; a refusal prints the server's error type, message and
+//! request id and exits 1. They speak the API through the bot SDK's client,
+//! with its retries.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard_bot_sdk::Client;
+
+use crate::output;
+
+/// Where the server is and the credential to use.
+#[derive(Args, Clone, Debug)]
+#[group(skip)]
+pub struct Remote {
+    /// The switchboard server.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// A company key.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub key: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BotsCommand {
+    /// The company's bots.
+    List,
+    /// Create a bot.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Make a key for a bot (shown once).
+    NewKey {
+        #[arg(long, value_name = "ID")]
+        bot: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IntegrationsCommand {
+    /// A bot's integrations.
+    List {
+        #[arg(long, value_name = "ID")]
+        bot: String,
+    },
+    /// Create a webhook (`--url`) or pull (`--pull`) integration; the
+    /// signing secret is shown once.
+    Create {
+        #[arg(long, value_name = "ID")]
+        bot: String,
+        /// The webhook receiver's URL.
+        #[arg(long, conflicts_with = "pull", required_unless_present = "pull")]
+        url: Option<String>,
+        /// The bot fetches its events (no URL).
+        #[arg(long)]
+        pull: bool,
+    },
+    /// Stop sending; events wait.
+    Pause(IntegrationRef),
+    /// Send again, what waited first.
+    Resume(IntegrationRef),
+    /// Queue an `integration:test` event.
+    Test(IntegrationRef),
+    /// A new signing secret (shown once); the previous one signs for a day more.
+    RotateSecret(IntegrationRef),
+}
+
+/// One integration of one bot.
+#[derive(Args, Debug)]
+#[group(skip)]
+pub struct IntegrationRef {
+    #[arg(long, value_name = "ID")]
+    pub bot: String,
+    #[arg(long = "id", value_name = "INTEGRATION")]
+    pub integration: String,
+}
+
+/// `deliveries`: the delivery log of an integration.
+#[derive(Args, Debug)]
+#[group(skip)]
+pub struct Deliveries {
+    #[command(flatten)]
+    pub integration: IntegrationRef,
+    /// Only `pending`, `delivered` or `dead` (dead letters).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// How many of the newest.
+    #[arg(long, default_value_t = 25)]
+    pub limit: u32,
+    /// Keep printing deliveries as their attempts come, until Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `replay`: deliver events again, with their ids.
+#[derive(Args, Debug)]
+#[group(skip)]
+pub struct Replay {
+    #[command(flatten)]
+    pub integration: IntegrationRef,
+    /// From this time (RFC 3339).
+    #[arg(long, required_unless_present = "events")]
+    pub since: Option<String>,
+    /// Up to this time (default: now).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// These events instead of a time range.
+    #[arg(long = "event", value_name = "EVENT_ID")]
+    pub events: Vec<String>,
+}
+
+impl Remote {
+    fn client(&self) -> anyhow::Result<Client> {
+        let key = self
+            .key
+            .as_deref()
+            .context("a company key is needed: --key or SWITCHBOARD_KEY")?;
+        Ok(Client::new(&self.server, key))
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let answer = self
+            .client()?
+            .call::<Value>(method, path, body.as_ref(), None)
+            .await?;
+        Ok(answer)
+    }
+
+    /// Prints `answer` as JSON, or the rows `table` makes of it.
+    fn show(&self, answer: &Value, table: impl FnOnce(&Value) -> String) {
+        if self.json {
+            output::say(&serde_json::to_string_pretty(answer).unwrap_or_default());
+        } else {
+            output::say(&table(answer));
+        }
+    }
+}
+
+pub async fn bots(remote: &Remote, command: BotsCommand) -> anyhow::Result<()> {
+    match command {
+        BotsCommand::List => {
+            let answer = remote.call(Method::GET, "/v2/users/bots", None).await?;
+            remote.show(&answer, |answer| {
+                table(
+                    &["ID", "NAME", "CREATED"],
+                    rows(&answer["bots"], &["id", "name", "createdAt"]),
+                )
+            });
+        }
+        BotsCommand::Create { name } => {
+            let answer = remote
+                .call(Method::POST, "/v2/users/bots", Some(json!({"name": name})))
+                .await?;
+            remote.show(&answer, |bot| {
+                format!("created bot {} ({})", text(&bot["id"]), text(&bot["name"]))
+            });
+        }
+        BotsCommand::NewKey { bot } => {
+            let path = format!("/v2/users/bots/{bot}/keys");
+            let answer = remote.call(Method::POST, &path, Some(json!({}))).await?;
+            remote.show(&answer, |made| {
+                format!("bot key (shown once): {}", text(&made["key"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn integrations(remote: &Remote, command: IntegrationsCommand) -> anyhow::Result<()> {
+    let operation = |integration: &IntegrationRef, what: &str| {
+        format!(
+            "/v2/users/bots/{}/integrations/{}/{what}",
+            integration.bot, integration.integration
+        )
+    };
+    let columns = ["integrationId", "type", "url", "state", "lastSuccessAt"];
+    let headers = ["ID", "TYPE", "URL", "STATE", "LAST SUCCESS"];
+    let one = |answer: &Value| {
+        let mut shown = table(&headers, rows(&json!([answer["integration"]]), &columns));
+        if let Some(secret) = answer["secret"].as_str() {
+            shown.push_str(&format!("\nsigning secret (shown once): {secret}"));
+        }
+        shown
+    };
+    match command {
+        IntegrationsCommand::List { bot } => {
+            let path = format!("/v2/users/bots/{bot}/integrations");
+            let answer = remote.call(Method::GET, &path, None).await?;
+            remote.show(&answer, |answer| {
+                table(&headers, rows(&answer["integrations"], &columns))
+            });
+        }
+        IntegrationsCommand::Create { bot, url, pull } => {
+            let body = match (url, pull) {
+                (_, true) => json!({"type": "pull"}),
+                (url, false) => json!({"type": "webhook", "url": url}),
+            };
+            let path = format!("/v2/users/bots/{bot}/integrations");
+            let answer = remote.call(Method::POST, &path, Some(body)).await?;
+            remote.show(&answer, one);
+        }
+        IntegrationsCommand::Pause(integration) => {
+            let answer = remote
+                .call(
+                    Method::POST,
+                    &operation(&integration, "pause"),
+                    Some(json!({})),
+                )
+                .await?;
+            remote.show(&answer, one);
+        }
+        IntegrationsCommand::Resume(integration) => {
+            let answer = remote
+                .call(
+                    Method::POST,
+                    &operation(&integration, "resume"),
+                    Some(json!({})),
+                )
+                .await?;
+            remote.show(&answer, one);
+        }
+        IntegrationsCommand::RotateSecret(integration) => {
+            let path = operation(&integration, "rotate-secret");
+            let answer = remote.call(Method::POST, &path, Some(json!({}))).await?;
+            remote.show(&answer, one);
+        }
+        IntegrationsCommand::Test(integration) => {
+            let answer = remote
+                .call(
+                    Method::POST,
+                    &operation(&integration, "test"),
+                    Some(json!({})),
+                )
+                .await?;
+            remote.show(&answer, |queued| {
+                format!("queued test event {}", text(&queued["eventId"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn deliveries(remote: &Remote, asked: Deliveries) -> anyhow::Result<()> {
+    let integration = &asked.integration;
+    let mut path = format!(
+        "/v2/users/bots/{}/integrations/{}/deliveries?limit={}",
+        integration.bot,
+        integration.integration,
+        asked.limit.clamp(1, 100)
+    );
+    if let Some(status) = &asked.status {
+        path.push_str(&format!("&status={status}"));
+    }
+    let headers = ["DELIVERY", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "LAST"];
+    // What was printed: (delivery, attempts) — a delivery is printed again
+    // when it has a new attempt.
+    let mut printed: HashSet<(String, usize)> = HashSet::new();
+    loop {
+        let answer = remote.call(Method::GET, &path, None).await?;
+        let mut fresh: Vec<Value> = answer["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|delivery| {
+                let attempts = delivery["attempts"].as_array().map_or(0, Vec::len);
+                printed.insert((text(&delivery["deliveryId"]), attempts))
+            })
+            .collect();
+        // Oldest first, as a log reads.
+        fresh.reverse();
+        if remote.json {
+            for delivery in &fresh {
+                output::say(&delivery.to_string());
+            }
+        } else if !fresh.is_empty() || !asked.follow {
+            let lines: Vec<Vec<String>> = fresh.iter().map(delivery_row).collect();
+            output::say(&table(&headers, lines));
+        }
+        if !asked.follow {
+            return Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+pub async fn replay(remote: &Remote, asked: Replay) -> anyhow::Result<()> {
+    let integration = &asked.integration;
+    let body = if asked.events.is_empty() {
+        json!({"since": asked.since, "until": asked.until})
+    } else {
+        json!({"eventIds": asked.events})
+    };
+    let path = format!(
+        "/v2/users/bots/{}/integrations/{}/replay",
+        integration.bot, integration.integration
+    );
+    let answer = remote.call(Method::POST, &path, Some(body)).await?;
+    remote.show(&answer, |queued| {
+        format!("queued {} events again", queued["queued"])
+    });
+    Ok(())
+}
+
+fn delivery_row(delivery: &Value) -> Vec<String> {
+    let attempts = delivery["attempts"].as_array().cloned().unwrap_or_default();
+    let last = attempts.last().map_or(String::new(), |attempt| {
+        let status = attempt["statusCode"].as_u64().map(|code| code.to_string());
+        let error = attempt["error"].as_str().map(str::to_owned);
+        format!(
+            "{} {} {}",
+            text(&attempt["outcome"]),
+            status.unwrap_or_default(),
+            error.unwrap_or_default()
+        )
+        .trim()
+        .to_owned()
+    });
+    vec![
+        text(&delivery["deliveryId"]),
+        text(&delivery["eventId"]),
+        text(&delivery["eventType"]),
+        text(&delivery["status"]),
+        attempts.len().to_string(),
+        last,
+    ]
+}
+
+/// The fields of each object of `list`, as text.
+fn rows(list: &Value, fields: &[&str]) -> Vec<Vec<String>> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| fields.iter().map(|field| text(&item[*field])).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Columns padded to their widest cell.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = vec![line(headers.iter().map(|h| (*h).to_owned()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}

@@ -1,5 +1,6 @@
 //! The `switchboard` command line: `serve`, `demo`, `migrate`, `listen`, `trigger`, the admin
-//! commands against a server (`bots`, `integrations`, `deliveries`, `replay`),
+//! commands against a server (`people`, `company-keys`, `bots`, `integrations`,
+//! `deliveries`, `replay`),
 //! `completions`, `company …`.
 
 use std::net::SocketAddr;
@@ -123,6 +124,21 @@ enum Command {
         /// Print the event types and exit.
         #[arg(long)]
         list: bool,
+    },
+    /// People of a running server's company: list, add, make a user token
+    /// (company key).
+    People {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(subcommand)]
+        command: manage::PeopleCommand,
+    },
+    /// Company keys of a running server: list, make one (company key).
+    CompanyKeys {
+        #[command(flatten)]
+        remote: manage::Remote,
+        #[command(subcommand)]
+        command: manage::CompanyKeysCommand,
     },
     /// Bots of a running server: list, create, make a key (company key).
     Bots {
@@ -261,6 +277,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::People { remote, command } => manage::people(&remote, command).await,
+        Command::CompanyKeys { remote, command } => manage::company_keys(&remote, command).await,
         Command::Bots { remote, command } => manage::bots(&remote, command).await,
         Command::Integrations { remote, command } => manage::integrations(&remote, command).await,
         Command::Deliveries { remote, asked } => manage::deliveries(&remote, asked).await,

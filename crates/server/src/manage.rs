@@ -1,5 +1,6 @@
 //! The admin commands against a running server (`--server URL` and a
-//! company key from `--key` or `SWITCHBOARD_KEY`): bots and their keys,
+//! company key from `--key` or `SWITCHBOARD_KEY`): people and their tokens,
+//! company keys, bots and their keys,
 //! integrations and their operations, the delivery log (`--follow` prints
 //! new attempts as they come) and replay. They print a table, or the API's
 //! JSON with `--json`; a refusal prints the server's error type, message and
@@ -42,6 +43,42 @@ pub struct Remote {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeopleCommand {
+    /// The company's people and bots, by creation (`--email` finds one).
+    List {
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Add a person.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Make a user token for a person (shown once): what the person signs in with.
+    NewToken {
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CompanyKeysCommand {
+    /// The company's keys (never the keys themselves).
+    List,
+    /// Make a company key (shown once).
+    Create {
+        /// A label, such as "ci".
+        #[arg(long)]
+        name: Option<String>,
+        /// The key may only read.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +195,81 @@ impl Remote {
             output::say(&table(answer));
         }
     }
+}
+
+pub async fn people(remote: &Remote, command: PeopleCommand) -> anyhow::Result<()> {
+    match command {
+        PeopleCommand::List { email } => {
+            let path = match email {
+                Some(email) => format!("/v2/users?limit=100&email={}", query_text(&email)),
+                None => "/v2/users?limit=100".to_owned(),
+            };
+            let answer = remote.call(Method::GET, &path, None).await?;
+            let columns = ["id", "name", "email", "bot", "createdAt"];
+            remote.show(&answer, |answer| {
+                table(
+                    &["ID", "NAME", "EMAIL", "BOT", "CREATED"],
+                    rows(&answer["users"], &columns),
+                )
+            });
+        }
+        PeopleCommand::Create { name, email } => {
+            let body = json!({"name": name, "email": email});
+            let answer = remote.call(Method::POST, "/v2/users", Some(body)).await?;
+            remote.show(&answer, |made| {
+                format!(
+                    "created {} ({})",
+                    text(&made["user"]["id"]),
+                    text(&made["user"]["email"])
+                )
+            });
+        }
+        PeopleCommand::NewToken { user } => {
+            let path = format!("/v2/users/{user}/tokens");
+            let answer = remote.call(Method::POST, &path, Some(json!({}))).await?;
+            remote.show(&answer, |made| {
+                format!("user token (shown once): {}", text(&made["token"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn company_keys(remote: &Remote, command: CompanyKeysCommand) -> anyhow::Result<()> {
+    match command {
+        CompanyKeysCommand::List => {
+            let answer = remote.call(Method::GET, "/v2/company/keys", None).await?;
+            let columns = ["keyId", "name", "readOnly", "lastFour", "createdAt"];
+            remote.show(&answer, |answer| {
+                table(
+                    &["ID", "NAME", "READ ONLY", "ENDS IN", "CREATED"],
+                    rows(&answer["keys"], &columns),
+                )
+            });
+        }
+        CompanyKeysCommand::Create { name, read_only } => {
+            let body = json!({"name": name, "readOnly": read_only});
+            let answer = remote
+                .call(Method::POST, "/v2/company/keys", Some(body))
+                .await?;
+            remote.show(&answer, |made| {
+                format!("company key (shown once): {}", text(&made["key"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `text` for a query string: what a URL may not hold as it is, escaped.
+fn query_text(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 pub async fn bots(remote: &Remote, command: BotsCommand) -> anyhow::Result<()> {

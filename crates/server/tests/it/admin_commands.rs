@@ -132,6 +132,40 @@ async fn operators_manage_bots_integrations_deliveries_and_replay_from_the_comma
     .await;
     assert!(ok && replayed.starts_with("queued "), "{replayed}");
 
+    // People, their tokens, company keys.
+    let (ok, made, _) = run(
+        &server,
+        &[
+            "people",
+            "create",
+            "--name",
+            "Carol",
+            "--email",
+            "carol+cli@example.com",
+        ],
+    )
+    .await;
+    assert!(ok && made.starts_with("created "), "{made}");
+    let found = json(
+        &server,
+        &["people", "list", "--email", "carol+cli@example.com"],
+    )
+    .await;
+    let carol = found["users"][0]["id"].as_str().unwrap().to_owned();
+    let (ok, token, _) = run(&server, &["people", "new-token", "--user", &carol]).await;
+    assert!(ok && token.contains("user token (shown once): "), "{token}");
+    let (ok, key, _) = run(
+        &server,
+        &["company-keys", "create", "--name", "ci", "--read-only"],
+    )
+    .await;
+    assert!(
+        ok && key.contains("company key (shown once): wsk-v1-"),
+        "{key}"
+    );
+    let (ok, keys, _) = run(&server, &["company-keys", "list"]).await;
+    assert!(ok && keys.contains("ci") && keys.contains("true"), "{keys}");
+
     // A refusal says what the server said, and fails.
     let (ok, _, errors) = run(&server, &["integrations", "list", "--bot", "usr_nobody"]).await;
     assert!(!ok);

@@ -11,14 +11,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use reqwest::StatusCode;
+use anyhow::Context;
+use reqwest::Method;
 use serde_json::{Value, json};
+use switchboard_bot_sdk::{ApiError, Client};
 use switchboard_domain::credentials::new_webhook_secret;
 use switchboard_protocol::api::PulledEventsResponse;
-use switchboard_protocol::signing::{WebhookSecret, standard_signature_header};
+use switchboard_protocol::signing::WebhookSecret;
 
 use crate::output;
+use crate::trigger::post_signed;
 
 /// What `listen` is told.
 pub struct Listen {
@@ -50,14 +52,8 @@ pub async fn run(listen: Listen) -> anyhow::Result<()> {
         }
         None => new_webhook_secret(),
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(u64::from(WAIT_SECONDS) + 10))
-        .build()
-        .context("making the HTTP client")?;
     let api = Api {
-        client: client.clone(),
-        server: listen.server.trim_end_matches('/').to_owned(),
-        key: listen.key.clone(),
+        client: Client::new(&listen.server, &listen.key),
         bot: listen.bot.clone(),
     };
     let session = api.ensure_pull_integration().await?;
@@ -113,23 +109,7 @@ async fn forward_until_stopped(
             let started = Instant::now();
             let body = serde_json::to_vec(&pulled.event).context("encoding an event")?;
             let id = pulled.event["id"].as_str().unwrap_or_default();
-            let timestamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_secs() as i64)
-                .unwrap_or(0);
-            let sent = forwarder
-                .post(&listen.forward_to)
-                .header("content-type", "application/json")
-                .header("webhook-id", id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header(
-                    "webhook-signature",
-                    standard_signature_header(&[secret], id, timestamp, &body),
-                )
-                .header("x-signature", secret.sign_body(&body))
-                .body(body)
-                .send()
-                .await;
+            let sent = post_signed(&forwarder, &listen.forward_to, secret, id, body).await;
             let millis = started.elapsed().as_millis();
             let (status, delivered, retry_after) = match &sent {
                 Ok(answer) => (
@@ -183,11 +163,10 @@ enum Failure {
     Fatal(anyhow::Error),
 }
 
-/// The server's API, as `listen` uses it.
+/// The server's API, as `listen` uses it: the bot SDK's client, with the
+/// bot named for a company key.
 struct Api {
-    client: reqwest::Client,
-    server: String,
-    key: String,
+    client: Client,
     bot: Option<String>,
 }
 
@@ -200,48 +179,33 @@ impl Api {
     }
 
     async fn fetch(&self) -> Result<PulledEventsResponse, Failure> {
-        let url = format!(
-            "{}/v2/bot/events?wait={WAIT_SECONDS}&limit=10&visibilityTimeout={VISIBILITY_SECONDS}{}",
-            self.server,
+        let path = format!(
+            "/v2/bot/events?wait={WAIT_SECONDS}&limit=10&visibilityTimeout={VISIBILITY_SECONDS}{}",
             self.bot_query()
         );
-        let answer = self
+        match self
             .client
-            .get(url)
-            .bearer_auth(&self.key)
-            .send()
+            .call(Method::GET, &path, None::<&()>, None)
             .await
-            .map_err(|err| Failure::Passing(err.to_string()))?;
-        let status = answer.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Failure::Passing(format!("it answered {status}")));
+        {
+            Ok(events) => Ok(events),
+            Err(ApiError::Transport(err)) => Err(Failure::Passing(err.to_string())),
+            Err(refused)
+                if refused
+                    .status()
+                    .is_some_and(|status| status >= 500 || status == 429) =>
+            {
+                Err(Failure::Passing(refused.to_string()))
+            }
+            Err(refused) => Err(Failure::Fatal(refused.into())),
         }
-        let body: Value = answer
-            .json()
-            .await
-            .map_err(|err| Failure::Passing(err.to_string()))?;
-        if !status.is_success() {
-            return Err(Failure::Fatal(refused(status, &body)));
-        }
-        serde_json::from_value(body).map_err(|err| Failure::Fatal(err.into()))
     }
 
     async fn settle(&self, what: &str, body: Value) -> anyhow::Result<()> {
-        let answer = self
-            .client
-            .post(format!(
-                "{}/v2/bot/events/{what}?{}",
-                self.server,
-                self.bot_query()
-            ))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
+        let path = format!("/v2/bot/events/{what}?{}", self.bot_query());
+        self.client
+            .call::<Value>(Method::POST, &path, Some(&body), None)
             .await?;
-        let status = answer.status();
-        if !status.is_success() {
-            bail!(refused(status, &answer.json().await.unwrap_or(Value::Null)));
-        }
         Ok(())
     }
 
@@ -252,38 +216,27 @@ impl Api {
         let Some(bot) = &self.bot else {
             return Ok(None);
         };
-        let integrations = format!("{}/v2/users/bots/{bot}/integrations", self.server);
-        let answer = self
+        let integrations = format!("/v2/users/bots/{bot}/integrations");
+        let listed: Value = self
             .client
-            .get(&integrations)
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .with_context(|| format!("reaching {}", self.server))?;
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(refused(status, &body));
-        }
-        let pulled = body["integrations"]
+            .call(Method::GET, &integrations, None::<&()>, None)
+            .await?;
+        let pulled = listed["integrations"]
             .as_array()
             .is_some_and(|list| list.iter().any(|kept| kept["type"] == "pull"));
         if pulled {
             return Ok(None);
         }
-        let answer = self
+        let made: Value = self
             .client
-            .post(&integrations)
-            .bearer_auth(&self.key)
-            .json(&json!({"type": "pull"}))
-            .send()
+            .call(
+                Method::POST,
+                &integrations,
+                Some(&json!({"type": "pull"})),
+                None,
+            )
             .await?;
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(refused(status, &body));
-        }
-        let id = body["integration"]["integrationId"]
+        let id = made["integration"]["integrationId"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
@@ -293,28 +246,10 @@ impl Api {
 
     async fn delete_integration(&self, id: &str) -> anyhow::Result<()> {
         let bot = self.bot.as_deref().unwrap_or_default();
-        let answer = self
-            .client
-            .delete(format!(
-                "{}/v2/users/bots/{bot}/integrations/{id}",
-                self.server
-            ))
-            .bearer_auth(&self.key)
-            .send()
+        let path = format!("/v2/users/bots/{bot}/integrations/{id}");
+        self.client
+            .call::<Value>(Method::DELETE, &path, None::<&()>, None)
             .await?;
-        if !answer.status().is_success() {
-            let status = answer.status();
-            bail!(refused(status, &answer.json().await.unwrap_or(Value::Null)));
-        }
         Ok(())
     }
-}
-
-/// The server's refusal as an error: its status, error type and message.
-fn refused(status: StatusCode, body: &Value) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the server answered {status}: {} {}",
-        body["type"].as_str().unwrap_or_default(),
-        body["message"].as_str().unwrap_or_default()
-    )
 }

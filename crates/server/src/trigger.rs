@@ -67,27 +67,15 @@ pub async fn run(event_type: &str, url: &str, secret: Option<&str>) -> anyhow::R
             secret
         }
     };
-    let body = sample_body(event_type)?;
     let id = sample_id("evt");
-    let timestamp = now_micros() / 1_000_000;
+    let body = sample_body(event_type, &id)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("making the HTTP client")?;
     let started = Instant::now();
-    let answer = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header(
-            "webhook-signature",
-            standard_signature_header(&[&secret], &id, timestamp, body.as_bytes()),
-        )
-        .header("x-signature", secret.sign_body(body.as_bytes()))
-        .body(body.clone())
-        .send()
+    let answer = post_signed(&client, url, &secret, &id, body.clone().into_bytes())
         .await
         .with_context(|| format!("posting to {url}"))?;
     let status = answer.status();
@@ -104,9 +92,35 @@ pub async fn run(event_type: &str, url: &str, secret: Option<&str>) -> anyhow::R
     Ok(())
 }
 
-/// The compact JSON body of a sample event, in JavaScript's key order as
-/// the server sends it.
-pub fn sample_body(event_type: &EventType) -> anyhow::Result<String> {
+/// Posts `body`, the event `id`, to `url` as a webhook delivery comes: the
+/// contract's headers, signed with `secret` (Standard Webhooks, timestamped
+/// now, and `x-signature`).
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &WebhookSecret,
+    id: &str,
+    body: Vec<u8>,
+) -> reqwest::Result<reqwest::Response> {
+    let timestamp = now_micros() / 1_000_000;
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            standard_signature_header(&[secret], id, timestamp, &body),
+        )
+        .header("x-signature", secret.sign_body(&body))
+        .body(body)
+        .send()
+        .await
+}
+
+/// The compact JSON body of a sample event with this `id`, in JavaScript's
+/// key order as the server sends it.
+pub fn sample_body(event_type: &EventType, id: &str) -> anyhow::Result<String> {
     let now = Timestamp::from_unix_micros(now_micros());
     let bot = user("usr_sample_bot", "Sample bot", true, &now);
     let person = user("usr_sample_person", "Alice Example", false, &now);
@@ -165,7 +179,7 @@ pub fn sample_body(event_type: &EventType) -> anyhow::Result<String> {
         EventType::IntegrationTest | EventType::Other(_) => json!({}),
     };
     let envelope = Envelope {
-        id: sample_id("evt"),
+        id: id.to_owned(),
         event_type: event_type.clone(),
         company: "cmp_sample".to_owned(),
         time: now_micros() / 1_000,
@@ -271,7 +285,7 @@ mod tests {
     #[test]
     fn every_sample_reads_back_as_its_typed_event() {
         for event_type in EVENT_TYPES {
-            let body = sample_body(event_type).unwrap();
+            let body = sample_body(event_type, "evt_sample").unwrap();
             let envelope: Envelope = serde_json::from_str(&body).unwrap();
             assert_eq!(&envelope.event_type, event_type);
             let payload = envelope.payload().unwrap();

@@ -183,6 +183,10 @@ async fn trigger_posts_signed_samples_of_every_type_that_the_standard_webhooks_l
     let python = std::path::Path::new(&moto_server).with_file_name("python");
     for (delivery, event_type) in received.iter().zip(&types) {
         assert_eq!(delivery.json["type"], *event_type);
+        assert_eq!(
+            delivery.header("webhook-id"),
+            delivery.json["id"].as_str().unwrap()
+        );
         let headers = serde_json::json!({
             "webhook-id": delivery.header("webhook-id"),
             "webhook-timestamp": delivery.header("webhook-timestamp"),

@@ -1,6 +1,7 @@
 //! The switchboard HTTP API: the x-bees-compatible conversation routes under
 //! `/v2/conversations`, the administration routes under `/v2` (people, bots,
-//! keys), `/health` and `/openapi.json`.
+//! keys), `/health` and `/openapi.json`; and the web console at `/`
+//! (`switchboard-console`), which speaks only this API.
 //!
 //! Guarantees:
 //! - Every failure answers the contract's error body `{type, message,
@@ -14,6 +15,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod feeds;
 pub mod openapi_rules;
 pub mod overload;
 pub mod paths;
@@ -60,6 +62,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Where files' bytes go, and the URLs that move them.
     pub files: Files,
+    /// What the people's live feeds of this process share.
+    pub feeds: feeds::Feeds,
     /// `/openapi.json`, made on its first request.
     openapi: std::sync::OnceLock<serde_json::Value>,
 }
@@ -87,6 +91,7 @@ impl AppState {
             secrets,
             metrics,
             files,
+            feeds: feeds::Feeds::default(),
             openapi: std::sync::OnceLock::new(),
         }))
     }
@@ -173,6 +178,7 @@ fn api_routes(limits: &ApiLimits) -> OpenApiRouter<AppState> {
         .merge(members::router())
         .merge(messages::router())
         .merge(typing::router())
+        .merge(person_events::router())
         .merge(users::router())
         .merge(bots::router())
         .merge(keys::router())
@@ -264,6 +270,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes(&state.limits).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     routes
+        .merge(switchboard_console::router())
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

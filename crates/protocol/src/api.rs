@@ -192,6 +192,7 @@ bodies! {
     }
 
     /// SendMessage: at least one of `text`, `elements`, `attachments`.
+    #[derive(Default)]
     pub struct SendMessageRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub text: Option<String>,
@@ -271,6 +272,30 @@ bodies! {
 
     /// `{typing}`: who is typing in a channel now.
     pub struct TypingResponse {
+        pub typing: Vec<TypingIndicator>,
+    }
+
+    /// One event of a person's live feed (`GET /v2/conversations/events`,
+    /// the `data:` of each Server-Sent Event): the event's envelope as bots
+    /// get it, without the integration's fields, with the channel's id.
+    pub struct PersonEventBody {
+        /// The event's id; the same event may come twice across a reconnection: dedupe on it.
+        pub id: String,
+        #[serde(rename = "type")]
+        pub event_type: String,
+        pub company: String,
+        /// When the event happened, in milliseconds since the Unix epoch.
+        pub time: i64,
+        pub channel_id: String,
+        pub channel_seq: i64,
+        /// The event's `data`, as bots get it (see the event types).
+        pub data: serde_json::Value,
+    }
+
+    /// The `data:` of a feed's `typing` event: who is typing in one of the
+    /// person's channels, sent when it changes.
+    pub struct TypingChangeBody {
+        pub channel_id: String,
         pub typing: Vec<TypingIndicator>,
     }
 

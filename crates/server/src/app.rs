@@ -184,6 +184,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         files,
     );
     let rate_limits = state.rate_limits.clone();
+    let feeds = state.feeds.clone();
     let app = switchboard_http_api::router(state);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.http.shutdown_grace;
@@ -225,6 +226,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             },
         ));
         let _ = stopped.wait_for(|stop| *stop).await;
+        feeds.close();
         match tokio::time::timeout(grace, serve).await {
             Ok(result) => result.context("the HTTP server panicked")?,
             Err(_) => tracing::warn!(

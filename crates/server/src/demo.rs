@@ -342,6 +342,11 @@ impl DemoData {
             r#"
 switchboard demo is running at {base}
 
+Open the web console in a browser (each link signs one in):
+  Alice, to chat with the echo bot   {base}/#token={alice_token}
+  Bob, to chat                       {base}/#token={bob_token}
+  the operator, to watch deliveries  {base}/#key={company_key}
+
   company key   {company_key}
   Alice         {alice_id}   token {alice_token}
   Bob           {bob_id}   token {bob_token}

@@ -94,6 +94,9 @@ impl Backend for PgBackend {
                     if effects.queued_deliveries {
                         self.wake_workers();
                     }
+                    if !effects.events.is_empty() {
+                        self.outbox.events_recorded();
+                    }
                     return Ok(value);
                 }
                 Err(failure) if failure.is_retryable() && reruns.again().await => {}

@@ -4,12 +4,14 @@ use std::collections::HashSet;
 
 use crate::db::Db;
 use async_trait::async_trait;
-use switchboard_domain::{Actor, ChannelId, CompanyId, UnixMicros, UserId, now_micros, rules};
+use switchboard_domain::{
+    Actor, ChannelId, CompanyId, EventId, UnixMicros, UserId, now_micros, rules,
+};
 use switchboard_protocol::events::{ChannelDeletedData, ChannelEventData};
 use switchboard_protocol::{Channel, EventType, MemberRole};
 use switchboard_store::{
     ChannelDetails, ChannelPatch, ChannelStore, DirectPeer, Invitee, Members, NewChannel, Page,
-    StoreError, StoreResult, Typing,
+    PersonEvent, StoreError, StoreResult, Typing,
 };
 
 use crate::backend::{Backend, SqlStore};
@@ -418,6 +420,45 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
                     user: UserId::from_stored(user),
                     expires_at,
                 })
+                .collect())
+        })
+    }
+
+    async fn person_events(
+        &self,
+        actor: &Actor,
+        since: UnixMicros,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonEvent>> {
+        query!(self, (actor, since, limit), |conn| {
+            load::ensure_actor(conn, actor).await?;
+            let rows: Vec<(String, String, String, Option<i64>, String, i64)> = conn
+                .fetch_all(
+                    "SELECT e.id, e.event_type, e.channel_id, e.channel_seq, e.data, e.created_at FROM events e \
+                     WHERE e.company_id = $1 AND e.created_at >= $2 AND e.event_type <> $3 \
+                     AND e.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $4) \
+                     ORDER BY e.created_at, e.id LIMIT $5",
+                    args![
+                        actor.company.as_str(),
+                        *since,
+                        EventType::MessageAction.as_str(),
+                        actor.user.as_str(),
+                        i64::from(*limit),
+                    ],
+                )
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(id, event_type, channel, seq, data, created_at)| PersonEvent {
+                        id: EventId::from_stored(id),
+                        event_type: EventType::from(event_type.as_str()),
+                        channel: ChannelId::from_stored(channel),
+                        channel_seq: seq.unwrap_or_default(),
+                        data,
+                        created_at,
+                    },
+                )
                 .collect())
         })
     }

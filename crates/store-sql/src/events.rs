@@ -1,10 +1,11 @@
 //! Events and their deliveries, written inside the transaction of the change
 //! that causes them.
 //!
-//! A change first asks for its [`targets`] (the integrations that should hear
-//! of it). Only when there are some does it build the event's data and
-//! [`record`] it: one `events` row with the channel's next `channelSeq`, one
-//! `deliveries` row per target, and the target's lane if it had none.
+//! A change asks for its [`targets`] (the integrations that should hear of
+//! it), builds the event's data and [`record`]s it: one `events` row with the
+//! channel's next `channelSeq`, one `deliveries` row per target, and the
+//! target's lane if it had none. A channel event is recorded even when no
+//! bot hears of it: the members' live feeds (`person_events`) read it too.
 
 use crate::db::{Db, HandOffTerms};
 use serde::Serialize;
@@ -68,8 +69,8 @@ pub(crate) async fn targets(
     Ok(wanted)
 }
 
-/// Queues an event about `channel` for `recipients`, with data built from the
-/// channel as it is now (built only when some integration will receive it).
+/// Records an event about `channel` for its members' feeds and queues it for
+/// `recipients`, with data built from the channel as it is now.
 pub(crate) async fn announce<D: Serialize>(
     conn: &mut impl Db,
     company: &str,
@@ -79,9 +80,6 @@ pub(crate) async fn announce<D: Serialize>(
     build: impl FnOnce(Channel) -> D,
 ) -> Outcome<()> {
     let wanted = targets(conn, company, channel, &event, recipients).await?;
-    if wanted.is_empty() {
-        return Ok(());
-    }
     let data = build(load::channel_row(conn, channel).await?.into_channel());
     record(
         conn,

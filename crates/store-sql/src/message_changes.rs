@@ -119,26 +119,24 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 Recipients::BotMembers,
             )
             .await?;
-            if !targets.is_empty() {
-                // The channel as read above: sending changes none of its fields.
-                let details = load::channel_details(tx, channel_row).await?;
-                let data = MessageNewData {
-                    channel: details.channel,
-                    members: details.members,
-                    users: details.users,
-                    message: message.clone(),
-                };
-                events::record(
-                    tx,
-                    company,
-                    Some(channel.as_str()),
-                    &event,
-                    &data,
-                    &targets,
-                    now,
-                )
-                .await?;
-            }
+            // The channel as read above: sending changes none of its fields.
+            let details = load::channel_details(tx, channel_row).await?;
+            let data = MessageNewData {
+                channel: details.channel,
+                members: details.members,
+                users: details.users,
+                message: message.clone(),
+            };
+            events::record(
+                tx,
+                company,
+                Some(channel.as_str()),
+                &event,
+                &data,
+                &targets,
+                now,
+            )
+            .await?;
             Ok(message)
         })
     }

@@ -235,6 +235,9 @@ fn commit(conn: &mut SqliteConn, group: Vec<Job>, outbox: &OutboxSignal) -> bool
             if effects.queued_deliveries {
                 outbox.deliveries_queued();
             }
+            if !effects.events.is_empty() {
+                outbox.events_recorded();
+            }
             for job in group {
                 job.answer(Ok(()));
             }

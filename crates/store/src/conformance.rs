@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             idempotency_keys_expire_after_the_window,
             concurrent_direct_channels_are_one,
             typing_indicators_expire_and_are_purged,
+            a_person_reads_the_events_of_their_own_channels_only,
             members_and_counts_stay_consistent,
             files_are_reached_only_through_their_channel_and_live_messages,
             the_first_company_is_created_once_however_many_try,
@@ -435,6 +436,78 @@ pub async fn typing_indicators_expire_and_are_purged(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty(),
         "a message clears typing"
+    );
+}
+
+/// A person's feed holds every event of the channels they are in now, with
+/// no bot in them, oldest first; none of other channels or companies.
+pub async fn a_person_reads_the_events_of_their_own_channels_only(store: Arc<dyn Store>) {
+    let (other_company, _) = company(store.as_ref(), "B").await;
+    let (company, _) = company(store.as_ref(), "A").await;
+    let alice = person(store.as_ref(), &company, "alice@example.com").await;
+    let bob = person(store.as_ref(), &company, "bob@example.com").await;
+    let mallory = person(store.as_ref(), &other_company, "mallory@example.com").await;
+    let start = now_micros();
+    let shared = group(store.as_ref(), &alice, vec![bob.user.clone()]).await;
+    let bobs_own = group(store.as_ref(), &bob, vec![]).await;
+    let elsewhere = group(store.as_ref(), &mallory, vec![]).await;
+    let first = store
+        .send_message(&bob, &shared, text("one"), None)
+        .await
+        .unwrap();
+    store
+        .send_message(&bob, &bobs_own, text("not for Alice"), None)
+        .await
+        .unwrap();
+    store
+        .send_message(&mallory, &elsewhere, text("another company"), None)
+        .await
+        .unwrap();
+    store
+        .send_message(&alice, &shared, text("two"), None)
+        .await
+        .unwrap();
+
+    let events = store.person_events(&alice, start, 100).await.unwrap();
+    let seen: Vec<(&str, &ChannelId)> = events
+        .iter()
+        .map(|event| (event.event_type.as_str(), &event.channel))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("chat:channel:created", &shared),
+            ("chat:message:new", &shared),
+            ("chat:message:new", &shared),
+        ]
+    );
+    assert!(events[1].data.contains(&first.message_id));
+    assert!(events.windows(2).all(|pair| {
+        pair[0].created_at <= pair[1].created_at && pair[0].channel_seq < pair[1].channel_seq
+    }));
+    // From a later time on, and at most `limit`.
+    let later = store
+        .person_events(&alice, events[2].created_at, 100)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].id, events[2].id);
+    assert_eq!(
+        store.person_events(&alice, start, 1).await.unwrap().len(),
+        1
+    );
+
+    // Removed from the channel, Alice reads none of its events any more.
+    store
+        .remove_member(&alice, &shared, &alice.user)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .person_events(&alice, start, 100)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

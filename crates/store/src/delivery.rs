@@ -390,6 +390,10 @@ pub struct OutboxSignal {
     /// Consumers long-polling pull integrations: every one waiting at once
     /// (each registers before it looks, so none misses a commit).
     pub consumers: tokio::sync::Notify,
+    /// People's live feeds (`GET /v2/conversations/events`): every one
+    /// waiting at once, after a commit of this process that recorded channel
+    /// events. Feeds also look on a timer, for events of other instances.
+    pub feeds: tokio::sync::Notify,
 }
 
 impl OutboxSignal {
@@ -397,6 +401,11 @@ impl OutboxSignal {
     pub fn deliveries_queued(&self) {
         self.workers.notify_one();
         self.consumers.notify_waiters();
+    }
+
+    /// Events were recorded: wakes every waiting feed.
+    pub fn events_recorded(&self) {
+        self.feeds.notify_waiters();
     }
 }
 

@@ -217,3 +217,17 @@ pub const USER_PROFILE_FIELDS: &[&str] = &[
     "pbxSerial",
     "pbxUserId",
 ];
+
+/// One event of a channel the person is a member of, as their live feed
+/// carries it (`GET /v2/conversations/events`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonEvent {
+    /// The event's id: the same one its deliveries to bots carry.
+    pub id: switchboard_domain::EventId,
+    pub event_type: switchboard_protocol::EventType,
+    pub channel: switchboard_domain::ChannelId,
+    pub channel_seq: i64,
+    /// The JSON of the event's `data`, as stored (and delivered to bots).
+    pub data: String,
+    pub created_at: UnixMicros,
+}

@@ -188,6 +188,17 @@ pub trait ChannelStore: Send + Sync {
         channel: &ChannelId,
         now: UnixMicros,
     ) -> StoreResult<Vec<Typing>>;
+
+    /// The events of the channels the actor is a member of now, recorded at
+    /// or after `since`, oldest first, at most `limit`; events meant for one
+    /// bot only (`chat:message:action`) are left out. What a person's live
+    /// feed reads.
+    async fn person_events(
+        &self,
+        actor: &Actor,
+        since: UnixMicros,
+        limit: u32,
+    ) -> StoreResult<Vec<PersonEvent>>;
 }
 
 /// Messages, reactions and buttons.

@@ -12,6 +12,7 @@ pub mod integrations;
 pub mod keys;
 pub mod members;
 pub mod messages;
+pub mod person_events;
 pub mod typing;
 pub mod users;
 

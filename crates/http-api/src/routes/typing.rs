@@ -31,6 +31,7 @@ pub async fn start_typing(
     let ttl = validation::typing_ttl("ttlSeconds", body.ttl_seconds)?;
     let expires_at = now_micros() + Duration::from_secs(u64::from(ttl)).as_micros() as i64;
     app.store.start_typing(&actor, &channel, expires_at).await?;
+    app.feeds.typing_changed(&actor.company, &channel);
     Ok(ok())
 }
 
@@ -45,6 +46,7 @@ pub async fn stop_typing(
     ActingJson { actor, body: _ }: ActingJson<serde_json::Value>,
 ) -> ApiResult<Json<OkResponse>> {
     app.store.stop_typing(&actor, &channel).await?;
+    app.feeds.typing_changed(&actor.company, &channel);
     Ok(ok())
 }
 

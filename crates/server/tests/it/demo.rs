@@ -27,9 +27,9 @@ const EXPORTED: &[&str] = &[
 ];
 
 /// A running demo and what it printed.
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
     /// The values of its `export NAME=value` lines.
     exports: HashMap<String, String>,
     /// What it logged on standard error so far (drained in the background).
@@ -39,7 +39,7 @@ struct Demo {
 impl Demo {
     /// Starts `demo --listen 127.0.0.1:0` with `args` and waits (bounded)
     /// until it has printed everything.
-    async fn start(args: &[&str], tmpdir: &std::path::Path) -> Demo {
+    pub(crate) async fn start(args: &[&str], tmpdir: &std::path::Path) -> Demo {
         let mut child = Command::new(BINARY)
             .args(["demo", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -89,14 +89,14 @@ impl Demo {
         }
     }
 
-    fn get(&self, name: &str) -> &str {
+    pub(crate) fn get(&self, name: &str) -> &str {
         self.exports
             .get(name)
             .unwrap_or_else(|| panic!("the demo exports no {name}: {:?}", self.lines))
     }
 
     /// SIGTERM (what Ctrl-C's SIGINT also does) and the exit status.
-    async fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn stop(mut self) -> std::process::ExitStatus {
         stop(&mut self.child, "-TERM").await
     }
 }

@@ -35,8 +35,10 @@ class ApiError extends Error {
   }
 }
 
-/** Calls the API; answers the parsed JSON body, or throws an ApiError. */
-async function api(method, path, body) {
+/** Calls the API; answers the parsed JSON body, or throws an ApiError. A
+ * read refused for the moment (429, 503 with `Retry-After` of a few
+ * seconds) is asked again, twice at most; a change is not. */
+async function api(method, path, body, retries = 2) {
   const headers = { Authorization: `Bearer ${session.credential}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -53,6 +55,11 @@ async function api(method, path, body) {
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch (_) { parsed = null; }
   if (!response.ok) {
+    const wait = Number(response.headers.get("retry-after"));
+    if (method === "GET" && retries > 0 && (response.status === 429 || response.status === 503) && wait >= 0 && wait <= 5) {
+      await new Promise((resume) => setTimeout(resume, Math.max(wait, 0.2) * 1000));
+      return api(method, path, body, retries - 1);
+    }
     if (response.status === 401) {
       session.signOut();
       route();

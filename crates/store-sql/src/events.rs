@@ -5,7 +5,8 @@
 //! it), builds the event's data and [`record`]s it: one `events` row with the
 //! channel's next `channelSeq`, one `deliveries` row per target, and the
 //! target's lane if it had none. A channel event is recorded even when no
-//! bot hears of it: the members' live feeds (`person_events`) read it too.
+//! bot hears of it: the members' live feeds (`person_events`) read it too
+//! (all but those meant for one bot, which are recorded only for it).
 
 use crate::db::{Db, HandOffTerms};
 use serde::Serialize;
@@ -79,7 +80,13 @@ pub(crate) async fn announce<D: Serialize>(
     recipients: Recipients<'_>,
     build: impl FnOnce(Channel) -> D,
 ) -> Outcome<()> {
+    // An event for one bot (a button pressed) is no member's news: with no
+    // integration to hear it, there is nothing to record.
+    let for_one_bot = matches!(recipients, Recipients::MemberBot(_));
     let wanted = targets(conn, company, channel, &event, recipients).await?;
+    if for_one_bot && wanted.is_empty() {
+        return Ok(());
+    }
     let data = build(load::channel_row(conn, channel).await?.into_channel());
     record(
         conn,

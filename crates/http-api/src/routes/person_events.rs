@@ -34,8 +34,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_domain::{Actor, ChannelId, now_micros};
-use switchboard_protocol::Timestamp;
-use switchboard_protocol::api::{PersonEventBody, TypingChangeBody, TypingIndicator};
+use switchboard_protocol::api::{PersonEventBody, TypingChangeBody};
 use switchboard_store::PersonEvent;
 use tokio::sync::{broadcast, mpsc};
 use utoipa::IntoParams;
@@ -274,13 +273,7 @@ impl Feed {
         };
         let body = TypingChangeBody {
             channel_id: channel.as_str().to_owned(),
-            typing: typing
-                .into_iter()
-                .map(|entry| TypingIndicator {
-                    user_id: entry.user.into_string(),
-                    expires_at: Timestamp::from_unix_micros(entry.expires_at),
-                })
-                .collect(),
+            typing: super::typing::indicators(typing),
         };
         let data = serde_json::to_string(&body).unwrap_or_default();
         self.send(Event::default().event("typing").data(data)).await

@@ -65,14 +65,19 @@ pub async fn list_typing(
         .list_typing(&actor, &channel, now_micros())
         .await?;
     Ok(Json(TypingResponse {
-        typing: typing
-            .into_iter()
-            .map(|entry| TypingIndicator {
-                user_id: entry.user.into_string(),
-                expires_at: Timestamp::from_unix_micros(entry.expires_at),
-            })
-            .collect(),
+        typing: indicators(typing),
     }))
+}
+
+/// Who is typing, as the API shows it.
+pub(crate) fn indicators(typing: Vec<switchboard_store::Typing>) -> Vec<TypingIndicator> {
+    typing
+        .into_iter()
+        .map(|entry| TypingIndicator {
+            user_id: entry.user.into_string(),
+            expires_at: Timestamp::from_unix_micros(entry.expires_at),
+        })
+        .collect()
 }
 
 /// The routes of this module, for [`crate::router`].

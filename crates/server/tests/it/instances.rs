@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::person_events::Feed;
 use crate::support::TestServer;
 use crate::support::process::ServerProcess;
 use crate::support::receiver::Receiver;
@@ -173,6 +174,37 @@ async fn deliveries_leased_by_a_killed_instance_are_made_by_the_others() {
         .count();
     assert!(twice <= CHANNELS, "{twice} messages arrived twice");
     assert!(survivor.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_person_hears_live_what_another_instance_accepted() {
+    let deployment = Deployment::new("3s").await;
+    let first = deployment.instance("first").await;
+    let second = deployment.instance("second").await;
+    let on_first = TestServer::attach(&first.base, &deployment.company_key);
+    let on_second = TestServer::attach(&second.base, &deployment.company_key);
+    let (alice, alice_token) = on_first.person("Alice").await;
+    let (_, bob_token) = on_first.person("Bob").await;
+    let channel = on_first.channel(&bob_token, &[&alice]).await;
+
+    let mut feed = Feed::open(&on_first, &alice_token, None).await;
+    assert_eq!(feed.next().await.name, "ready");
+    let message = on_second
+        .say(&bob_token, &channel, "from the other instance")
+        .await;
+    // The other instance's commit wakes no feed here: the feed's look every
+    // second finds it.
+    let event = feed.next_named("chat:message:new").await;
+    assert_eq!(event.data["data"]["message"]["messageId"], message.as_str());
+    // An open feed does not hold the server's shutdown: it is ended at once.
+    let stopping = std::time::Instant::now();
+    assert!(first.terminate().await.success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the stop waited {:?} for the open feed",
+        stopping.elapsed()
+    );
+    assert!(second.terminate().await.success());
 }
 
 #[tokio::test]

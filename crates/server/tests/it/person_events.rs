@@ -8,20 +8,24 @@ use serde_json::{Value, json};
 
 /// One Server-Sent Event.
 #[derive(Debug)]
-struct Sse {
-    name: String,
-    id: Option<String>,
-    data: Value,
+pub(crate) struct Sse {
+    pub(crate) name: String,
+    pub(crate) id: Option<String>,
+    pub(crate) data: Value,
 }
 
 /// An open feed, read event by event.
-struct Feed {
+pub(crate) struct Feed {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Feed {
-    async fn open(server: &TestServer, token: &str, last_event_id: Option<&str>) -> Feed {
+    pub(crate) async fn open(
+        server: &TestServer,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> Feed {
         let mut request = server
             .client
             .get(format!("{}/v2/conversations/events", server.base))
@@ -42,7 +46,7 @@ impl Feed {
     }
 
     /// The next event (comments skipped), within 10 s.
-    async fn next(&mut self) -> Sse {
+    pub(crate) async fn next(&mut self) -> Sse {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {
@@ -84,7 +88,7 @@ impl Feed {
     /// The next event named `name`. A feed that starts (or resumes) reads
     /// from a little earlier, so it may first send events from just before,
     /// such as the channel's creation: those are passed over.
-    async fn next_named(&mut self, name: &str) -> Sse {
+    pub(crate) async fn next_named(&mut self, name: &str) -> Sse {
         loop {
             let event = self.next().await;
             if event.name == name {

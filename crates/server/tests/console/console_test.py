@@ -7,6 +7,7 @@ pictures go). Every wait is Playwright's own (it retries until the page shows
 what is expected, up to a bound): there is no sleep for readiness.
 """
 
+import datetime
 import os
 import re
 import sys
@@ -166,12 +167,20 @@ def operator_replays_a_delivery(browser, errors):
     expect(attempt).to_contain_text("delivered")
     expect(attempt.locator("td").nth(2)).to_have_text(re.compile(r"^2\d\d$"))
 
+    page.screenshot(path=os.path.join(SCREENSHOTS, "delivery-log.png"), full_page=True)
+
+    step("replaying the last minute queues its events again")
+    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    page.locator("#replay-since").fill(since)
+    page.get_by_role("button", name="Replay range").click()
+    expect(page.locator(".notice", has_text=re.compile(r"Queued [1-9]\d* events again"))).to_be_visible()
+    expect(rows).to_have_count(3)
+
     step("dead letters: an empty state that says so")
     page.locator("#status-filter").select_option("dead")
     expect(page.locator("#deliveries")).to_contain_text("No dead letters.")
     page.locator("#status-filter").select_option("")
-    expect(rows).to_have_count(2)
-    page.screenshot(path=os.path.join(SCREENSHOTS, "delivery-log.png"), full_page=True)
+    expect(rows).to_have_count(3)
     page.close()
 
 

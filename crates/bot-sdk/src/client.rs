@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_protocol::api::{
     AddMembersRequest, AttachmentRef, ChannelDetailsResponse, ChannelResponse,
-    DirectChannelRequest, MembersResponse, MessageResponse, PulledEventsResponse, QuoteRef,
-    SendMessageRequest, UpdateMessageRequest, UploadFileRequest, UploadFileResponse,
+    DirectChannelRequest, MembersResponse, MessageResponse, PartialUpdateMessageRequest,
+    PulledEventsResponse, QuoteRef, SendMessageRequest, UpdateMessageRequest, UploadFileRequest,
+    UploadFileResponse,
 };
 use switchboard_protocol::{Channel, Element, Message};
 
@@ -151,6 +152,39 @@ impl Client {
         let path = format!("/v2/conversations/channels/{channel}/messages/{message}");
         let updated: MessageResponse = self.call(Method::PUT, &path, Some(content), None).await?;
         Ok(updated.message)
+    }
+
+    /// Changes some parts of a message (`set`) and clears others (`unset`:
+    /// `text`, `elements`, `attachments`, `mentions`); the rest stays.
+    pub async fn patch_message(
+        &self,
+        channel: &str,
+        message: &str,
+        change: &PartialUpdateMessageRequest,
+    ) -> Result<Message, ApiError> {
+        let path = format!("/v2/conversations/channels/{channel}/messages/{message}");
+        let updated: MessageResponse = self.call(Method::PATCH, &path, Some(change), None).await?;
+        Ok(updated.message)
+    }
+
+    /// Replaces a message's text only, keeping its buttons and files (as a
+    /// bot does when it marks a question answered).
+    pub async fn edit_text(
+        &self,
+        channel: &str,
+        message: &str,
+        text: &str,
+    ) -> Result<Message, ApiError> {
+        let change = PartialUpdateMessageRequest {
+            set: Some(UpdateMessageRequest {
+                text: Some(text.to_owned()),
+                elements: None,
+                attachments: None,
+                mentions: None,
+            }),
+            unset: Vec::new(),
+        };
+        self.patch_message(channel, message, &change).await
     }
 
     pub async fn delete_message(&self, channel: &str, message: &str) -> Result<(), ApiError> {

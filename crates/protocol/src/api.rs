@@ -419,6 +419,18 @@ bodies! {
         pub created_at: Timestamp,
     }
 
+    /// A company (tenant) as its company key sees it.
+    pub struct CompanyView {
+        pub id: String,
+        pub name: String,
+        pub created_at: Timestamp,
+    }
+
+    /// `{company}`
+    pub struct CompanyResponse {
+        pub company: CompanyView,
+    }
+
     /// `{keys}`
     pub struct KeyListResponse {
         pub keys: Vec<KeyInfo>,

@@ -133,7 +133,8 @@ enum Command {
         #[command(subcommand)]
         command: manage::PeopleCommand,
     },
-    /// Company keys of a running server: list, make one (company key).
+    /// The company of a running server's company key, and its company keys:
+    /// list, make one (company key).
     CompanyKeys {
         #[command(flatten)]
         remote: manage::Remote,

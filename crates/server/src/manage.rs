@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_bot_sdk::Client;
+use switchboard_protocol::Timestamp;
 
 use crate::output;
 
@@ -68,6 +69,8 @@ pub enum PeopleCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum CompanyKeysCommand {
+    /// The company the key belongs to (id, name, since when).
+    Company,
     /// The company's keys (never the keys themselves).
     List,
     /// Make a company key (shown once).
@@ -237,6 +240,15 @@ pub async fn people(remote: &Remote, command: PeopleCommand) -> anyhow::Result<(
 
 pub async fn company_keys(remote: &Remote, command: CompanyKeysCommand) -> anyhow::Result<()> {
     match command {
+        CompanyKeysCommand::Company => {
+            let answer = remote.call(Method::GET, "/v2/company", None).await?;
+            remote.show(&answer, |answer| {
+                table(
+                    &["ID", "NAME", "CREATED"],
+                    rows(&json!([answer["company"]]), &["id", "name", "createdAt"]),
+                )
+            });
+        }
         CompanyKeysCommand::List => {
             let answer = remote.call(Method::GET, "/v2/company/keys", None).await?;
             let columns = ["keyId", "name", "readOnly", "lastFour", "createdAt"];
@@ -423,22 +435,101 @@ pub async fn deliveries(remote: &Remote, asked: Deliveries) -> anyhow::Result<()
     }
 }
 
+/// Slices a range replay is sent in: one request (one transaction on the
+/// server) each, so a long range shows its progress, and a range of more
+/// events than one request may queue (100,000) is replayed whole.
+const REPLAY_SLICES: i64 = 20;
+
 pub async fn replay(remote: &Remote, asked: Replay) -> anyhow::Result<()> {
     let integration = &asked.integration;
-    let body = if asked.events.is_empty() {
-        json!({"since": asked.since, "until": asked.until})
-    } else {
-        json!({"eventIds": asked.events})
-    };
     let path = format!(
         "/v2/users/bots/{}/integrations/{}/replay",
         integration.bot, integration.integration
     );
-    let answer = remote.call(Method::POST, &path, Some(body)).await?;
+    let answer = match &asked.since {
+        Some(since) if asked.events.is_empty() => {
+            replay_range(remote, &path, since, asked.until.as_deref()).await?
+        }
+        _ => {
+            let body = json!({"eventIds": asked.events});
+            remote.call(Method::POST, &path, Some(body)).await?
+        }
+    };
     remote.show(&answer, |queued| {
         format!("queued {} events again", queued["queued"])
     });
     Ok(())
+}
+
+/// Replays `since`..=`until` (default: the server's now) in
+/// [`REPLAY_SLICES`] slices of time, with a progress bar on a terminal;
+/// answers `{queued}` for the whole range.
+async fn replay_range(
+    remote: &Remote,
+    path: &str,
+    since: &str,
+    until: Option<&str>,
+) -> anyhow::Result<Value> {
+    let parse = |field: &str, text: &str| {
+        Timestamp::parse(text)
+            .map(|time| time.unix_micros())
+            .map_err(|_| anyhow::anyhow!("--{field}: `{text}` is not an RFC 3339 time"))
+    };
+    let start = parse("since", since)?;
+    let end = match until {
+        Some(until) => parse("until", until)?,
+        None => switchboard_domain::now_micros(),
+    };
+    let slices = time_slices(start, end, until.is_some());
+    let count = slices.len();
+    let progress = indicatif::ProgressBar::new(count as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "replaying {bar:30} {pos}/{len} slices of the range, {msg}",
+        )
+        .expect("the template is valid"),
+    );
+    let mut queued = 0u64;
+    for (done, (from, to)) in slices.into_iter().enumerate() {
+        let to = to.map_or(Value::Null, |to| {
+            json!(Timestamp::from_unix_micros(to).as_str())
+        });
+        let body = json!({"since": Timestamp::from_unix_micros(from).as_str(), "until": to});
+        let answer = remote.call(Method::POST, path, Some(body)).await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) => {
+                progress.abandon();
+                return Err(err.context(format!(
+                    "replayed {done} of {count} slices ({queued} events queued) before this"
+                )));
+            }
+        };
+        queued += answer["queued"].as_u64().unwrap_or_default();
+        progress.inc(1);
+        progress.set_message(format!("{queued} events queued"));
+    }
+    progress.finish_and_clear();
+    Ok(json!({ "queued": queued }))
+}
+
+/// `start..=end` cut into at most [`REPLAY_SLICES`] contiguous slices, each
+/// `(since, until)` in microseconds; the last one is open (`None`: the
+/// server's now) unless the range had an end of its own.
+fn time_slices(start: i64, end: i64, has_end: bool) -> Vec<(i64, Option<i64>)> {
+    if end < start {
+        // An empty range, as the server takes it: one request.
+        return vec![(start, has_end.then_some(end))];
+    }
+    let span = end.saturating_sub(start).saturating_add(1).max(1);
+    let slices = REPLAY_SLICES.min(span);
+    (0..slices)
+        .map(|slice| {
+            let from = start + span * slice / slices;
+            let to = start + span * (slice + 1) / slices - 1;
+            let last = slice + 1 == slices;
+            (from, (has_end || !last).then_some(to))
+        })
+        .collect()
 }
 
 fn delivery_row(delivery: &Value) -> Vec<String> {
@@ -506,4 +597,30 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut out = vec![line(headers.iter().map(|h| (*h).to_owned()).collect())];
     out.extend(rows.into_iter().map(line));
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_is_cut_into_contiguous_slices_that_cover_it() {
+        let (start, end) = (1_000_000, 1_000_000 + 7 * 24 * 3_600 * 1_000_000);
+        let slices = time_slices(start, end, true);
+        assert_eq!(slices.len(), REPLAY_SLICES as usize);
+        assert_eq!(slices[0].0, start);
+        assert_eq!(slices.last().unwrap().1, Some(end));
+        for pair in slices.windows(2) {
+            assert_eq!(pair[0].1.unwrap() + 1, pair[1].0, "no gap, no overlap");
+        }
+        // Without an end, the last slice runs to the server's now.
+        assert_eq!(time_slices(start, end, false).last().unwrap().1, None);
+        // A range shorter than the slices is cut in microseconds.
+        assert_eq!(
+            time_slices(5, 7, true),
+            vec![(5, Some(5)), (6, Some(6)), (7, Some(7))]
+        );
+        // An end before the start is one request, which queues nothing.
+        assert_eq!(time_slices(9, 3, true), vec![(9, Some(3))]);
+    }
 }

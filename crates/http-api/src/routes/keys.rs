@@ -1,4 +1,4 @@
-//! Credentials: company keys, bot keys and user tokens. A new credential is
+//! The company of a key, and credentials: company keys, bot keys and user tokens. A new credential is
 //! shown once in the response that creates it; only its hash is stored.
 
 use axum::Json;
@@ -15,6 +15,26 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, CompanyKey};
 use crate::paths::{BotKeyPath, BotPath, UserPath, UserTokenPath};
+
+/// The company the key belongs to. Companies are made on the server's
+/// machine (`switchboard company create`), not over the API: every
+/// credential of the API belongs to one company.
+#[utoipa::path(get, path = "/v2/company", tag = tags::KEYS,
+    responses((status = 200, body = CompanyResponse), (status = "4XX", body = switchboard_protocol::ErrorBody),
+        (status = "5XX", description = "The server failed (500) or the database is unavailable (503); retry later", body = switchboard_protocol::ErrorBody)))]
+pub async fn get_company(
+    State(app): State<AppState>,
+    operator: CompanyKey,
+) -> ApiResult<Json<CompanyResponse>> {
+    let company = app.store.get_company(&operator.company).await?;
+    Ok(Json(CompanyResponse {
+        company: CompanyView {
+            id: company.id.into_string(),
+            name: company.name,
+            created_at: company.created_at,
+        },
+    }))
+}
 
 /// The company's live company keys, without their secrets.
 #[utoipa::path(get, path = "/v2/company/keys", tag = tags::KEYS,
@@ -227,6 +247,7 @@ async fn revoke(
 /// The routes of this module, for [`crate::router`].
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(get_company))
         .routes(routes!(list_company_keys, create_company_key))
         .routes(routes!(revoke_company_key))
         .routes(routes!(list_bot_keys, create_bot_key))

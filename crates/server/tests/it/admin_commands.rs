@@ -165,6 +165,18 @@ async fn operators_manage_bots_integrations_deliveries_and_replay_from_the_comma
     );
     let (ok, keys, _) = run(&server, &["company-keys", "list"]).await;
     assert!(ok && keys.contains("ci") && keys.contains("true"), "{keys}");
+    let company = json(&server, &["company-keys", "company"]).await;
+    assert!(
+        company["company"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("co_")
+    );
+    let (ok, shown, _) = run(&server, &["company-keys", "company"]).await;
+    assert!(
+        ok && shown.contains("NAME") && shown.contains("co_"),
+        "{shown}"
+    );
 
     // A refusal says what the server said, and fails.
     let (ok, _, errors) = run(&server, &["integrations", "list", "--bot", "usr_nobody"]).await;

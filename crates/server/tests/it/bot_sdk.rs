@@ -106,6 +106,114 @@ async fn the_pull_consumer_answers_a_persons_message_with_no_public_url() {
 }
 
 #[tokio::test]
+async fn the_client_speaks_every_conversation_command_to_a_real_server() {
+    let server = TestServer::start().await;
+    let (alice, alice_token) = server.person("Alice").await;
+    let (bob, _) = server.person("Bob").await;
+    let (bot, bot_key) = server.bot("SDK commands bot").await;
+    let channel = server.channel(&alice_token, &[&bot]).await;
+    let client = Client::new(&server.base, &bot_key);
+
+    let said = client.say(&channel, "first").await.unwrap();
+    let edited = client
+        .edit_text(&channel, &said.message_id, "first, edited")
+        .await
+        .unwrap();
+    assert_eq!(edited.text.as_deref(), Some("first, edited"));
+    let buttons = vec![switchboard_bot_sdk::protocol::Element {
+        actions: Some(vec![switchboard_bot_sdk::protocol::ElementAction {
+            button: Some(switchboard_bot_sdk::protocol::Button {
+                text: "OK".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }];
+    let with_buttons = client
+        .send_elements(&channel, "choose", buttons)
+        .await
+        .unwrap();
+    // Editing the text keeps the buttons; a patch that unsets them clears them.
+    let kept = client
+        .edit_text(&channel, &with_buttons.message_id, "choose now")
+        .await
+        .unwrap();
+    assert_eq!(kept.elements.as_ref().map(Vec::len), Some(1));
+    let cleared = client
+        .patch_message(
+            &channel,
+            &with_buttons.message_id,
+            &switchboard_bot_sdk::protocol::api::PartialUpdateMessageRequest {
+                set: None,
+                unset: vec!["elements".into()],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(cleared.elements.as_deref().unwrap_or_default().is_empty());
+    let reacted = client
+        .add_reaction(&channel, &said.message_id, "like")
+        .await
+        .unwrap();
+    assert_eq!(reacted.reaction_counts.get("like"), Some(&1));
+    let unreacted = client
+        .remove_reaction(&channel, &said.message_id, "like")
+        .await
+        .unwrap();
+    assert_eq!(
+        unreacted.reaction_counts.get("like").copied().unwrap_or(0),
+        0
+    );
+    client.typing_start(&channel, 5).await.unwrap();
+    client.typing_stop(&channel).await.unwrap();
+    let added = client.add_members(&channel, &[&bob]).await.unwrap();
+    assert!(added.members.iter().any(|member| member.id == bob));
+    assert_eq!(client.members(&channel).await.unwrap().members.len(), 3);
+    assert_eq!(
+        client.channel(&channel).await.unwrap().channel.member_count,
+        3
+    );
+    let direct = client.direct_channel(&alice).await.unwrap();
+    assert_eq!(direct.member_count, 2);
+    let file = client
+        .upload_file(&channel, "notes.txt", "text/plain", b"hello".to_vec())
+        .await
+        .unwrap();
+    let with_file = client
+        .send_message(
+            &channel,
+            &switchboard_bot_sdk::protocol::api::SendMessageRequest {
+                attachments: Some(vec![file]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_file.attachments[0].name, "notes.txt");
+    client
+        .delete_message(&channel, &said.message_id)
+        .await
+        .unwrap();
+    // Alice sees what the bot did: the edited, deleted and sent messages.
+    let listed = server
+        .get(
+            &format!("/v2/conversations/channels/{channel}/messages"),
+            &alice_token,
+        )
+        .await
+        .expect(200);
+    let texts: Vec<&str> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|message| message["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["choose now"]);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_client_says_what_a_refusal_was() {
     let server = TestServer::start().await;
     let (_, bot_key) = server.bot("SDK client bot").await;

@@ -20,6 +20,7 @@ mod database_outage;
 mod delivery;
 mod demo;
 mod developer_commands;
+mod example_bots;
 mod files;
 mod instances;
 mod openapi_conformance;

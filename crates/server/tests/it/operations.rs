@@ -48,6 +48,7 @@ const ROUTES: &[&str] = &[
     "POST /v2/conversations/channels/{channelId}/typing/stop",
     "GET /v2/conversations/channels/{channelId}/typing",
     "GET /v2/conversations/events",
+    "GET /v2/company",
     "POST /v2/conversations/invite",
     "GET /v2/users",
     "POST /v2/users",

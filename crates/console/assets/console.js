@@ -17,12 +17,17 @@ const session = {
   },
   signIn(credential) {
     $("#notices").replaceChildren();
+    if (this.credential && this.credential !== credential.trim()) this.signOut();
     this.credential = credential.trim();
     sessionStorage.setItem(SESSION_KEY, this.credential);
   },
+  /** Forgets the credential and everything read with it. */
   signOut() {
     this.credential = null;
     sessionStorage.removeItem(SESSION_KEY);
+    chat.stop();
+    ops.bots = null;
+    ops.metrics = null;
   },
 };
 
@@ -208,7 +213,6 @@ window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", () => {
   $("#sign-out").addEventListener("click", () => {
     session.signOut();
-    chat.stop();
     location.hash = "#/";
     route();
   });

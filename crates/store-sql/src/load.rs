@@ -122,6 +122,29 @@ pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Member
     })
 }
 
+/// The memberships and users of these users in the channel (the author of
+/// a message and those it mentions), in the order of `ids`, each once.
+pub(crate) async fn some_members(
+    conn: &mut impl Db,
+    channel: &str,
+    ids: &[&str],
+) -> Outcome<Members> {
+    let rows = conn
+        .fetch_all::<MemberRow>(
+            "SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2) \
+             ORDER BY joined_at, user_id",
+            args![channel, ids.to_vec()],
+        )
+        .await?;
+    let found: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
+    let mut users = users_by_id(conn, &found).await?;
+    let users = found.iter().filter_map(|id| users.remove(*id)).collect();
+    Ok(Members {
+        members: rows.into_iter().map(MemberRow::into_member).collect(),
+        users,
+    })
+}
+
 /// A channel row with its members and users.
 pub(crate) async fn channel_details(
     conn: &mut impl Db,

@@ -15,7 +15,8 @@ use switchboard_protocol::{
     Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
 };
 use switchboard_store::{
-    IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
+    ChannelDetails, IdempotencyRecord, Members, MessagePatch, MessageStore, NewMessage, Page,
+    StoreError, StoreResult,
 };
 
 use crate::backend::{Backend, SqlStore};
@@ -120,7 +121,24 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             )
             .await?;
             // The channel as read above: sending changes none of its fields.
-            let details = load::channel_details(tx, channel_row).await?;
+            let details = if targets.is_empty() {
+                // No bot hears of it, only the members' feeds: the event names
+                // the author and the users mentioned (as a bounded delivery
+                // keeps them), without reading a channel of any size whole.
+                let mut named: Vec<&str> = vec![message.user.id.as_str()];
+                named.extend(message.mentions.iter().map(|user| user.id.as_str()));
+                named.sort_unstable();
+                named.dedup();
+                let Members { members, users } =
+                    load::some_members(tx, channel.as_str(), &named).await?;
+                ChannelDetails {
+                    channel: channel_row.into_channel(),
+                    members,
+                    users,
+                }
+            } else {
+                load::channel_details(tx, channel_row).await?
+            };
             let data = MessageNewData {
                 channel: details.channel,
                 members: details.members,

@@ -482,6 +482,11 @@ pub async fn a_person_reads_the_events_of_their_own_channels_only(store: Arc<dyn
         ]
     );
     assert!(events[1].data.contains(&first.message_id));
+    // No bot hears of it: the event names the author, not the whole channel.
+    let data: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
+    assert_eq!(data["channel"]["memberCount"], 2);
+    assert_eq!(data["members"].as_array().unwrap().len(), 1);
+    assert_eq!(data["users"][0]["id"], bob.user.as_str());
     assert!(events.windows(2).all(|pair| {
         pair[0].created_at <= pair[1].created_at && pair[0].channel_seq < pair[1].channel_seq
     }));

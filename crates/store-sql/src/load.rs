@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::db::{Db, FromRow, Row};
 use switchboard_domain::{Actor, ChannelId, MessageId};
-use switchboard_protocol::{MemberRole, Message, User};
+use switchboard_protocol::{ChannelMember, MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
 use crate::failure::Outcome;
@@ -122,27 +122,21 @@ pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Member
     })
 }
 
-/// The memberships and users of these users in the channel (the author of
-/// a message and those it mentions), in the order of `ids`, each once.
-pub(crate) async fn some_members(
+/// The memberships of these users in the channel (the author of a message
+/// and those it mentions), by when they joined.
+pub(crate) async fn memberships(
     conn: &mut impl Db,
     channel: &str,
-    ids: &[&str],
-) -> Outcome<Members> {
+    users: &[&str],
+) -> Outcome<Vec<ChannelMember>> {
     let rows = conn
         .fetch_all::<MemberRow>(
             "SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2) \
              ORDER BY joined_at, user_id",
-            args![channel, ids.to_vec()],
+            args![channel, users.to_vec()],
         )
         .await?;
-    let found: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
-    let mut users = users_by_id(conn, &found).await?;
-    let users = found.iter().filter_map(|id| users.remove(*id)).collect();
-    Ok(Members {
-        members: rows.into_iter().map(MemberRow::into_member).collect(),
-        users,
-    })
+    Ok(rows.into_iter().map(MemberRow::into_member).collect())
 }
 
 /// A channel row with its members and users.

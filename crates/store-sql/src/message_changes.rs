@@ -15,8 +15,8 @@ use switchboard_protocol::{
     Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
 };
 use switchboard_store::{
-    ChannelDetails, IdempotencyRecord, Members, MessagePatch, MessageStore, NewMessage, Page,
-    StoreError, StoreResult,
+    ChannelDetails, IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError,
+    StoreResult,
 };
 
 use crate::backend::{Backend, SqlStore};
@@ -124,16 +124,18 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             let details = if targets.is_empty() {
                 // No bot hears of it, only the members' feeds: the event names
                 // the author and the users mentioned (as a bounded delivery
-                // keeps them), without reading a channel of any size whole.
-                let mut named: Vec<&str> = vec![message.user.id.as_str()];
-                named.extend(message.mentions.iter().map(|user| user.id.as_str()));
-                named.sort_unstable();
-                named.dedup();
-                let Members { members, users } =
-                    load::some_members(tx, channel.as_str(), &named).await?;
+                // keeps them), who are in the message already, without
+                // reading a channel of any size whole.
+                let mut users = vec![message.user.clone()];
+                for mentioned in &message.mentions {
+                    if users.iter().all(|user| user.id != mentioned.id) {
+                        users.push(mentioned.clone());
+                    }
+                }
+                let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
                 ChannelDetails {
                     channel: channel_row.into_channel(),
-                    members,
+                    members: load::memberships(tx, channel.as_str(), &ids).await?,
                     users,
                 }
             } else {

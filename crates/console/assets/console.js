@@ -291,6 +291,12 @@ const chat = {
     entry.unread = 0;
   },
 
+  /** Asks who is typing in the channel (what the feed says of other instances' typing). */
+  async refreshTyping(channelId) {
+    const answer = await api("GET", `/v2/conversations/channels/${encodeURIComponent(channelId)}/typing`).catch(() => null);
+    if (answer) this.receive("typing", { channelId, typing: answer.typing });
+  },
+
   remember(users) {
     for (const user of users || []) this.users.set(user.id, user);
   },
@@ -517,7 +523,7 @@ function chatView(channelId) {
         }
         if (channelId && chat.channels.has(channelId)) {
           chat.markRead(channelId);
-          refreshTyping(channelId);
+          chat.refreshTyping(channelId);
         }
         $("#who").textContent = `Signed in as ${chat.name(chat.me)}`;
         draw();
@@ -814,22 +820,13 @@ function chatView(channelId) {
     if (added) { chat.remember(added.users); await chat.loadChannel(entry.channel.channelId); draw(); }
   }
 
-  async function refreshTyping(id) {
-    const answer = await api("GET", `/v2/conversations/channels/${encodeURIComponent(id)}/typing`).catch(() => null);
-    if (answer) chat.receive("typing", { channelId: id, typing: answer.typing });
-  }
-
   return view;
 }
 
 // Typing indicators expire by themselves; the open channel's list is asked
 // again now and then (other instances' typing reaches this feed that way).
 setInterval(() => {
-  if (chat.open && session.credential && session.kind === "person") {
-    api("GET", `/v2/conversations/channels/${encodeURIComponent(chat.open)}/typing`)
-      .then((answer) => chat.receive("typing", { channelId: chat.open, typing: answer.typing }))
-      .catch(() => {});
-  }
+  if (chat.open && session.credential && session.kind === "person") chat.refreshTyping(chat.open);
 }, 3000);
 setInterval(() => chat.renderTyping(), 1000);
 window.addEventListener("focus", () => { if (chat.open && chat.channels.has(chat.open)) { chat.markRead(chat.open); chat.render(); } });

@@ -15,25 +15,23 @@ use crate::support::TestServer;
 async fn wait_for_text(server: &TestServer, alice: &str, channel: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let listed = server
-            .get(
-                &format!("/v2/conversations/channels/{channel}/messages"),
-                alice,
-            )
-            .await
-            .expect(200);
-        let texts: Vec<&str> = listed["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|message| message["text"].as_str())
-            .collect();
-        if texts.contains(&text) {
+        let texts = texts(server, alice, channel).await;
+        if texts.iter().any(|found| found == text) {
             return;
         }
         assert!(Instant::now() < deadline, "no `{text}` in {texts:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The texts of the channel's messages as this token's user reads them, newest first.
+async fn texts(server: &TestServer, token: &str, channel: &str) -> Vec<String> {
+    server
+        .messages(token, channel)
+        .await
+        .iter()
+        .filter_map(|message| message["text"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// What an echo bot does with an event, on the SDK.
@@ -196,20 +194,7 @@ async fn the_client_speaks_every_conversation_command_to_a_real_server() {
         .await
         .unwrap();
     // Alice sees what the bot did: the edited, deleted and sent messages.
-    let listed = server
-        .get(
-            &format!("/v2/conversations/channels/{channel}/messages"),
-            &alice_token,
-        )
-        .await
-        .expect(200);
-    let texts: Vec<&str> = listed["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["choose now"]);
+    assert_eq!(texts(&server, &alice_token, &channel).await, ["choose now"]);
     server.stop().await;
 }
 

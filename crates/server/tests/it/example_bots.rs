@@ -48,27 +48,17 @@ async fn answered(server: &TestServer, token: &str, channel: &str, text: &str) {
     let sent = server.say(token, channel, text).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listed = server
-            .get(
-                &format!("/v2/conversations/channels/{channel}/messages"),
-                token,
-            )
-            .await
-            .expect(200);
-        let answer = listed["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|message| {
-                message["text"] == format!("echo: {text}")
-                    && message["quote"]["messageId"] == sent.as_str()
-            });
-        if answer.is_some() {
+        let messages = server.messages(token, channel).await;
+        let answered = messages.iter().any(|message| {
+            message["text"] == format!("echo: {text}")
+                && message["quote"]["messageId"] == sent.as_str()
+        });
+        if answered {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "no answer to `{text}` within 30 s: {listed}"
+            "no answer to `{text}` within 30 s: {messages:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -289,16 +289,24 @@ impl TestServer {
         sent["message"]["messageId"].as_str().unwrap().to_owned()
     }
 
-    /// How many messages the channel lists for this token's user.
-    pub async fn message_count(&self, token: &str, channel: &str) -> usize {
-        let listed = self
+    /// The channel's latest 100 messages, newest first, as this token's user reads them.
+    pub async fn messages(&self, token: &str, channel: &str) -> Vec<Value> {
+        let mut listed = self
             .get(
                 &format!("/v2/conversations/channels/{channel}/messages?limit=100"),
                 token,
             )
             .await
             .expect(200);
-        listed["messages"].as_array().unwrap().len()
+        match listed["messages"].take() {
+            Value::Array(messages) => messages,
+            other => panic!("no message list: {other}"),
+        }
+    }
+
+    /// How many messages the channel lists for this token's user.
+    pub async fn message_count(&self, token: &str, channel: &str) -> usize {
+        self.messages(token, channel).await.len()
     }
 
     /// A webhook integration of the bot to `url`; returns (integration id, secret).

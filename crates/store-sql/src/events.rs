@@ -35,28 +35,32 @@ pub(crate) async fn targets(
     event_type: &EventType,
     recipients: Recipients<'_>,
 ) -> Outcome<Vec<String>> {
+    // The company's integrations (a handful), each checked against the
+    // channel's members by key: neither every company's integrations nor a
+    // large channel's members are read.
+    const LIVE: &str = "SELECT id, event_types FROM integrations i \
+         WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' AND ";
+    const MEMBER: &str =
+        "EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = $2 AND m.user_id = i.bot_id)";
     let rows: Vec<(String, Option<String>)> = match recipients {
-        Recipients::BotMembers | Recipients::BotMembersAnd(_) => {
-            let extra: &[&str] = match recipients {
-                Recipients::BotMembersAnd(users) => users,
-                _ => &[],
-            };
+        Recipients::BotMembers => {
             conn.fetch_all(
-                "SELECT id, event_types FROM integrations \
-                 WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' \
-                 AND (bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $2) \
-                      OR bot_id = ANY($3)) \
-                 ORDER BY id",
-                args![company, channel, extra],
+                &format!("{LIVE}{MEMBER} ORDER BY id"),
+                args![company, channel],
+            )
+            .await?
+        }
+        Recipients::BotMembersAnd(users) => {
+            conn.fetch_all(
+                &format!("{LIVE}({MEMBER} OR bot_id = ANY($3)) ORDER BY id"),
+                args![company, channel, users],
             )
             .await?
         }
         Recipients::MemberBot(bot) => {
             conn.fetch_all(
-                "SELECT id, event_types FROM integrations \
-                 WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' AND bot_id = $2 \
-                 AND bot_id IN (SELECT user_id FROM channel_members WHERE channel_id = $3) ORDER BY id",
-                args![company, bot, channel],
+                &format!("{LIVE}bot_id = $3 AND {MEMBER} ORDER BY id"),
+                args![company, channel, bot],
             )
             .await?
         }
@@ -102,7 +106,9 @@ pub(crate) async fn announce<D: Serialize>(
 }
 
 /// Stores the event and one delivery per target. Channel events take the
-/// channel's next `channelSeq`.
+/// channel's next `channelSeq`; a new message also marks the channel's
+/// activity (it moves to the top of its members' lists) in the same
+/// statement, which its sending would otherwise make on its own.
 pub(crate) async fn record(
     conn: &mut impl Db,
     company: &str,
@@ -114,6 +120,14 @@ pub(crate) async fn record(
 ) -> Outcome<EventId> {
     let id = EventId::generate();
     let seq: i64 = match channel {
+        Some(channel) if *event_type == EventType::MessageNew => {
+            conn.scalar(
+                "UPDATE channels SET event_seq = event_seq + 1, last_activity_at = $2 WHERE id = $1 \
+                 RETURNING event_seq",
+                args![channel, now],
+            )
+            .await?
+        }
         Some(channel) => {
             conn.scalar(
                 "UPDATE channels SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",

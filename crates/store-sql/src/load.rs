@@ -35,13 +35,24 @@ pub(crate) async fn channel_as_member(
     actor: &Actor,
     channel: &ChannelId,
 ) -> Outcome<(ChannelRow, MemberRole)> {
+    let (channel, membership) = channel_and_membership(conn, actor, channel).await?;
+    Ok((channel, membership.role))
+}
+
+/// The live channel and the actor's membership of it, read as one row; not
+/// found as for [`channel_as_member`].
+pub(crate) async fn channel_and_membership(
+    conn: &mut impl Db,
+    actor: &Actor,
+    channel: &ChannelId,
+) -> Outcome<(ChannelRow, ChannelMember)> {
     let sql = format!(
-        "SELECT {CHANNEL_COLUMNS}, m.role AS role FROM channels c \
+        "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at FROM channels c \
          JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
          WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
     );
     let found = conn
-        .fetch_optional::<ChannelRowWithRole>(
+        .fetch_optional::<ChannelRowWithMembership>(
             &sql,
             args![
                 actor.user.as_str(),
@@ -51,7 +62,14 @@ pub(crate) async fn channel_as_member(
         )
         .await?;
     match found {
-        Some(found) => Ok((found.channel, MemberRole::from(found.role.as_str()))),
+        Some(found) => {
+            let membership = MemberRow {
+                user_id: actor.user.as_str().to_owned(),
+                role: found.role,
+                joined_at: found.joined_at,
+            };
+            Ok((found.channel, membership.into_member()))
+        }
         None => {
             // Say which is missing: the acting user, or the channel for them.
             ensure_actor(conn, actor).await?;
@@ -60,17 +78,19 @@ pub(crate) async fn channel_as_member(
     }
 }
 
-/// A channel row followed by the actor's `role`.
-struct ChannelRowWithRole {
+/// A channel row followed by the actor's `role` and `joined_at`.
+struct ChannelRowWithMembership {
     channel: ChannelRow,
     role: String,
+    joined_at: i64,
 }
 
-impl FromRow for ChannelRowWithRole {
+impl FromRow for ChannelRowWithMembership {
     fn from_row(row: &mut Row) -> Outcome<Self> {
-        Ok(ChannelRowWithRole {
+        Ok(ChannelRowWithMembership {
             channel: ChannelRow::from_row(row)?,
             role: row.named("role")?,
+            joined_at: row.named("joined_at")?,
         })
     }
 }

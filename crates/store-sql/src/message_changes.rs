@@ -20,7 +20,7 @@ use switchboard_store::{
 };
 
 use crate::backend::{Backend, SqlStore};
-use crate::channels::{clear_typing, touch};
+use crate::channels::clear_typing;
 use crate::events::{self, Recipients};
 use crate::failure::Outcome;
 use crate::files::resolve_attachments;
@@ -37,7 +37,8 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Message> {
         change!(self, (actor, channel, new, idempotency), |tx| {
-            let (channel_row, _) = load::channel_as_member(tx, actor, channel).await?;
+            let (channel_row, membership) =
+                load::channel_and_membership(tx, actor, channel).await?;
             let now = now_micros();
             if let Some(record) = &idempotency
                 && let Some(first) = remembered_send(tx, actor, record, now).await?
@@ -93,7 +94,6 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             )
             .await?;
             clear_typing(tx, channel, &actor.user).await?;
-            touch(tx, channel, now).await?;
             if let Some(record) = &idempotency {
                 tx.execute(
                     "INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
@@ -132,10 +132,15 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                         users.push(mentioned.clone());
                     }
                 }
-                let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
+                let members = if users.len() == 1 {
+                    vec![membership]
+                } else {
+                    let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
+                    load::memberships(tx, channel.as_str(), &ids).await?
+                };
                 ChannelDetails {
                     channel: channel_row.into_channel(),
-                    members: load::memberships(tx, channel.as_str(), &ids).await?,
+                    members,
                     users,
                 }
             } else {

@@ -183,8 +183,7 @@ async fn send(
         "SendMessage answered {}",
         response.status()
     );
-    let body = response.bytes().await?;
-    let answer: SendAnswer = serde_json::from_slice(&body).context("SendMessage's answer")?;
+    let answer: SendAnswer = response.json().await.context("SendMessage's answer")?;
     Ok(Sent::Accepted(
         answer.message.message_id,
         started,

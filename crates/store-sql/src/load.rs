@@ -10,7 +10,7 @@ use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{ChannelMember, MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
-use crate::failure::Outcome;
+use crate::failure::{Failure, Outcome};
 use crate::messages as assembly;
 use crate::rows::*;
 
@@ -35,24 +35,13 @@ pub(crate) async fn channel_as_member(
     actor: &Actor,
     channel: &ChannelId,
 ) -> Outcome<(ChannelRow, MemberRole)> {
-    let (channel, membership) = channel_and_membership(conn, actor, channel).await?;
-    Ok((channel, membership.role))
-}
-
-/// The live channel and the actor's membership of it, read as one row; not
-/// found as for [`channel_as_member`].
-pub(crate) async fn channel_and_membership(
-    conn: &mut impl Db,
-    actor: &Actor,
-    channel: &ChannelId,
-) -> Outcome<(ChannelRow, ChannelMember)> {
     let sql = format!(
-        "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at FROM channels c \
+        "SELECT {CHANNEL_COLUMNS}, m.role AS role FROM channels c \
          JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
          WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
     );
     let found = conn
-        .fetch_optional::<ChannelRowWithMembership>(
+        .fetch_optional::<ChannelRowWithRole>(
             &sql,
             args![
                 actor.user.as_str(),
@@ -62,35 +51,95 @@ pub(crate) async fn channel_and_membership(
         )
         .await?;
     match found {
-        Some(found) => {
-            let membership = MemberRow {
-                user_id: actor.user.as_str().to_owned(),
-                role: found.role,
-                joined_at: found.joined_at,
-            };
-            Ok((found.channel, membership.into_member()))
-        }
-        None => {
-            // Say which is missing: the acting user, or the channel for them.
-            ensure_actor(conn, actor).await?;
-            Err(StoreError::not_found("channel", channel).into())
-        }
+        Some(found) => Ok((found.channel, MemberRole::from(found.role.as_str()))),
+        None => Err(not_a_member(conn, actor, channel).await),
     }
 }
 
-/// A channel row followed by the actor's `role` and `joined_at`.
-struct ChannelRowWithMembership {
-    channel: ChannelRow,
-    role: String,
-    joined_at: i64,
+/// Why the actor reads no channel: "user not found" when the actor is gone,
+/// else "channel not found".
+async fn not_a_member(conn: &mut impl Db, actor: &Actor, channel: &ChannelId) -> Failure {
+    match ensure_actor(conn, actor).await {
+        Ok(()) => StoreError::not_found("channel", channel).into(),
+        Err(failure) => failure,
+    }
 }
 
-impl FromRow for ChannelRowWithMembership {
+/// A channel row followed by the actor's `role`.
+struct ChannelRowWithRole {
+    channel: ChannelRow,
+    role: String,
+}
+
+impl FromRow for ChannelRowWithRole {
     fn from_row(row: &mut Row) -> Outcome<Self> {
-        Ok(ChannelRowWithMembership {
+        Ok(ChannelRowWithRole {
             channel: ChannelRow::from_row(row)?,
             role: row.named("role")?,
-            joined_at: row.named("joined_at")?,
+        })
+    }
+}
+
+/// What sending a message reads of its channel and author, as one row.
+pub(crate) struct Sender {
+    pub channel: ChannelRow,
+    /// The author's membership of the channel.
+    pub membership: ChannelMember,
+    pub user: User,
+    /// Whether the author has a typing indicator in the channel (sending
+    /// clears it).
+    pub typing: bool,
+}
+
+/// The live channel with the actor as a member, not found as for
+/// [`channel_as_member`]: one statement, where the membership, the author
+/// and the typing indicator would take one each.
+pub(crate) async fn sender(
+    conn: &mut impl Db,
+    actor: &Actor,
+    channel: &ChannelId,
+) -> Outcome<Sender> {
+    let sql = format!(
+        "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at, \
+         EXISTS (SELECT 1 FROM typing t WHERE t.channel_id = c.id AND t.user_id = m.user_id) AS typing, \
+         {USER_COLUMNS} FROM channels c \
+         JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
+         JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL \
+         WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
+    );
+    let found = conn
+        .fetch_optional::<Sender>(
+            &sql,
+            args![
+                actor.user.as_str(),
+                channel.as_str(),
+                actor.company.as_str()
+            ],
+        )
+        .await?;
+    match found {
+        Some(found) => Ok(found),
+        None => Err(not_a_member(conn, actor, channel).await),
+    }
+}
+
+impl FromRow for Sender {
+    fn from_row(row: &mut Row) -> Outcome<Self> {
+        let channel = ChannelRow::from_row(row)?;
+        let role: String = row.named("role")?;
+        let joined_at = row.named("joined_at")?;
+        let typing = row.named("typing")?;
+        let user = UserRow::from_row(row)?;
+        let membership = MemberRow {
+            user_id: user.id.clone(),
+            role,
+            joined_at,
+        };
+        Ok(Sender {
+            channel,
+            membership: membership.into_member(),
+            user: user.into_user(),
+            typing,
         })
     }
 }
@@ -106,10 +155,10 @@ pub(crate) async fn users_by_id(
     // One id (a message's author, most often) is looked up as one key: the
     // list form costs SQLite a table-valued function for a single row.
     let rows = if let [id] = ids {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE id = $1");
         conn.fetch_all::<UserRow>(&sql, args![*id]).await?
     } else {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE id = ANY($1)");
         conn.fetch_all::<UserRow>(&sql, args![ids]).await?
     };
     Ok(rows
@@ -126,20 +175,37 @@ pub(crate) async fn user(conn: &mut impl Db, id: &str) -> Outcome<User> {
         .ok_or_else(|| StoreError::not_found("user", id).into())
 }
 
-/// The members of a channel, by joining time, with their users.
+/// The members of a channel, by joining time, with their users (one
+/// statement).
 pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Members> {
-    let rows = conn.fetch_all::<MemberRow>(
-        "SELECT user_id, role, joined_at FROM channel_members WHERE channel_id = $1 ORDER BY joined_at, user_id",
-        args![channel],
-    )
-    .await?;
-    let ids: Vec<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
-    let mut users = users_by_id(conn, &ids).await?;
-    let users = ids.iter().filter_map(|id| users.remove(*id)).collect();
-    Ok(Members {
-        members: rows.into_iter().map(MemberRow::into_member).collect(),
-        users,
-    })
+    let sql = format!(
+        "SELECT m.user_id, m.role, m.joined_at, {USER_COLUMNS} FROM channel_members m \
+         JOIN users u ON u.id = m.user_id WHERE m.channel_id = $1 ORDER BY m.joined_at, m.user_id"
+    );
+    let rows = conn
+        .fetch_all::<MemberWithUser>(&sql, args![channel])
+        .await?;
+    let mut members = Members {
+        members: Vec::with_capacity(rows.len()),
+        users: Vec::with_capacity(rows.len()),
+    };
+    for MemberWithUser(member, user) in rows {
+        members.members.push(member.into_member());
+        members.users.push(user.into_user());
+    }
+    Ok(members)
+}
+
+/// A membership and its user, as one row.
+struct MemberWithUser(MemberRow, UserRow);
+
+impl FromRow for MemberWithUser {
+    fn from_row(row: &mut Row) -> Outcome<Self> {
+        Ok(MemberWithUser(
+            MemberRow::from_row(row)?,
+            UserRow::from_row(row)?,
+        ))
+    }
 }
 
 /// The memberships of these users in the channel (the author of a message
@@ -222,11 +288,21 @@ pub(crate) async fn messages(conn: &mut impl Db, rows: Vec<MessageRow>) -> Outco
     assembly::assemble(rows, &users, reactions)
 }
 
-/// A message just written: its author and mentions, and no reactions yet.
-pub(crate) async fn new_message(conn: &mut impl Db, row: MessageRow) -> Outcome<Message> {
+/// A message just written by `author`: with its author and mentions, and no
+/// reactions yet. Only the users it mentions are read.
+pub(crate) async fn new_message(
+    conn: &mut impl Db,
+    row: MessageRow,
+    author: User,
+) -> Outcome<Message> {
     let user_ids = assembly::user_ids(std::slice::from_ref(&row))?;
-    let user_ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
-    let users = users_by_id(conn, &user_ids).await?;
+    let mentioned: Vec<&str> = user_ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != author.id)
+        .collect();
+    let mut users = users_by_id(conn, &mentioned).await?;
+    users.insert(author.id.clone(), author);
     Ok(assembly::assemble(vec![row], &users, Vec::new())?.remove(0))
 }
 

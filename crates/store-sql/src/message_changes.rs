@@ -37,8 +37,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Message> {
         change!(self, (actor, channel, new, idempotency), |tx| {
-            let (channel_row, membership) =
-                load::channel_and_membership(tx, actor, channel).await?;
+            let sender = load::sender(tx, actor, channel).await?;
             let now = now_micros();
             if let Some(record) = &idempotency
                 && let Some(first) = remembered_send(tx, actor, record, now).await?
@@ -93,7 +92,9 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 ],
             )
             .await?;
-            clear_typing(tx, channel, &actor.user).await?;
+            if sender.typing {
+                clear_typing(tx, channel, &actor.user).await?;
+            }
             if let Some(record) = &idempotency {
                 tx.execute(
                     "INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
@@ -109,7 +110,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 )
                 .await?;
             }
-            let message = load::new_message(tx, row).await?;
+            let message = load::new_message(tx, row, sender.user).await?;
             let event = EventType::MessageNew;
             let company = actor.company.as_str();
             let targets = events::targets(
@@ -133,18 +134,18 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                     }
                 }
                 let members = if users.len() == 1 {
-                    vec![membership]
+                    vec![sender.membership]
                 } else {
                     let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
                     load::memberships(tx, channel.as_str(), &ids).await?
                 };
                 ChannelDetails {
-                    channel: channel_row.into_channel(),
+                    channel: sender.channel.into_channel(),
                     members,
                     users,
                 }
             } else {
-                load::channel_details(tx, channel_row).await?
+                load::channel_details(tx, sender.channel).await?
             };
             let data = MessageNewData {
                 channel: details.channel,

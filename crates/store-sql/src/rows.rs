@@ -24,10 +24,10 @@ impl CompanyRow {
     }
 }
 
-/// The columns of `users` that [`UserRow`] reads.
-pub const USER_COLUMNS: &str = "id, company_id, is_bot, name, email, phone, picture, locale, time_zone, \
-     pbx_domain, pbx_port, pbx_extension, pbx_serial, pbx_user_id, bot_access, bot_integration_type, \
-     bot_searchable, created_at, updated_at";
+/// The columns of `users u` that [`UserRow`] reads.
+pub const USER_COLUMNS: &str = "u.id, u.company_id, u.is_bot, u.name, u.email, u.phone, u.picture, \
+     u.locale, u.time_zone, u.pbx_domain, u.pbx_port, u.pbx_extension, u.pbx_serial, u.pbx_user_id, \
+     u.bot_access, u.bot_integration_type, u.bot_searchable, u.created_at, u.updated_at";
 
 stored_row! {
 pub struct UserRow {

@@ -39,7 +39,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
         let email = email.map(str::to_owned);
         query!(self, (company, email, page), |conn| {
             let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND deleted_at IS NULL \
+                "SELECT {USER_COLUMNS} FROM users u WHERE company_id = $1 AND deleted_at IS NULL \
              AND ($2 IS NULL OR email = $3) ORDER BY created_at, id LIMIT $4 OFFSET $5"
             );
             let rows = conn
@@ -121,7 +121,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
     async fn list_bots(&self, company: &CompanyId) -> StoreResult<Vec<User>> {
         query!(self, (company), |conn| {
             let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND is_bot AND deleted_at IS NULL \
+                "SELECT {USER_COLUMNS} FROM users u WHERE company_id = $1 AND is_bot AND deleted_at IS NULL \
              ORDER BY created_at, id"
             );
             let rows = conn
@@ -244,7 +244,7 @@ pub(crate) async fn live_user(
     bot: Option<bool>,
 ) -> Outcome<User> {
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL \
+        "SELECT {USER_COLUMNS} FROM users u WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL \
          AND ($3 IS NULL OR is_bot = $4)"
     );
     let row = conn
@@ -262,7 +262,7 @@ pub(crate) async fn find_or_create_person(
     invitee: &Invitee,
 ) -> Outcome<User> {
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 AND deleted_at IS NULL \
+        "SELECT {USER_COLUMNS} FROM users u WHERE company_id = $1 AND deleted_at IS NULL \
          AND (($2 IS NOT NULL AND email = $3) OR ($4 IS NOT NULL AND phone = $5)) \
          ORDER BY (email = $6) DESC LIMIT 1"
     );

@@ -427,6 +427,13 @@ const chat = {
     this.apply(type, body).then(() => this.render()).catch((err) => notify(err, "error"));
   },
 
+  /** Drops a channel this person no longer sees, and leaves it if open. */
+  forget(channelId) {
+    this.channels.delete(channelId);
+    this.order = this.order.filter((id) => id !== channelId);
+    if (this.open === channelId) location.hash = "#/";
+  },
+
   async apply(type, body) {
     const data = body.data || {};
     const channelId = body.channelId;
@@ -434,9 +441,15 @@ const chat = {
     if (data.user) this.users.set(data.user.id, data.user);
     let entry = this.channels.get(channelId);
     switch (type) {
+      case "chat:member:removed":
+        // The person removed hears of it too, and no longer sees the channel.
+        if ((data.members || []).some((member) => member.id === this.me)) {
+          this.forget(channelId);
+          break;
+        }
+        // falls through: another member left, and the channel is read again.
       case "chat:channel:created":
       case "chat:member:added":
-      case "chat:member:removed":
       case "chat:channel:updated":
         if (!entry) {
           entry = await this.loadChannel(channelId);
@@ -446,9 +459,7 @@ const chat = {
         }
         break;
       case "chat:channel:deleted":
-        this.channels.delete(channelId);
-        this.order = this.order.filter((id) => id !== channelId);
-        if (this.open === channelId) location.hash = "#/";
+        this.forget(channelId);
         break;
       case "chat:message:new": {
         if (!entry) { await this.loadChannel(channelId); await this.loadMessages(channelId); break; }

@@ -357,13 +357,12 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
             refresh_member_count(tx, channel).await?;
             let now = now_micros();
             touch(tx, channel, now).await?;
-            let gone = [member.as_str()];
             events::announce(
                 tx,
                 actor.company.as_str(),
                 channel.as_str(),
                 EventType::MemberRemoved,
-                Recipients::BotMembersAnd(&gone),
+                Recipients::BotMembersAndRemoved(member.as_str()),
                 |channel| ChannelEventData {
                     channel,
                     members: vec![removed_member],
@@ -436,7 +435,8 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
                 .fetch_all(
                     "SELECT e.id, e.event_type, e.channel_id, e.channel_seq, e.data, e.created_at FROM events e \
                      WHERE e.company_id = $1 AND e.created_at >= $2 AND e.event_type <> $3 \
-                     AND e.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $4) \
+                     AND (e.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $4) \
+                          OR e.removed_user_id = $4) \
                      ORDER BY e.created_at, e.id LIMIT $5",
                     args![
                         actor.company.as_str(),

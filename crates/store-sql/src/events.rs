@@ -6,7 +6,8 @@
 //! channel's next `channelSeq`, one `deliveries` row per target, and the
 //! target's lane if it had none. A channel event is recorded even when no
 //! bot hears of it: the members' live feeds (`person_events`) read it too
-//! (all but those meant for one bot, which are recorded only for it).
+//! (all but those meant for one bot, which are recorded only for it), and a
+//! person removed from a channel reads the event that removed them.
 
 use crate::db::{Db, HandOffTerms};
 use serde::Serialize;
@@ -21,8 +22,9 @@ use crate::load;
 pub(crate) enum Recipients<'a> {
     /// The integrations of the channel's bot members.
     BotMembers,
-    /// The bot members and these users (who just left the channel).
-    BotMembersAnd(&'a [&'a str]),
+    /// The bot members and this user, who was just removed from the channel
+    /// (their integrations hear of it, and so does their feed).
+    BotMembersAndRemoved(&'a str),
     /// The integrations of this bot, if it is a member.
     MemberBot(&'a str),
 }
@@ -50,10 +52,10 @@ pub(crate) async fn targets(
             )
             .await?
         }
-        Recipients::BotMembersAnd(users) => {
+        Recipients::BotMembersAndRemoved(user) => {
             conn.fetch_all(
-                &format!("{LIVE}({MEMBER} OR bot_id = ANY($3)) ORDER BY id"),
-                args![company, channel, users],
+                &format!("{LIVE}({MEMBER} OR bot_id = $3) ORDER BY id"),
+                args![company, channel, user],
             )
             .await?
         }
@@ -87,12 +89,16 @@ pub(crate) async fn announce<D: Serialize>(
     // An event for one bot (a button pressed) is no member's news: with no
     // integration to hear it, there is nothing to record.
     let for_one_bot = matches!(recipients, Recipients::MemberBot(_));
+    let removed = match recipients {
+        Recipients::BotMembersAndRemoved(user) => Some(user),
+        _ => None,
+    };
     let wanted = targets(conn, company, channel, &event, recipients).await?;
     if for_one_bot && wanted.is_empty() {
         return Ok(());
     }
     let data = build(load::channel_row(conn, channel).await?.into_channel());
-    record(
+    let id = record(
         conn,
         company,
         Some(channel),
@@ -102,6 +108,14 @@ pub(crate) async fn announce<D: Serialize>(
         now_micros(),
     )
     .await?;
+    if let Some(user) = removed {
+        // No longer a member, the person removed reads this one on their feed.
+        conn.execute(
+            "UPDATE events SET removed_user_id = $1 WHERE id = $2",
+            args![user, id.as_str()],
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -440,7 +440,8 @@ pub async fn typing_indicators_expire_and_are_purged(store: Arc<dyn Store>) {
 }
 
 /// A person's feed holds every event of the channels they are in now, with
-/// no bot in them, oldest first; none of other channels or companies.
+/// no bot in them, oldest first, and the event that removed them from a
+/// channel; none of other channels or companies.
 pub async fn a_person_reads_the_events_of_their_own_channels_only(store: Arc<dyn Store>) {
     let (other_company, _) = company(store.as_ref(), "B").await;
     let (company, _) = company(store.as_ref(), "A").await;
@@ -502,18 +503,26 @@ pub async fn a_person_reads_the_events_of_their_own_channels_only(store: Arc<dyn
         1
     );
 
-    // Removed from the channel, Alice reads none of its events any more.
+    // Removed from the channel, Alice reads none of its events any more but
+    // the one that removed her; the members left read it too.
     store
         .remove_member(&alice, &shared, &alice.user)
         .await
         .unwrap();
-    assert!(
-        store
-            .person_events(&alice, start, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    store
+        .send_message(&bob, &shared, text("after Alice left"), None)
+        .await
+        .unwrap();
+    let after = store.person_events(&alice, start, 100).await.unwrap();
+    let seen: Vec<(&str, &ChannelId)> = after
+        .iter()
+        .map(|event| (event.event_type.as_str(), &event.channel))
+        .collect();
+    assert_eq!(seen, [("chat:member:removed", &shared)]);
+    let data: serde_json::Value = serde_json::from_str(&after[0].data).unwrap();
+    assert_eq!(data["members"][0]["id"], alice.user.as_str());
+    let bobs = store.person_events(&bob, start, 100).await.unwrap();
+    assert!(bobs.iter().any(|event| event.id == after[0].id));
 }
 
 pub async fn members_and_counts_stay_consistent(store: Arc<dyn Store>) {

@@ -189,10 +189,11 @@ pub trait ChannelStore: Send + Sync {
         now: UnixMicros,
     ) -> StoreResult<Vec<Typing>>;
 
-    /// The events of the channels the actor is a member of now, recorded at
-    /// or after `since`, oldest first, at most `limit`; events meant for one
-    /// bot only (`chat:message:action`) are left out. What a person's live
-    /// feed reads.
+    /// The events of the channels the actor is a member of now, and each
+    /// `chat:member:removed` that took the actor out of a channel, recorded
+    /// at or after `since`, oldest first, at most `limit`; events meant for
+    /// one bot only (`chat:message:action`) are left out. What a person's
+    /// live feed reads.
     async fn person_events(
         &self,
         actor: &Actor,

@@ -1,6 +1,7 @@
 //! A person's live feed, `GET /v2/conversations/events`: the events of the
-//! channels they are a member of, as Server-Sent Events, as they are
-//! committed — what the web console shows live.
+//! channels they are a member of (and the `chat:member:removed` that takes
+//! them out of one), as Server-Sent Events, as they are committed — what
+//! the web console shows live.
 //!
 //! The stream:
 //! - `event: ready` first, once the feed is open (`data: {"cursor": …,
@@ -80,7 +81,8 @@ pub struct FeedParams {
 /// The events of the caller's channels, live, as Server-Sent Events
 /// (`text/event-stream`): `ready` first, then each channel event named by
 /// its type with the cursor as `id:`, and `typing` when typing changes.
-/// Resumable with `Last-Event-ID` or `?cursor=`; an event may come twice
+/// Someone removed from a channel gets that `chat:member:removed`, and
+/// nothing of the channel after it. Resumable with `Last-Event-ID` or `?cursor=`; an event may come twice
 /// across a reconnection (dedupe on its `id`), never twice on one stream.
 #[utoipa::path(get, path = "/v2/conversations/events", tag = tags::CHANNELS,
     params(FeedParams,

@@ -10,7 +10,7 @@ use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{ChannelMember, MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::Outcome;
 use crate::messages as assembly;
 use crate::rows::*;
 
@@ -40,28 +40,30 @@ pub(crate) async fn channel_as_member(
          JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
          WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
     );
-    let found = conn
-        .fetch_optional::<ChannelRowWithRole>(
-            &sql,
-            args![
-                actor.user.as_str(),
-                channel.as_str(),
-                actor.company.as_str()
-            ],
-        )
-        .await?;
-    match found {
-        Some(found) => Ok((found.channel, MemberRole::from(found.role.as_str()))),
-        None => Err(not_a_member(conn, actor, channel).await),
-    }
+    let found: ChannelRowWithRole = as_member(conn, actor, channel, &sql).await?;
+    Ok((found.channel, MemberRole::from(found.role.as_str())))
 }
 
-/// Why the actor reads no channel: "user not found" when the actor is gone,
-/// else "channel not found".
-async fn not_a_member(conn: &mut impl Db, actor: &Actor, channel: &ChannelId) -> Failure {
-    match ensure_actor(conn, actor).await {
-        Ok(()) => StoreError::not_found("channel", channel).into(),
-        Err(failure) => failure,
+/// The one row `sql` reads of the channel for the actor, with the actor's
+/// user id, the channel's id and the company's id as `$1`, `$2` and `$3`.
+/// No row is "user not found" when the actor is gone, else "channel not
+/// found".
+async fn as_member<R: FromRow + Send>(
+    conn: &mut impl Db,
+    actor: &Actor,
+    channel: &ChannelId,
+    sql: &str,
+) -> Outcome<R> {
+    let (user, company) = (actor.user.as_str(), actor.company.as_str());
+    match conn
+        .fetch_optional::<R>(sql, args![user, channel.as_str(), company])
+        .await?
+    {
+        Some(found) => Ok(found),
+        None => {
+            ensure_actor(conn, actor).await?;
+            Err(StoreError::not_found("channel", channel).into())
+        }
     }
 }
 
@@ -107,20 +109,7 @@ pub(crate) async fn sender(
          JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL \
          WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
     );
-    let found = conn
-        .fetch_optional::<Sender>(
-            &sql,
-            args![
-                actor.user.as_str(),
-                channel.as_str(),
-                actor.company.as_str()
-            ],
-        )
-        .await?;
-    match found {
-        Some(found) => Ok(found),
-        None => Err(not_a_member(conn, actor, channel).await),
-    }
+    as_member(conn, actor, channel, &sql).await
 }
 
 impl FromRow for Sender {

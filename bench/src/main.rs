@@ -147,6 +147,9 @@ struct Outcome {
     latency: Latency,
     drain_seconds: Option<f64>,
     peak_memory_mib: Option<f64>,
+    /// CPU time per message of the server (and of PostgreSQL's backends
+    /// for its database), in µs, over the scenario's sending and delivery.
+    cpu_us_per_message: Option<f64>,
     seconds: f64,
     /// Requests answered 503 because the server was overloaded (fixed rate
     /// and overload).
@@ -357,10 +360,12 @@ async fn measure_throughput(
     messages: usize,
     scenario: String,
 ) -> anyhow::Result<Outcome> {
+    let cpu_before = server.cpu_seconds();
     let began = Instant::now();
     let sent = send_many(client, &server.bases, setup, messages, args.in_flight).await?;
     let api_seconds = began.elapsed().as_secs_f64();
     wait_for(receipts, messages, Duration::from_secs(900)).await?;
+    let cpu_us_per_message = per_message_us(server.cpu_seconds() - cpu_before, messages);
     // Until the last message arrived (for SQS: was accepted by the queue).
     let last = receipts.first_seen.lock().unwrap().values().max().copied();
     let seconds = last
@@ -375,9 +380,15 @@ async fn measure_throughput(
         latency: latency(&sent, receipts),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message,
         seconds,
         refused: 0,
     })
+}
+
+/// CPU seconds spent on `messages`, in µs per message.
+fn per_message_us(cpu_seconds: f64, messages: usize) -> Option<f64> {
+    (messages > 0).then(|| cpu_seconds * 1e6 / messages as f64)
 }
 
 /// SendMessage alone, with no integration to deliver to: what the API and
@@ -388,6 +399,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
         .pool_max_idle_per_host(args.in_flight * 2)
         .build()?;
     let setup = server.prepare(&client, None, args.channels).await?;
+    let cpu_before = server.cpu_seconds();
     let began = Instant::now();
     let sent = send_many(
         &client,
@@ -398,6 +410,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
     )
     .await?;
     let seconds = began.elapsed().as_secs_f64();
+    let cpu_us_per_message = per_message_us(server.cpu_seconds() - cpu_before, args.messages);
     let outcome = Outcome {
         scenario: format!("api only ({} in flight)", args.in_flight),
         messages: args.messages,
@@ -406,6 +419,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
         latency: api_latency(&sent),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message,
         seconds,
         refused: 0,
     };
@@ -488,6 +502,7 @@ async fn fixed_rate(args: &Args, rate: u64) -> anyhow::Result<Outcome> {
         latency: latency(&paced.sent, &receipts),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message: None,
         seconds,
         refused: paced.refused,
     };
@@ -556,6 +571,7 @@ async fn overload(args: &Args) -> anyhow::Result<Outcome> {
         latency: api_latency(&sent),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message: None,
         seconds: took,
         refused,
     };
@@ -584,6 +600,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
         latency: Latency::default(),
         drain_seconds: Some(drain),
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message: None,
         seconds: began.elapsed().as_secs_f64(),
         refused: 0,
     };
@@ -607,6 +624,7 @@ async fn idle(args: &Args) -> anyhow::Result<Outcome> {
     let outcome = Outcome {
         scenario: "idle after start".to_owned(),
         peak_memory_mib: server.memory_mib(),
+        cpu_us_per_message: None,
         ..Outcome::default()
     };
     server.stop().await;
@@ -635,6 +653,7 @@ async fn restart_recovery(args: &Args) -> anyhow::Result<Outcome> {
         },
         drain_seconds: Some(recovered.every_lane),
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message: None,
         ..Outcome::default()
     };
     server.stop().await;
@@ -810,7 +829,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0)
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
         "scenario",
         "messages",
         "refused",
@@ -821,11 +840,12 @@ async fn main() -> anyhow::Result<()> {
         "p99 ms",
         "max ms",
         "drain s",
-        "peak MiB"
+        "peak MiB",
+        "CPU µs/msg"
     );
     for o in &outcomes {
         println!(
-            "{:<34} {:>8} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1}",
+            "{:<34} {:>8} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1} {:>11}",
             o.scenario,
             o.messages,
             o.refused,
@@ -839,6 +859,9 @@ async fn main() -> anyhow::Result<()> {
                 .map(|s| format!("{s:.1}"))
                 .unwrap_or_else(|| "-".into()),
             o.peak_memory_mib.unwrap_or(0.0),
+            o.cpu_us_per_message
+                .map(|us| format!("{us:.0}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     print_shares(&outcomes);

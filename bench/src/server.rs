@@ -147,6 +147,20 @@ impl Server {
             .reduce(f64::max)
     }
 
+    /// The CPU time used so far, in seconds, by the instances and, on
+    /// PostgreSQL, by the database's processes serving this database (its
+    /// connections' backends; the server's background processes are left
+    /// out). A difference of two readings over the messages of a scenario
+    /// is its CPU per message, which the machine's noise changes far less
+    /// than a rate.
+    pub fn cpu_seconds(&self) -> f64 {
+        let mut pids: Vec<u32> = self.children.iter().filter_map(Child::id).collect();
+        if let Some((server, name)) = &self.database {
+            pids.extend(backend_pids(server, name));
+        }
+        pids.into_iter().filter_map(process_cpu_seconds).sum()
+    }
+
     /// The first instance's resident memory now (VmRSS), in MiB.
     pub fn memory_mib(&self) -> Option<f64> {
         let pid = self.children.first()?.id()?;
@@ -323,6 +337,36 @@ async fn spawn(
     .context("the server did not listen within 30 s")??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, base))
+}
+
+/// The backends of the connections to database `name`.
+fn backend_pids(server: &str, name: &str) -> Vec<u32> {
+    let output = std::process::Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args([
+            "-Atqc",
+            &format!("SELECT pid FROM pg_stat_activity WHERE datname = '{name}'"),
+        ])
+        .output();
+    match output {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A process's user and system CPU time, in seconds (`/proc/PID/stat`, in
+/// the kernel's 100 ticks a second), or `None` once it is gone.
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses: the
+    // state is the first of them, user time the 12th and system time the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
 
 /// Runs one statement on the PostgreSQL server's `postgres` database.

@@ -150,6 +150,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<Soak> {
         latency,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
+        cpu_us_per_message: None,
         seconds,
         refused: refused.load(std::sync::atomic::Ordering::Relaxed),
     };

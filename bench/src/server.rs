@@ -151,8 +151,8 @@ impl Server {
     /// PostgreSQL, by the database's processes serving this database (its
     /// connections' backends; the server's background processes are left
     /// out). A difference of two readings over the messages of a scenario
-    /// is its CPU per message, which the machine's noise changes far less
-    /// than a rate.
+    /// is its CPU per message, which CPU stolen by other tenants of a shared
+    /// machine does not lower as it lowers a rate.
     pub fn cpu_seconds(&self) -> f64 {
         let mut pids: Vec<u32> = self.children.iter().filter_map(Child::id).collect();
         if let Some((server, name)) = &self.database {
@@ -339,22 +339,17 @@ async fn spawn(
     Ok((child, base))
 }
 
-/// The backends of the connections to database `name`.
+/// The backends of the connections to database `name` (none when psql
+/// cannot tell).
 fn backend_pids(server: &str, name: &str) -> Vec<u32> {
-    let output = std::process::Command::new("psql")
-        .arg(format!("{server}/postgres"))
-        .args([
-            "-Atqc",
-            &format!("SELECT pid FROM pg_stat_activity WHERE datname = '{name}'"),
-        ])
-        .output();
-    match output {
-        Ok(output) => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.trim().parse().ok())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let query = format!("SELECT pid FROM pg_stat_activity WHERE datname = '{name}'");
+    psql(server, &query)
+        .map(|pids| {
+            pids.lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A process's user and system CPU time, in seconds (`/proc/PID/stat`, in
@@ -369,15 +364,17 @@ fn process_cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) / 100.0)
 }
 
-/// Runs one statement on the PostgreSQL server's `postgres` database.
-fn psql(server: &str, statement: &str) -> anyhow::Result<()> {
-    let status = std::process::Command::new("psql")
+/// Runs one statement on the PostgreSQL server's `postgres` database; what
+/// it printed (its messages go to the harness's stderr).
+fn psql(server: &str, statement: &str) -> anyhow::Result<String> {
+    let output = std::process::Command::new("psql")
         .arg(format!("{server}/postgres"))
         .args(["-Atqc", statement])
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .context("could not run psql")?;
-    anyhow::ensure!(status.success(), "psql failed: {statement}");
-    Ok(())
+    anyhow::ensure!(output.status.success(), "psql failed: {statement}");
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// A value of the `/metrics` of the instance at `base`: that of the first

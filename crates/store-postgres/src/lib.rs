@@ -46,6 +46,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -130,6 +131,8 @@ pub struct PgBackend {
     listener: listener::Listener,
     /// Sends this instance's wake-ups to the others.
     notifier: listener::Notifier,
+    /// Raised by the listener whenever any instance changed credentials.
+    credential_changes: Arc<AtomicU64>,
 }
 
 /// Connects, then applies or checks the migrations as `policy` says.
@@ -188,13 +191,15 @@ pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<P
             .map_err(|err| StoreError::Backend(Box::new(err)))?,
     }
     let outbox = Arc::new(OutboxSignal::default());
-    let listener = listener::Listener::start(&pool, &outbox);
+    let credential_changes = Arc::new(AtomicU64::new(0));
+    let listener = listener::Listener::start(&pool, &outbox, credential_changes.clone());
     let notifier = listener::Notifier::start(&pool);
     Ok(SqlStore::new(PgBackend {
         pool,
         outbox,
         listener,
         notifier,
+        credential_changes,
     }))
 }
 

@@ -1,7 +1,11 @@
-//! Wake-ups between instances: `NOTIFY switchboard_outbox` when this instance
+//! Word between instances: `NOTIFY switchboard_outbox` when this instance
 //! commits deliveries, `LISTEN` to wake this instance's delivery workers when
-//! any instance does.
+//! any instance does; and `NOTIFY switchboard_credentials` when it revokes a
+//! key or deletes a bot, `LISTEN` to stop using the authentications this
+//! instance keeps (`switchboard_store_sql::auth_cache`) when any instance
+//! does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -10,8 +14,24 @@ use switchboard_store::OutboxSignal;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// The notification channel.
+/// The notification channel of committed deliveries.
 const CHANNEL: &str = "switchboard_outbox";
+
+/// The notification channel of changed credentials.
+const CREDENTIALS: &str = "switchboard_credentials";
+
+/// Tells every instance (this one too) that credentials changed; a failure
+/// is logged, and the other instances' kept authentications then end
+/// within their time.
+pub(crate) async fn tell_credentials_changed(pool: &PgPool) {
+    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CREDENTIALS)
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %err, "could not tell the other instances that credentials changed");
+    }
+}
 
 /// Tells the other instances that deliveries were committed, one `NOTIFY`
 /// at a time, without holding up the change that asked.
@@ -77,9 +97,19 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    /// Starts listening on a connection of its own (made with the pool's options).
-    pub(crate) fn start(pool: &PgPool, outbox: &Arc<OutboxSignal>) -> Self {
-        let task = tokio::spawn(listen(pool.clone(), Arc::downgrade(outbox)));
+    /// Starts listening on a connection of its own (made with the pool's
+    /// options); `credential_changes` is raised on every change of
+    /// credentials any instance tells of.
+    pub(crate) fn start(
+        pool: &PgPool,
+        outbox: &Arc<OutboxSignal>,
+        credential_changes: Arc<AtomicU64>,
+    ) -> Self {
+        let task = tokio::spawn(listen(
+            pool.clone(),
+            Arc::downgrade(outbox),
+            credential_changes,
+        ));
         Listener { task }
     }
 
@@ -94,7 +124,7 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>) {
+async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>, credential_changes: Arc<AtomicU64>) {
     let mut listener = loop {
         match subscribe(&pool).await {
             Ok(listener) => break listener,
@@ -107,10 +137,17 @@ async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>) {
     };
     loop {
         match listener.try_recv().await {
+            Ok(Some(notification)) if notification.channel() == CREDENTIALS => {
+                credential_changes.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
             Ok(Some(_)) => {}
             // The connection was lost and is being remade: notifications sent
-            // meanwhile are gone, so the workers look at the outbox once.
-            Ok(None) => {}
+            // meanwhile are gone, so the workers look at the outbox once, and
+            // no authentication kept from before is trusted.
+            Ok(None) => {
+                credential_changes.fetch_add(1, Ordering::SeqCst);
+            }
             Err(sqlx::Error::PoolClosed) => return,
             Err(err) => {
                 tracing::debug!(error = %err, "listener connection failed; reconnecting");
@@ -126,6 +163,6 @@ async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>) {
 
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, CREDENTIALS]).await?;
     Ok(listener)
 }

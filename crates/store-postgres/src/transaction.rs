@@ -1,6 +1,8 @@
 //! Changes as serializable transactions, run again when PostgreSQL aborts
 //! them for a conflict with a concurrent one; queries on pooled connections.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use sqlx::postgres::PgPool;
@@ -130,6 +132,14 @@ impl Backend for PgBackend {
             .await
             .map_err(Failure::from)?;
         Ok(())
+    }
+
+    fn credential_changes_elsewhere(&self) -> Option<Arc<AtomicU64>> {
+        Some(self.credential_changes.clone())
+    }
+
+    async fn tell_credentials_changed(&self) {
+        crate::listener::tell_credentials_changed(&self.pool).await;
     }
 
     async fn close(&self) {

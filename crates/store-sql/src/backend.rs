@@ -6,9 +6,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use switchboard_store::{DeliveryStore, StoreResult};
 
+use crate::auth_cache::AuthCache;
 use crate::db::Db;
 use crate::failure::Outcome;
 
@@ -50,7 +52,8 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
         F: for<'t> FnOnce(&'t mut Self::Reader) -> BoxFuture<'t, Outcome<T>> + Send + 'static;
 
     /// Runs `query`, a lookup of a few rows by key that every request makes
-    /// (authentication), where it costs least: SQLite runs it on the calling
+    /// (authentication, when no answer is kept for its key: see
+    /// [`crate::auth_cache`]), where it costs least: SQLite runs it on the calling
     /// thread when a connection for that is free, since handing a query of
     /// microseconds to a reader thread and waking the caller costs more than
     /// the query. Anything that may read many rows goes through
@@ -71,6 +74,21 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// A count the backend raises whenever another process on the same
+    /// database has changed credentials (revoked a key, deleted a bot), so
+    /// that this one stops using the authentications it keeps
+    /// ([`crate::auth_cache`]). `None` where no other process changes them
+    /// (one SQLite server holds its file).
+    fn credential_changes_elsewhere(&self) -> Option<Arc<AtomicU64>> {
+        None
+    }
+
+    /// Tells the other processes on the same database, after the commit of
+    /// a change to credentials, to stop using the authentications they keep.
+    fn tell_credentials_changed(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Closes every connection.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
@@ -78,12 +96,14 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
 /// The store: every storage trait, written once over a [`Backend`].
 pub struct SqlStore<B> {
     pub(crate) backend: Arc<B>,
+    pub(crate) auth: Arc<AuthCache>,
 }
 
 impl<B> Clone for SqlStore<B> {
     fn clone(&self) -> Self {
         SqlStore {
             backend: self.backend.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -97,8 +117,16 @@ impl<B> std::fmt::Debug for SqlStore<B> {
 impl<B: Backend> SqlStore<B> {
     pub fn new(backend: B) -> Self {
         SqlStore {
+            auth: Arc::new(AuthCache::new(backend.credential_changes_elsewhere())),
             backend: Arc::new(backend),
         }
+    }
+
+    /// After the commit of a change to credentials, before it is answered:
+    /// no authentication kept here or in another process is used again.
+    pub(crate) async fn credentials_changed(&self) {
+        self.auth.credentials_changed();
+        self.backend.tell_credentials_changed().await;
     }
 
     /// The backend, for what only it does.

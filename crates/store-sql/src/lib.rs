@@ -41,6 +41,7 @@ pub mod integration_rows;
 pub mod messages;
 pub mod rows;
 
+pub mod auth_cache;
 mod channels;
 mod events;
 mod files;

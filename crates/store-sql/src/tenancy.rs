@@ -75,6 +75,10 @@ impl<B: Backend> TenancyStore for SqlStore<B> {
     }
 
     async fn authenticate(&self, hash: &CredentialHash) -> StoreResult<Option<Principal>> {
+        if let Some(principal) = self.auth.get(&hash.0) {
+            return Ok(Some(principal));
+        }
+        let changes = self.auth.changes();
         let secret_hash = hash.0.to_vec();
         let row: Option<(String, String, String, Option<String>, bool)> = self
             .backend
@@ -104,11 +108,13 @@ impl<B: Backend> TenancyStore for SqlStore<B> {
             }
             _ => return Ok(None),
         };
-        Ok(Some(Principal {
+        let principal = Principal {
             company: CompanyId::from_stored(company),
             credential: CredentialId::from_stored(id),
             kind,
-        }))
+        };
+        self.auth.keep(hash.0, principal.clone(), changes);
+        Ok(Some(principal))
     }
 
     async fn create_credential(
@@ -194,7 +200,9 @@ impl<B: Backend> TenancyStore for SqlStore<B> {
             )
             .await?;
             Ok(())
-        })
+        })?;
+        self.credentials_changed().await;
+        Ok(())
     }
 }
 

@@ -232,7 +232,10 @@ impl<B: Backend> UserStore for SqlStore<B> {
             )
             .await?;
             Ok(())
-        })
+        })?;
+        // Its keys no longer authenticate, here or in another process.
+        self.credentials_changed().await;
+        Ok(())
     }
 }
 

@@ -125,6 +125,61 @@ async fn group(store: &dyn Store, owner: &Actor, members: Vec<UserId>) -> Channe
     ChannelId::from_stored(details.channel.channel_id)
 }
 
+/// Two stores on one database (instances of a shared PostgreSQL): a key
+/// revoked through one is refused by the other within `within`, though the
+/// other just accepted it (and keeps what it accepted for longer than that).
+pub async fn credentials_revoked_on_another_instance(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+    within: std::time::Duration,
+) {
+    let (company, key) = company(first.as_ref(), "A").await;
+    let (_, company_hash) = credentials::parse_presented(&key).unwrap();
+    let bot = first
+        .create_bot(
+            &company,
+            BotProfile {
+                name: "b".into(),
+                ..BotProfile::default()
+            },
+        )
+        .await
+        .unwrap();
+    let bot_id = UserId::from_stored(bot.id);
+    let bot_key = credentials::generate(CredentialKind::Bot);
+    let info = first
+        .create_credential(
+            &company,
+            NewCredentialRecord {
+                owner: CredentialOwner::Bot(bot_id.clone()),
+                hash: bot_key.hash.clone(),
+                last_four: bot_key.last_four.clone(),
+                name: None,
+                read_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(second.authenticate(&bot_key.hash).await.unwrap().is_some());
+    assert!(second.authenticate(&company_hash).await.unwrap().is_some());
+    first
+        .revoke_credential(&company, &CredentialOwner::Bot(bot_id), &info.id)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while second.authenticate(&bot_key.hash).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other instance still accepts the revoked key after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        second.authenticate(&company_hash).await.unwrap().is_some(),
+        "the company's own key still works"
+    );
+}
+
 pub(crate) fn page() -> Page {
     Page {
         limit: 100,
@@ -202,10 +257,44 @@ pub async fn credentials_authenticate_and_revoke(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .revoke_credential(&company, &CredentialOwner::Bot(bot_id), &info.id)
+        .revoke_credential(&company, &CredentialOwner::Bot(bot_id.clone()), &info.id)
         .await
         .unwrap();
-    assert!(store.authenticate(&bot_key.hash).await.unwrap().is_none());
+    assert!(
+        store.authenticate(&bot_key.hash).await.unwrap().is_none(),
+        "a revoked key is refused at once, though it was just accepted"
+    );
+    // Deleting a bot ends its keys at once too.
+    let second_key = credentials::generate(CredentialKind::Bot);
+    store
+        .create_credential(
+            &company,
+            NewCredentialRecord {
+                owner: CredentialOwner::Bot(bot_id.clone()),
+                hash: second_key.hash.clone(),
+                last_four: second_key.last_four.clone(),
+                name: None,
+                read_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .authenticate(&second_key.hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.delete_bot(&company, &bot_id).await.unwrap();
+    assert!(
+        store
+            .authenticate(&second_key.hash)
+            .await
+            .unwrap()
+            .is_none(),
+        "a deleted bot's key is refused"
+    );
     assert!(
         store
             .authenticate(&credentials::generate(CredentialKind::User).hash)

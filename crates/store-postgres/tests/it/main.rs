@@ -2,4 +2,5 @@
 //! schema checks, each on a fresh database dropped after.
 
 mod conformance;
+mod instances;
 mod migrations;

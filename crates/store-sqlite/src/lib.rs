@@ -247,9 +247,9 @@ fn connect(path: &Path, options: &SqliteOptions, read_only: bool) -> rusqlite::R
     conn.busy_timeout(options.busy_timeout)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // When the WAL starts again from its beginning, the file is cut
-        // back to this (64 MiB), so a burst does not keep its size on disk.
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // When the WAL starts again from its beginning, a file larger than
+        // this is cut back (see `checkpoint` for when it is cut whole).
+        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_FILE_LIMIT)?;
     }
     let synchronous = match options.durability {
         Durability::Full => "FULL",

@@ -1,4 +1,4 @@
-//! Word between instances: `NOTIFY switchboard_outbox` when this instance
+//! Notifications between instances: `NOTIFY switchboard_outbox` when this instance
 //! commits deliveries, `LISTEN` to wake this instance's delivery workers when
 //! any instance does; and `NOTIFY switchboard_credentials` when it revokes a
 //! key or deletes a bot, `LISTEN` to stop using the authentications this

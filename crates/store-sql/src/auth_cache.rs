@@ -4,11 +4,11 @@
 //! and two of the ten round trips of a message on PostgreSQL.
 //!
 //! A key that was found is kept for [`KEEP_FOR`]; a key that was not is
-//! never kept (it is looked up every time, as before). What a kept answer
-//! depends on — the key not revoked, its user not deleted — changes only in
-//! [`crate::SqlStore::revoke_credential`] and [`crate::SqlStore::delete_bot`],
-//! and after such a change commits, before it is answered, every kept
-//! answer is dropped; so once a revocation is answered, this process
+//! never kept (it is looked up every time). What a kept answer depends on —
+//! the key not revoked, its user not deleted — changes only in
+//! `revoke_credential` and `delete_bot` (the store's tenancy and user
+//! changes), and after such a change commits, before it is answered, every
+//! kept answer is dropped; so once a revocation is answered, this process
 //! refuses the key. Other processes on the same PostgreSQL database hear of
 //! it through the backend ([`crate::Backend::credential_changes_elsewhere`],
 //! a `NOTIFY` on PostgreSQL) within milliseconds; were that notification

@@ -1,5 +1,6 @@
-//! The PostgreSQL store's tests, one binary: the conformance suite and the
-//! schema checks, each on a fresh database dropped after.
+//! The PostgreSQL store's tests, one binary: the conformance suite, the
+//! schema checks and several instances on one database, each on a fresh
+//! database dropped after.
 
 mod conformance;
 mod instances;

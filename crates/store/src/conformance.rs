@@ -79,6 +79,29 @@ async fn company(store: &dyn Store, name: &str) -> (CompanyId, String) {
     (company.id, key.reveal().to_owned())
 }
 
+/// A new key for `bot`: the key itself, and what the store answered.
+async fn new_bot_key(
+    store: &dyn Store,
+    company: &CompanyId,
+    bot: &UserId,
+) -> (credentials::NewCredential, CredentialInfo) {
+    let key = credentials::generate(CredentialKind::Bot);
+    let info = store
+        .create_credential(
+            company,
+            NewCredentialRecord {
+                owner: CredentialOwner::Bot(bot.clone()),
+                hash: key.hash.clone(),
+                last_four: key.last_four.clone(),
+                name: None,
+                read_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    (key, info)
+}
+
 async fn person(store: &dyn Store, company: &CompanyId, email: &str) -> Actor {
     let user = store
         .create_user(
@@ -146,20 +169,7 @@ pub async fn credentials_revoked_on_another_instance(
         .await
         .unwrap();
     let bot_id = UserId::from_stored(bot.id);
-    let bot_key = credentials::generate(CredentialKind::Bot);
-    let info = first
-        .create_credential(
-            &company,
-            NewCredentialRecord {
-                owner: CredentialOwner::Bot(bot_id.clone()),
-                hash: bot_key.hash.clone(),
-                last_four: bot_key.last_four.clone(),
-                name: None,
-                read_only: false,
-            },
-        )
-        .await
-        .unwrap();
+    let (bot_key, info) = new_bot_key(first.as_ref(), &company, &bot_id).await;
     assert!(second.authenticate(&bot_key.hash).await.unwrap().is_some());
     assert!(second.authenticate(&company_hash).await.unwrap().is_some());
     first
@@ -217,20 +227,7 @@ pub async fn credentials_authenticate_and_revoke(store: Arc<dyn Store>) {
         "x-bees' directory fields are kept"
     );
     let bot_id = UserId::from_stored(bot.id);
-    let bot_key = credentials::generate(CredentialKind::Bot);
-    let info = store
-        .create_credential(
-            &company,
-            NewCredentialRecord {
-                owner: CredentialOwner::Bot(bot_id.clone()),
-                hash: bot_key.hash.clone(),
-                last_four: bot_key.last_four.clone(),
-                name: None,
-                read_only: false,
-            },
-        )
-        .await
-        .unwrap();
+    let (bot_key, info) = new_bot_key(store.as_ref(), &company, &bot_id).await;
     let principal = store.authenticate(&bot_key.hash).await.unwrap().unwrap();
     assert_eq!(principal.kind, PrincipalKind::Bot(bot_id.clone()));
     // A bot key cannot be made for a person, nor a user token for a bot.
@@ -265,20 +262,7 @@ pub async fn credentials_authenticate_and_revoke(store: Arc<dyn Store>) {
         "a revoked key is refused at once, though it was just accepted"
     );
     // Deleting a bot ends its keys at once too.
-    let second_key = credentials::generate(CredentialKind::Bot);
-    store
-        .create_credential(
-            &company,
-            NewCredentialRecord {
-                owner: CredentialOwner::Bot(bot_id.clone()),
-                hash: second_key.hash.clone(),
-                last_four: second_key.last_four.clone(),
-                name: None,
-                read_only: false,
-            },
-        )
-        .await
-        .unwrap();
+    let (second_key, _) = new_bot_key(store.as_ref(), &company, &bot_id).await;
     assert!(
         store
             .authenticate(&second_key.hash)

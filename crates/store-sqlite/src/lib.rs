@@ -12,10 +12,11 @@
 //!   commit that holds it.
 //! - **Readers**: a few threads with read-only connections run queries the
 //!   same way, each in a snapshot that sees every answered change; they never
-//!   block the writer (WAL journal). The lookup every request makes
-//!   (authentication) runs on the caller's own thread instead, on a
-//!   connection of a small pool kept for it (see [`Backend::read_by_key`]);
-//!   when all of those are busy it goes to the readers.
+//!   block the writer (WAL journal). The lookup of a request's key, when
+//!   the store keeps no answer for it (`switchboard_store_sql::auth_cache`),
+//!   runs on the caller's own thread instead, on a connection of a small
+//!   pool kept for it (see [`Backend::read_by_key`]); when all of those are
+//!   busy it goes to the readers.
 //! - **Checkpoints** (copying the WAL into the database file) run on a thread
 //!   and connection of their own, never inside the writer's commits.
 //! - `synchronous` is configurable: `full` (default) makes every commit durable

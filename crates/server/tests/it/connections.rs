@@ -15,7 +15,11 @@ use crate::support::process::ServerProcess;
 const SLOW_CONNECTIONS: usize = 2_000;
 /// The memory bound of the server while it is held (resident set).
 const MEMORY_BOUND_MIB: u64 = 128;
-const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+/// The header deadline of the slow-connection test: the 2,000 connections
+/// must all be open before the first is closed. Opening them takes a few
+/// seconds, and over 10 s on 2 cores shared with another test's PostgreSQL
+/// servers, so it leaves three times that.
+const HEADER_DEADLINE: Duration = Duration::from_secs(30);
 
 fn address(server: &ServerProcess) -> String {
     server.base.trim_start_matches("http://").to_owned()
@@ -61,9 +65,10 @@ async fn health(base: &str) -> u16 {
 #[tokio::test]
 async fn two_thousand_slow_connections_cost_bounded_memory_and_are_closed_at_the_header_deadline() {
     let data_dir = tempfile::tempdir().unwrap();
+    let deadline = format!("{}s", HEADER_DEADLINE.as_secs());
     let server = ServerProcess::start(
         data_dir.path(),
-        &[("SWITCHBOARD_HTTP__HEADER_READ_TIMEOUT", "10s")],
+        &[("SWITCHBOARD_HTTP__HEADER_READ_TIMEOUT", deadline.as_str())],
     )
     .await;
     let address = address(&server);
@@ -93,7 +98,8 @@ async fn two_thousand_slow_connections_cost_bounded_memory_and_are_closed_at_the
     for stream in &mut slow {
         stream.write_all(b"s").await.unwrap();
     }
-    let opened = started.elapsed();
+    let all_open = Instant::now();
+    let opened = all_open.duration_since(started);
     assert!(
         opened < HEADER_DEADLINE,
         "the connections were opened within the deadline ({opened:?})"
@@ -109,7 +115,9 @@ async fn two_thousand_slow_connections_cost_bounded_memory_and_are_closed_at_the
         "{memory} MiB resident with {SLOW_CONNECTIONS} connections held"
     );
 
-    let closing = started + HEADER_DEADLINE + Duration::from_secs(10);
+    // Each connection's deadline runs from its own start: the last opened
+    // is closed by then, with room for a loaded machine.
+    let closing = all_open + HEADER_DEADLINE + Duration::from_secs(10);
     for stream in &mut slow {
         assert!(
             closed_within(stream, closing.saturating_duration_since(Instant::now())).await,

@@ -24,13 +24,18 @@ const CREDENTIALS: &str = "switchboard_credentials";
 /// is logged, and the other instances' kept authentications then end
 /// within their time.
 pub(crate) async fn tell_credentials_changed(pool: &PgPool) {
-    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CREDENTIALS)
-        .execute(pool)
-        .await
-    {
+    if let Err(err) = notify(pool, CREDENTIALS).await {
         tracing::warn!(error = %err, "could not tell the other instances that credentials changed");
     }
+}
+
+/// One empty notification on `channel`, to every listening instance.
+async fn notify(pool: &PgPool, channel: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 /// Tells the other instances that deliveries were committed, one `NOTIFY`
@@ -76,12 +81,8 @@ async fn send_wake_ups(pool: PgPool, wanted: Arc<Notify>) {
     loop {
         // Wake-ups asked for while the last one was sent left one permit.
         wanted.notified().await;
-        match sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => {}
+        match notify(&pool, CHANNEL).await {
+            Ok(()) => {}
             Err(sqlx::Error::PoolClosed) => return,
             // Failing is harmless (the workers of every instance also poll),
             // so it is only logged.

@@ -2,8 +2,6 @@
 //! field (as a JSON path such as `elements[0].actions[1].button.text`) and
 //! says what is wrong.
 
-use std::collections::HashSet;
-
 use switchboard_protocol::Element;
 
 use crate::limits::*;
@@ -200,7 +198,13 @@ pub fn message_text(field: &str, value: &str) -> Checked {
 }
 
 /// Elements: at most [`MAX_ELEMENTS`], each with exactly one known kind; every
-/// button has text and exactly one handler; `action` ids are unique in the message.
+/// button has text and exactly one handler.
+///
+/// Several buttons of one message may carry the same `action` id: the id names
+/// what the bot is asked to do, and two buttons may ask for the same thing
+/// (the bot hears `chat:message:action` with that id whichever is pressed).
+/// Refusing them would be a rule the OpenAPI document cannot state, so a
+/// client built from the document could not know it.
 pub fn elements(field: &str, elements: &[Element]) -> Checked {
     if elements.len() > MAX_ELEMENTS {
         return Err(ValidationError::new(
@@ -211,7 +215,6 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
             ),
         ));
     }
-    let mut action_ids = HashSet::new();
     for (index, element) in elements.iter().enumerate() {
         let at = format!("{field}[{index}]");
         if let Some(unknown) = element.extra.keys().next() {
@@ -272,14 +275,7 @@ pub fn elements(field: &str, elements: &[Element]) -> Checked {
                     message_text(&format!("{at}.reply.text"), reply_text)?;
                 }
                 if let Some(action) = &handler.action {
-                    let id_field = format!("{at}.action.id");
-                    non_blank_text(&id_field, &action.id, MAX_ACTION_ID_CHARS)?;
-                    if !action_ids.insert(action.id.clone()) {
-                        return Err(ValidationError::new(
-                            id_field,
-                            format!("`{}` is used by another button of this message", action.id),
-                        ));
-                    }
+                    non_blank_text(&format!("{at}.action.id"), &action.id, MAX_ACTION_ID_CHARS)?;
                 }
             }
         }
@@ -482,13 +478,10 @@ mod tests {
             elements("elements", &two_handlers).unwrap_err().field,
             "elements[0].actions[0].button.handler"
         );
-        let duplicate = parse(json!([{"actions": [
+        let shared_id = parse(json!([{"actions": [
             {"button": {"text": "A", "handler": {"action": {"id": "x"}}}},
             {"button": {"text": "B", "handler": {"action": {"id": "x"}}}}]}]));
-        assert_eq!(
-            elements("elements", &duplicate).unwrap_err().field,
-            "elements[0].actions[1].button.handler.action.id"
-        );
+        assert!(elements("elements", &shared_id).is_ok());
         let bad_url = parse(
             json!([{"actions": [{"button": {"text": "A", "handler": {"link": {"url": "javascript:alert(1)"}}}}]}]),
         );

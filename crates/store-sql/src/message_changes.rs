@@ -433,23 +433,27 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             load::channel_as_member(tx, actor, channel).await?;
             let row = load::live_message_row(tx, channel, message).await?;
             let elements: Vec<Element> = serde_json::from_str(&row.elements)?;
-            let button = elements
+            // Buttons may share an action id: pressing is refused only when
+            // every button with that id is disabled.
+            let buttons: Vec<_> = elements
                 .iter()
                 .flat_map(Element::buttons)
-                .find(|button| {
+                .filter(|button| {
                     button
                         .handler
                         .as_ref()
                         .and_then(|handler| handler.action.as_ref())
                         .is_some_and(|action| action.id == **action_id)
                 })
-                .ok_or_else(|| {
-                    StoreError::unknown_reference(
-                        "actionId",
-                        format!("the message has no button with action id `{action_id}`"),
-                    )
-                })?;
-            if button.disabled == Some(true) {
+                .collect();
+            if buttons.is_empty() {
+                return Err(StoreError::unknown_reference(
+                    "actionId",
+                    format!("the message has no button with action id `{action_id}`"),
+                )
+                .into());
+            }
+            if buttons.iter().all(|button| button.disabled == Some(true)) {
                 return Err(StoreError::Conflict(format!(
                     "actionId: the button `{action_id}` is disabled"
                 ))

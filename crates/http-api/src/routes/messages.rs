@@ -269,7 +269,9 @@ pub async fn remove_reaction(
 }
 
 /// Presses the button whose handler is `{action: {id: actionId}}`; the bot
-/// that sent the message is told with `chat:message:action`.
+/// that sent the message is told with `chat:message:action`. Several buttons
+/// of a message may share an action id: the press is refused (409) only when
+/// every one of them is disabled.
 #[utoipa::path(post, path = "/v2/conversations/channels/{channelId}/messages/{messageId}/actions",
     tag = tags::MESSAGES, params(("channelId" = String, Path), ("messageId" = String, Path), ActingAs),
     request_body = PressButtonRequest,

@@ -298,6 +298,11 @@ async fn buttons_are_pressed_by_action_id() {
             json!({"text": "Approve?", "elements": [{"actions": [
                 {"button": {"text": "Approve", "handler": {"action": {"id": "approve"}}}},
                 {"button": {"text": "Closed", "disabled": true, "handler": {"action": {"id": "closed"}}}}
+            ]}, {"actions": [
+                // Buttons may share an action id; one of them enabled is enough.
+                {"button": {"text": "Later", "disabled": true, "handler": {"action": {"id": "later"}}}},
+                {"button": {"text": "Ask me later", "handler": {"action": {"id": "later"}}}},
+                {"button": {"text": "Closed too", "disabled": true, "handler": {"action": {"id": "closed"}}}}
             ]}]}),
         )
         .await
@@ -309,6 +314,10 @@ async fn buttons_are_pressed_by_action_id() {
     );
     server
         .post(&actions, &alice_token, json!({"actionId": "approve"}))
+        .await
+        .expect(200);
+    server
+        .post(&actions, &alice_token, json!({"actionId": "later"}))
         .await
         .expect(200);
     server

@@ -15,59 +15,151 @@
 //! `\f`, `\n`, `\r`, `\t`, other control characters as lowercase `\u00xx`,
 //! everything else — non-ASCII, emoji, U+2028, DEL — as is).
 
+use std::cell::Cell;
+
 use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::{Map, Number, Value};
 
 /// Compact JSON of `value` in JavaScript's key order. Most values have no
-/// digit-only key and no fraction, and are written once, as they are.
+/// digit-only key and no float, and are written once, as they are: the
+/// writing itself notes whether it met either ([`Watchful`]), and only then
+/// is the text read back and written again in JavaScript's order.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
-    let text = serde_json::to_string(value)?;
-    if !may_differ_in_javascript(&text) {
+    let (bytes, may_differ) = written(value)?;
+    // serde_json writes only valid UTF-8.
+    let text = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+    if !may_differ {
         return Ok(text);
     }
     let value: Value = serde_json::from_str(&text)?;
     serde_json::to_string(&in_javascript_order(value))
 }
 
-/// Whether compact JSON `text` may be written otherwise by JavaScript: it
-/// has an object key of digits only (`"100":`) or a number with a fraction
-/// or an exponent. Reads the text once, skipping the insides of strings.
-fn may_differ_in_javascript(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut index = 0;
-    let mut in_string = false;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        if in_string {
-            match byte {
-                b'\\' => index += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match byte {
-                b'"' => {
-                    let digits = bytes[index + 1..]
-                        .iter()
-                        .take_while(|byte| byte.is_ascii_digit())
-                        .count();
-                    let after = index + 1 + digits;
-                    if digits > 0
-                        && bytes.get(after) == Some(&b'"')
-                        && bytes.get(after + 1) == Some(&b':')
-                    {
-                        return true;
-                    }
-                    in_string = true;
-                }
-                b'.' => return true,
-                b'e' | b'E' if index > 0 && bytes[index - 1].is_ascii_digit() => return true,
-                _ => {}
-            }
+/// The compact JSON of `value`, and whether JavaScript may write it otherwise.
+fn written<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<(Vec<u8>, bool)> {
+    let mut bytes = Vec::with_capacity(256);
+    let may_differ = Cell::new(false);
+    let watchful = Watchful {
+        may_differ: &may_differ,
+        key: None,
+    };
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut bytes, watchful,
+    ))?;
+    Ok((bytes, may_differ.get()))
+}
+
+/// serde_json's compact writing, noting whether it wrote anything JavaScript
+/// may write otherwise: an object key of digits only (JavaScript lists such
+/// keys first) or a float (JavaScript writes `1.0` as `1`).
+struct Watchful<'a> {
+    may_differ: &'a Cell<bool>,
+    /// Inside an object key: whether every character so far is a digit.
+    key: Option<KeyDigits>,
+}
+
+#[derive(Clone, Copy)]
+enum KeyDigits {
+    NoneYet,
+    OnlyDigits,
+    Other,
+}
+
+impl Watchful<'_> {
+    fn key_text(&mut self, text: &[u8]) {
+        if let Some(key) = &mut self.key {
+            let digits = !text.is_empty() && text.iter().all(u8::is_ascii_digit);
+            *key = match (*key, digits) {
+                (KeyDigits::Other, _) | (_, false) => KeyDigits::Other,
+                _ => KeyDigits::OnlyDigits,
+            };
         }
-        index += 1;
     }
-    false
+}
+
+/// Integers written inside a key (maps keyed by numbers) count as digits;
+/// a negative one does not.
+macro_rules! integer_writers {
+    ($($method:ident: $type:ty),*) => {$(
+        fn $method<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: $type) -> std::io::Result<()> {
+            if self.key.is_some() {
+                self.key_text(value.to_string().as_bytes());
+            }
+            CompactFormatter.$method(writer, value)
+        }
+    )*};
+}
+
+impl Formatter for Watchful<'_> {
+    integer_writers!(
+        write_i8: i8, write_i16: i16, write_i32: i32, write_i64: i64, write_i128: i128,
+        write_u8: u8, write_u16: u16, write_u32: u32, write_u64: u64, write_u128: u128
+    );
+
+    fn write_f32<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f32,
+    ) -> std::io::Result<()> {
+        self.may_differ.set(true);
+        CompactFormatter.write_f32(writer, value)
+    }
+
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        self.may_differ.set(true);
+        CompactFormatter.write_f64(writer, value)
+    }
+
+    fn write_number_str<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: &str,
+    ) -> std::io::Result<()> {
+        self.may_differ.set(true);
+        CompactFormatter.write_number_str(writer, value)
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        self.key_text(fragment.as_bytes());
+        writer.write_all(fragment.as_bytes())
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        self.key_text(b"\\");
+        CompactFormatter.write_char_escape(writer, escape)
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.key = Some(KeyDigits::NoneYet);
+        CompactFormatter.begin_object_key(writer, first)
+    }
+
+    fn end_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        if let Some(KeyDigits::OnlyDigits) = self.key.take() {
+            self.may_differ.set(true);
+        }
+        CompactFormatter.end_object_key(writer)
+    }
 }
 
 /// `value` with every object's keys in JavaScript's order and integral floats
@@ -185,21 +277,35 @@ mod tests {
     }
 
     #[test]
-    fn what_javascript_writes_alike_is_recognised_without_parsing() {
+    fn what_javascript_writes_alike_is_written_once_as_it_is() {
+        let may_differ = |value: Value| {
+            let (bytes, may_differ) = written(&value).unwrap();
+            assert_eq!(
+                bytes,
+                serde_json::to_vec(&value).unwrap(),
+                "compact, as serde_json writes"
+            );
+            may_differ
+        };
         for alike in [
-            r#"{"a":1,"b":[true,false,null],"c":"x\"100\":1.5e3"}"#,
-            r#"{"reactionCounts":{"+1":2,"heart":1},"n":-12}"#,
+            json!({"a": 1, "b": [true, false, null], "c": "x\"100\":1.5e3"}),
+            json!({"reactionCounts": {"+1": 2, "heart": 1}, "n": -12}),
+            json!({"1a": 1, "a1": 2, "": 3, "-1": 4, "1\n": 5}),
+            json!(["100", 100, {"k": "100"}]),
         ] {
-            assert!(!may_differ_in_javascript(alike), "{alike}");
+            assert!(!may_differ(alike.clone()), "{alike}");
         }
         for different in [
-            r#"{"100":1}"#,
-            r#"{"a":{"0":1}}"#,
-            r#"[1.5]"#,
-            r#"{"n":1e3}"#,
+            json!({"100": 1}),
+            json!({"a": {"0": 1}}),
+            json!({"007": 1}),
+            json!([1.5]),
+            json!({"n": 1e3}),
         ] {
-            assert!(may_differ_in_javascript(different), "{different}");
+            assert!(may_differ(different.clone()), "{different}");
         }
+        let by_number: std::collections::BTreeMap<u32, u8> = [(2, 1), (10, 1)].into();
+        assert_eq!(to_string(&by_number).unwrap(), r#"{"2":1,"10":1}"#);
     }
 
     #[test]

@@ -154,6 +154,11 @@ struct Outcome {
     /// Requests answered 503 because the server was overloaded (fixed rate
     /// and overload).
     refused: usize,
+    /// CPU time the hypervisor took from this machine's cores while the
+    /// scenario ran (all its rows share it), in seconds: a shared machine's
+    /// other tenants lower rates and lengthen tails, and a run with seconds
+    /// stolen is not comparable with one without.
+    stolen_seconds: f64,
 }
 
 /// What a `SendMessage` request came to.
@@ -383,6 +388,7 @@ async fn measure_throughput(
         cpu_us_per_message,
         seconds,
         refused: 0,
+        stolen_seconds: 0.0,
     })
 }
 
@@ -422,6 +428,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
         cpu_us_per_message,
         seconds,
         refused: 0,
+        stolen_seconds: 0.0,
     };
     server.stop().await;
     Ok(outcome)
@@ -505,6 +512,7 @@ async fn fixed_rate(args: &Args, rate: u64) -> anyhow::Result<Outcome> {
         cpu_us_per_message: None,
         seconds,
         refused: paced.refused,
+        stolen_seconds: 0.0,
     };
     server.stop().await;
     Ok(outcome)
@@ -574,6 +582,7 @@ async fn overload(args: &Args) -> anyhow::Result<Outcome> {
         cpu_us_per_message: None,
         seconds: took,
         refused,
+        stolen_seconds: 0.0,
     };
     server.stop().await;
     Ok(outcome)
@@ -603,6 +612,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
         cpu_us_per_message: None,
         seconds: began.elapsed().as_secs_f64(),
         refused: 0,
+        stolen_seconds: 0.0,
     };
     server.stop().await;
     Ok(outcome)
@@ -790,6 +800,7 @@ async fn main() -> anyhow::Result<()> {
     let mut soaked = None;
     for scenario in &args.scenarios {
         eprintln!("running {scenario}…");
+        let (first_row, stolen_before) = (outcomes.len(), server::machine_stolen_seconds());
         match scenario.as_str() {
             "api" => outcomes.push(api_only(&args).await?),
             "throughput" => outcomes.push(throughput(&args).await?),
@@ -819,6 +830,10 @@ async fn main() -> anyhow::Result<()> {
                 )
             }
         }
+        let stolen = server::machine_stolen_seconds() - stolen_before;
+        for outcome in &mut outcomes[first_row..] {
+            outcome.stolen_seconds = stolen;
+        }
     }
     println!(
         "\nswitchboard benchmark — {}, {} channels, {} cores",
@@ -829,7 +844,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0)
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "{:<34} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9}",
         "scenario",
         "messages",
         "refused",
@@ -841,11 +856,12 @@ async fn main() -> anyhow::Result<()> {
         "max ms",
         "drain s",
         "peak MiB",
-        "CPU µs/msg"
+        "CPU µs/msg",
+        "stolen s"
     );
     for o in &outcomes {
         println!(
-            "{:<34} {:>8} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1} {:>11}",
+            "{:<34} {:>8} {:>8} {:>10.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9.1} {:>11} {:>9.1}",
             o.scenario,
             o.messages,
             o.refused,
@@ -862,6 +878,7 @@ async fn main() -> anyhow::Result<()> {
             o.cpu_us_per_message
                 .map(|us| format!("{us:.0}"))
                 .unwrap_or_else(|| "-".into()),
+            o.stolen_seconds,
         );
     }
     print_shares(&outcomes);

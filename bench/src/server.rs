@@ -352,6 +352,20 @@ fn backend_pids(server: &str, name: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// CPU time the machine's cores had taken away by the hypervisor so far
+/// (the `steal` column of `/proc/stat`'s `cpu` line, in 100 ticks a second,
+/// summed over cores), in seconds; 0 where the kernel does not say.
+pub fn machine_stolen_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    stat.lines()
+        .find(|line| line.starts_with("cpu "))
+        .and_then(|line| line.split_whitespace().nth(8))
+        .and_then(|ticks| ticks.parse::<f64>().ok())
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
+
 /// A process's user and system CPU time, in seconds (`/proc/PID/stat`, in
 /// the kernel's 100 ticks a second), or `None` once it is gone.
 fn process_cpu_seconds(pid: u32) -> Option<f64> {

@@ -153,6 +153,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<Soak> {
         cpu_us_per_message: None,
         seconds,
         refused: refused.load(std::sync::atomic::Ordering::Relaxed),
+        stolen_seconds: 0.0,
     };
     server.stop().await;
     Ok(Soak {

@@ -4,8 +4,8 @@
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_domain::credentials::parse_presented;
 use switchboard_domain::{Actor, ChannelId, CompanyId, FileId, MessageId, Principal, UserId};
@@ -108,7 +108,7 @@ pub struct ActingJson<T> {
     pub body: T,
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ActingJson<T> {
+impl<T: DeserializeOwned + Serialize> FromRequest<AppState> for ActingJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -152,7 +152,7 @@ pub struct ApiJson<T> {
     pub user_id: Option<String>,
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: DeserializeOwned + Serialize> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -193,7 +193,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             Some(_) => return Err(ApiError::validation("userId: must be a string")),
         };
         switchboard_protocol::js_json::integral_floats_as_integers(&mut value);
-        let body = serde_path_to_error::deserialize(value).map_err(|err| {
+        let body: T = serde_path_to_error::deserialize(&value).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if path == "." {
@@ -202,7 +202,48 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 ApiError::validation(format!("{path}: {inner}"))
             }
         })?;
+        // serde reads a struct from an array too (its fields in order), so
+        // `{"set": ["Hello"]}` would set the first field: refused, as the
+        // document's `type: object` says.
+        let read = serde_json::to_value(&body)
+            .map_err(|err| ApiError::validation(format!("body: {err}")))?;
+        if let Some(path) = array_read_as_object(&value, &read) {
+            return Err(ApiError::validation(format!(
+                "{path}: must be an object, not an array"
+            )));
+        }
         Ok(ApiJson { body, user_id })
+    }
+}
+
+/// The path of the first place where the body `given` has an array and what
+/// was read of it (`read`, written back as JSON) an object.
+fn array_read_as_object(given: &Value, read: &Value) -> Option<String> {
+    match (given, read) {
+        (Value::Array(_), Value::Object(_)) => Some(String::new()),
+        (Value::Object(given), Value::Object(read)) => given.iter().find_map(|(key, inner)| {
+            let found = array_read_as_object(inner, read.get(key)?)?;
+            Some(if found.is_empty() || found.starts_with('[') {
+                format!("{key}{found}")
+            } else {
+                format!("{key}.{found}")
+            })
+        }),
+        (Value::Array(given), Value::Array(read)) => {
+            given
+                .iter()
+                .zip(read)
+                .enumerate()
+                .find_map(|(index, (inner, read))| {
+                    let found = array_read_as_object(inner, read)?;
+                    Some(if found.is_empty() || found.starts_with('[') {
+                        format!("[{index}]{found}")
+                    } else {
+                        format!("[{index}].{found}")
+                    })
+                })
+        }
+        _ => None,
     }
 }
 

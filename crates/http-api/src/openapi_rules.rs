@@ -11,6 +11,9 @@
 //! stored); it never answers it 400. Schemathesis holds the server to this in
 //! the test suite.
 //!
+//! A body left out (or `null`) is read as `{}`, so where `{}` is valid the
+//! document marks the body as not required and admits `null`.
+//!
 //! What no schema can state is written in the operations' descriptions: a
 //! company key must name the acting user (`userId`) on conversation routes.
 
@@ -65,6 +68,57 @@ pub fn apply(document: &mut Value, settings: Settings) {
             .unwrap_or_else(|| panic!("{method} {path} has no JSON body"));
         *schema = json!({"allOf": [schema.take(), addition]});
     }
+    bodies_left_out_are_empty_objects(document);
+}
+
+/// A request without a body is read as `{}` (so is an empty or `null` one):
+/// where the body's schema admits `{}` (no field required, no rule between
+/// fields), the document says the body may be left out or be `null`.
+fn bodies_left_out_are_empty_objects(document: &mut Value) {
+    let schemas = document["components"]["schemas"].clone();
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for operations in paths.values_mut() {
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(body) = operation.get_mut("requestBody") else {
+                continue;
+            };
+            let admits_empty = body
+                .pointer("/content/application~1json/schema")
+                .is_some_and(|schema| admits_empty_object(schema, &schemas));
+            if admits_empty {
+                body["required"] = json!(false);
+                // `null` is read as no body too.
+                let schema = &mut body["content"]["application/json"]["schema"];
+                *schema = json!({"anyOf": [schema.take(), {"type": "null"}]});
+            }
+        }
+    }
+}
+
+/// Whether `{}` is valid against `schema` (references resolved in `schemas`),
+/// judged by what the document uses: `required`, `anyOf`/`oneOf`/`not`,
+/// `minProperties`, and `allOf` of parts that each admit it.
+fn admits_empty_object(schema: &Value, schemas: &Value) -> bool {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return admits_empty_object(&schemas[name], schemas);
+    }
+    let requires_fields = schema["required"]
+        .as_array()
+        .is_some_and(|required| !required.is_empty());
+    let ruled = ["anyOf", "oneOf", "not", "minProperties"]
+        .iter()
+        .any(|rule| schema.get(rule).is_some());
+    let object = schema["type"].is_null() || schema["type"] == "object";
+    let parts_admit = schema["allOf"]
+        .as_array()
+        .is_none_or(|parts| parts.iter().all(|part| admits_empty_object(part, schemas)));
+    object && !requires_fields && !ruled && parts_admit
 }
 
 /// The JSON pointer of a path's entry in the document (`/` and `~` escaped).
@@ -401,5 +455,27 @@ mod tests {
             schemas["UploadFileRequest"]["properties"]["size"]["maximum"],
             1_000
         );
+    }
+
+    #[test]
+    fn a_body_may_be_left_out_only_where_an_empty_object_is_valid() {
+        let document = crate::openapi(crate::openapi_rules::Settings {
+            max_file_bytes: 1_000,
+        });
+        let required = |path: &str, method: &str| {
+            let pointer = format!(
+                "{}/{method}/requestBody/required",
+                super::path_pointer(path)
+            );
+            document.pointer(&pointer).and_then(|value| value.as_bool())
+        };
+        let channel = "/v2/conversations/channels/{channelId}";
+        assert_eq!(
+            required(&format!("{channel}/typing/start"), "post"),
+            Some(false)
+        );
+        assert_eq!(required(channel, "put"), Some(false));
+        assert_eq!(required(&format!("{channel}/messages"), "post"), Some(true));
+        assert_eq!(required("/v2/users", "post"), Some(true));
     }
 }

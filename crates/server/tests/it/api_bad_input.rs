@@ -142,6 +142,17 @@ async fn malformed_bodies_name_the_problem_and_change_nothing() {
             json!({"membersToInvite": [{"name": "Nobody"}]}),
             "membersToInvite[0]: needs an email or a phone",
         ),
+        // serde would read these arrays as objects, field by field.
+        (
+            messages.clone(),
+            json!({"text": "a", "quote": [message]}),
+            "quote: must be an object, not an array",
+        ),
+        (
+            messages.clone(),
+            json!({"text": "a", "attachments": [["fil_1"]]}),
+            "attachments[0]: must be an object, not an array",
+        ),
     ];
     for (path, body, needle) in cases {
         server
@@ -149,6 +160,18 @@ async fn malformed_bodies_name_the_problem_and_change_nothing() {
             .await
             .expect_error(400, "ValidationException", needle);
     }
+    server
+        .patch(
+            &format!("{CHANNELS}/{channel}"),
+            &token,
+            json!({"set": ["Renamed", null]}),
+        )
+        .await
+        .expect_error(
+            400,
+            "ValidationException",
+            "set: must be an object, not an array",
+        );
     // Well-formed, but naming a user that does not exist: 409, naming the field.
     server
         .post(CHANNELS, &token, json!({"members": ["usr_unknown"]}))

@@ -91,38 +91,24 @@ macro_rules! integer_writers {
     )*};
 }
 
+/// Floats (and numbers written as given) are written otherwise by
+/// JavaScript when integral (`1.0` → `1`).
+macro_rules! float_writers {
+    ($($method:ident: $type:ty),*) => {$(
+        fn $method<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: $type) -> std::io::Result<()> {
+            self.may_differ.set(true);
+            CompactFormatter.$method(writer, value)
+        }
+    )*};
+}
+
 impl Formatter for Watchful<'_> {
     integer_writers!(
         write_i8: i8, write_i16: i16, write_i32: i32, write_i64: i64, write_i128: i128,
         write_u8: u8, write_u16: u16, write_u32: u32, write_u64: u64, write_u128: u128
     );
 
-    fn write_f32<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        value: f32,
-    ) -> std::io::Result<()> {
-        self.may_differ.set(true);
-        CompactFormatter.write_f32(writer, value)
-    }
-
-    fn write_f64<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        value: f64,
-    ) -> std::io::Result<()> {
-        self.may_differ.set(true);
-        CompactFormatter.write_f64(writer, value)
-    }
-
-    fn write_number_str<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        value: &str,
-    ) -> std::io::Result<()> {
-        self.may_differ.set(true);
-        CompactFormatter.write_number_str(writer, value)
-    }
+    float_writers!(write_f32: f32, write_f64: f64, write_number_str: &str);
 
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,

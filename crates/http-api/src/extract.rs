@@ -204,15 +204,27 @@ impl<T: DeserializeOwned + Serialize> FromRequest<AppState> for ApiJson<T> {
         })?;
         // serde reads a struct from an array too (its fields in order), so
         // `{"set": ["Hello"]}` would set the first field: refused, as the
-        // document's `type: object` says.
-        let read = serde_json::to_value(&body)
-            .map_err(|err| ApiError::validation(format!("body: {err}")))?;
-        if let Some(path) = array_read_as_object(&value, &read) {
-            return Err(ApiError::validation(format!(
-                "{path}: must be an object, not an array"
-            )));
+        // document's `type: object` says. A body without arrays (most
+        // messages) has nothing to compare.
+        if has_array(&value) {
+            let read = serde_json::to_value(&body)
+                .map_err(|err| ApiError::validation(format!("body: {err}")))?;
+            if let Some(path) = array_read_as_object(&value, &read) {
+                return Err(ApiError::validation(format!(
+                    "{path}: must be an object, not an array"
+                )));
+            }
         }
         Ok(ApiJson { body, user_id })
+    }
+}
+
+/// Whether `value` holds an array anywhere.
+fn has_array(value: &Value) -> bool {
+    match value {
+        Value::Array(_) => true,
+        Value::Object(fields) => fields.values().any(has_array),
+        _ => false,
     }
 }
 
@@ -222,12 +234,8 @@ fn array_read_as_object(given: &Value, read: &Value) -> Option<String> {
     match (given, read) {
         (Value::Array(_), Value::Object(_)) => Some(String::new()),
         (Value::Object(given), Value::Object(read)) => given.iter().find_map(|(key, inner)| {
-            let found = array_read_as_object(inner, read.get(key)?)?;
-            Some(if found.is_empty() || found.starts_with('[') {
-                format!("{key}{found}")
-            } else {
-                format!("{key}.{found}")
-            })
+            let below = array_read_as_object(inner, read.get(key)?)?;
+            Some(path_under(key, below))
         }),
         (Value::Array(given), Value::Array(read)) => {
             given
@@ -235,15 +243,21 @@ fn array_read_as_object(given: &Value, read: &Value) -> Option<String> {
                 .zip(read)
                 .enumerate()
                 .find_map(|(index, (inner, read))| {
-                    let found = array_read_as_object(inner, read)?;
-                    Some(if found.is_empty() || found.starts_with('[') {
-                        format!("[{index}]{found}")
-                    } else {
-                        format!("[{index}].{found}")
-                    })
+                    let below = array_read_as_object(inner, read)?;
+                    Some(path_under(&format!("[{index}]"), below))
                 })
         }
         _ => None,
+    }
+}
+
+/// `below`, a path inside the field or item `head`, as one path
+/// (`set.subject`, `attachments[0]`, `elements[0].actions`).
+fn path_under(head: &str, below: String) -> String {
+    if below.is_empty() || below.starts_with('[') {
+        format!("{head}{below}")
+    } else {
+        format!("{head}.{below}")
     }
 }
 

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use switchboard_domain::now_micros;
 use switchboard_store::{
     Attempt, Claim, ClaimedDelivery, Finished, HandOff, HandedOff, Store, StoreError, Verdict,
@@ -540,7 +538,7 @@ fn judge(
         &sent.result,
         now,
         delivery.integration.failing_since,
-        &mut StdRng::from_entropy(),
+        &mut rand::thread_rng(),
     );
     let (outcome, error) = match &sent.result {
         AttemptResult::Delivered => ("delivered", None),

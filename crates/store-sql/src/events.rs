@@ -176,12 +176,13 @@ pub(crate) async fn enqueue(
     seq: i64,
     now: i64,
 ) -> Outcome<()> {
-    let delivery: i64 = conn.scalar(
-        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
-        args![event, integration, lane, seq, now],
-    )
-    .await?;
+    let delivery = conn
+        .insert_returning_id(
+            "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5)",
+            args![event, integration, lane, seq, now],
+        )
+        .await?;
     let opened = conn
         .execute(
             "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \

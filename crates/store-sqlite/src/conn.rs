@@ -164,6 +164,19 @@ impl Db for SqliteConn {
         ready(self.fetch_now(sql, args))
     }
 
+    /// The row id the insert used: the `id` of a table whose key is an
+    /// `INTEGER PRIMARY KEY`.
+    fn insert_returning_id(
+        &mut self,
+        insert: &str,
+        args: Vec<Arg<'_>>,
+    ) -> impl Future<Output = Outcome<i64>> + Send {
+        ready(
+            self.execute_now(insert, args)
+                .map(|_| self.conn.last_insert_rowid()),
+        )
+    }
+
     fn effects(&mut self) -> &mut Effects {
         &mut self.effects
     }

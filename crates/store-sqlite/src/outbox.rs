@@ -345,6 +345,11 @@ async fn release_lane(
 
 /// Points the lane at its next pending delivery (due at once), or closes it.
 /// The lease is released, or kept when the worker goes on with the lane.
+///
+/// Two plain statements rather than an `UPDATE … RETURNING` read by the
+/// caller: SQLite runs `RETURNING` through its trigger machinery with a
+/// statement journal, dearer than the delete by key that finds nothing
+/// while the lane has deliveries left.
 async fn advance_lane(
     conn: &mut impl Db,
     integration: &str,
@@ -352,18 +357,19 @@ async fn advance_lane(
     now: i64,
     keep_lease: bool,
 ) -> Outcome<()> {
-    let head: Option<i64> = conn.optional_scalar("UPDATE delivery_lanes SET \
+    conn.execute(
+        "UPDATE delivery_lanes SET \
            lease_until = CASE WHEN $4 THEN lease_until ELSE NULL END, due_at = $1, head_id = COALESCE( \
            (SELECT id FROM deliveries WHERE integration_id = $2 AND lane = $3 AND state = 'pending' \
             ORDER BY channel_seq, id LIMIT 1), 0) \
-         WHERE integration_id = $2 AND lane = $3 RETURNING head_id", args![now, integration, lane, keep_lease])
+         WHERE integration_id = $2 AND lane = $3",
+        args![now, integration, lane, keep_lease],
+    )
     .await?;
-    if head == Some(0) {
-        conn.execute(
-            "DELETE FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 AND head_id = 0",
-            args![integration, lane],
-        )
-        .await?;
-    }
+    conn.execute(
+        "DELETE FROM delivery_lanes WHERE integration_id = $1 AND lane = $2 AND head_id = 0",
+        args![integration, lane],
+    )
+    .await?;
     Ok(())
 }

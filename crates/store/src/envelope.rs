@@ -21,21 +21,30 @@ const SHORTEST_DATA_TO_BOUND: usize = MEMBER_LIST_LIMIT * 80;
 pub fn body(delivery: &ClaimedDelivery) -> Result<Vec<u8>, serde_json::Error> {
     let bounded = bounded_data(delivery)?;
     let data: &RawValue = serde_json::from_str(bounded.as_deref().unwrap_or(&delivery.data))?;
-    serde_json::to_vec(&Envelope {
-        id: delivery.event_id.as_str().to_owned(),
-        event_type: delivery.event_type.clone(),
-        company: delivery.company.as_str().to_owned(),
-        time: delivery.event_time / 1_000,
-        integration_id: delivery.integration.id.as_str().to_owned(),
-        bot_id: Some(delivery.integration.bot.as_str().to_owned()),
-        channel_seq: delivery
-            .channel_id
-            .as_ref()
-            .and_then(|_| u64::try_from(delivery.channel_seq).ok()),
-        data,
-        extra: ExtraFields::new(),
-    })
+    // The data and room for the envelope's few fields: written without regrowing.
+    let mut body = Vec::with_capacity(data.get().len() + ENVELOPE_FIELDS_BYTES);
+    serde_json::to_writer(
+        &mut body,
+        &Envelope {
+            id: delivery.event_id.as_str().to_owned(),
+            event_type: delivery.event_type.clone(),
+            company: delivery.company.as_str().to_owned(),
+            time: delivery.event_time / 1_000,
+            integration_id: delivery.integration.id.as_str().to_owned(),
+            bot_id: Some(delivery.integration.bot.as_str().to_owned()),
+            channel_seq: delivery
+                .channel_id
+                .as_ref()
+                .and_then(|_| u64::try_from(delivery.channel_seq).ok()),
+            data,
+            extra: ExtraFields::new(),
+        },
+    )?;
+    Ok(body)
 }
+
+/// Room for the envelope around the data: its ids, type and numbers.
+const ENVELOPE_FIELDS_BYTES: usize = 256;
 
 /// The event's data with `members` and `users` cut to [`MEMBER_LIST_LIMIT`]
 /// entries each, when they hold more and the integration did not ask for

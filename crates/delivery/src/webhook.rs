@@ -16,7 +16,7 @@ use switchboard_store::{ClaimedDelivery, Target};
 
 use crate::policy::AttemptResult;
 use crate::target_guard::{GuardedResolver, RefusedTarget, TargetGuard, literal_ip};
-use crate::transport::{Outgoing, Sent, Signers, Transport};
+use crate::transport::{OpenedSecrets, Outgoing, Sent, Signers, Transport};
 
 /// Most bytes of a receiver's answer kept for the delivery log.
 pub const RESPONSE_SNIPPET_BYTES: usize = 1_024;
@@ -24,7 +24,7 @@ pub const RESPONSE_SNIPPET_BYTES: usize = 1_024;
 /// Sends deliveries by HTTP.
 pub struct WebhookTransport {
     client: reqwest::Client,
-    secrets: SecretBox,
+    secrets: OpenedSecrets,
     guard: Arc<TargetGuard>,
     default_timeout: Duration,
     max_timeout: Duration,
@@ -50,7 +50,7 @@ impl WebhookTransport {
             .build()?;
         Ok(WebhookTransport {
             client,
-            secrets,
+            secrets: OpenedSecrets::new(secrets),
             guard,
             default_timeout,
             max_timeout,

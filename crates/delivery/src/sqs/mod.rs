@@ -28,7 +28,7 @@ use switchboard_store::{ClaimedDelivery, SqsQueue, Target};
 
 use crate::policy::AttemptResult;
 use crate::target_guard::TargetGuard;
-use crate::transport::{Outgoing, Sent, Signers, Transport};
+use crate::transport::{OpenedSecrets, Outgoing, Sent, Signers, Transport};
 use clients::{QueueClient, QueueClients};
 use errors::{classify_code, is_batch_too_long, sent_from_error};
 
@@ -52,7 +52,7 @@ pub struct SqsSettings {
 /// Sends deliveries to SQS queues.
 pub struct SqsTransport {
     clients: QueueClients,
-    secrets: SecretBox,
+    secrets: OpenedSecrets,
     settings: SqsSettings,
 }
 
@@ -73,7 +73,7 @@ impl SqsTransport {
     pub fn new(secrets: SecretBox, guard: TargetGuard, settings: SqsSettings) -> Self {
         SqsTransport {
             clients: QueueClients::new(secrets.clone(), guard),
-            secrets,
+            secrets: OpenedSecrets::new(secrets),
             settings,
         }
     }

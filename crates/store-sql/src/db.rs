@@ -389,8 +389,9 @@ pub trait Db: Send {
     /// PostgreSQL appends `RETURNING id`. SQLite runs `RETURNING` through
     /// its trigger machinery, with a statement journal copying every page
     /// the statement touches: it reads the row id the insert just used
-    /// instead (the insert of each delivery took twice the time of the
-    /// message's own).
+    /// instead (with `RETURNING`, the insert of a delivery took more of the
+    /// writer's time than the insert of the message, a larger row with more
+    /// indexes).
     fn insert_returning_id(
         &mut self,
         insert: &str,

@@ -800,12 +800,14 @@ async fn main() -> anyhow::Result<()> {
     let mut soaked = None;
     for scenario in &args.scenarios {
         eprintln!("running {scenario}…");
+        server::flush_disk_writes();
         let (first_row, stolen_before) = (outcomes.len(), server::machine_stolen_seconds());
         match scenario.as_str() {
             "api" => outcomes.push(api_only(&args).await?),
             "throughput" => outcomes.push(throughput(&args).await?),
             "rate" => {
                 for rate in &args.rates {
+                    server::flush_disk_writes();
                     outcomes.push(fixed_rate(&args, *rate).await?);
                 }
             }

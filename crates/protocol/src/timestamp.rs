@@ -44,16 +44,7 @@ impl Timestamp {
                 text.push('Z');
                 text
             }
-            _ => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second(),
-                micros
-            ),
+            _ => written_by_format(at, micros),
         };
         Timestamp { text, unix_micros }
     }
@@ -79,6 +70,21 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+/// The text of a timestamp by `format!`: for years outside 0-9999, which
+/// the digit-by-digit writer does not take.
+fn written_by_format(at: OffsetDateTime, micros: i64) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        micros
+    )
 }
 
 /// Appends `value` as exactly `width` decimal digits (zero-padded; `value`
@@ -188,18 +194,8 @@ mod tests {
             951_782_400_123_456,     // 2000-02-29
             253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
         ] {
-            let secs = micros.div_euclid(1_000_000);
-            let at = OffsetDateTime::from_unix_timestamp(secs).unwrap();
-            let expected = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second(),
-                micros.rem_euclid(1_000_000)
-            );
+            let at = OffsetDateTime::from_unix_timestamp(micros.div_euclid(1_000_000)).unwrap();
+            let expected = written_by_format(at, micros.rem_euclid(1_000_000));
             assert_eq!(Timestamp::from_unix_micros(micros).as_str(), expected);
         }
     }

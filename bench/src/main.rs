@@ -145,6 +145,9 @@ struct Outcome {
     api_requests_per_second: f64,
     deliveries_per_second: f64,
     latency: Latency,
+    /// How long the API took to answer, where the scenario's latency is
+    /// send-to-bot (fixed rate): the part of the tail spent accepting.
+    api_latency: Option<Latency>,
     drain_seconds: Option<f64>,
     peak_memory_mib: Option<f64>,
     /// CPU time per message of the server (and of PostgreSQL's backends
@@ -383,6 +386,7 @@ async fn measure_throughput(
         api_requests_per_second: messages as f64 / api_seconds,
         deliveries_per_second: messages as f64 / seconds,
         latency: latency(&sent, receipts),
+        api_latency: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message,
@@ -423,6 +427,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
         api_requests_per_second: args.messages as f64 / seconds,
         deliveries_per_second: 0.0,
         latency: api_latency(&sent),
+        api_latency: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message,
@@ -507,6 +512,7 @@ async fn fixed_rate(args: &Args, rate: u64) -> anyhow::Result<Outcome> {
         api_requests_per_second: paced.sent.len() as f64 / paced.seconds,
         deliveries_per_second: paced.sent.len() as f64 / seconds,
         latency: latency(&paced.sent, &receipts),
+        api_latency: Some(api_latency(&paced.sent)),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -577,6 +583,7 @@ async fn overload(args: &Args) -> anyhow::Result<Outcome> {
         api_requests_per_second: sent.len() as f64 / took,
         deliveries_per_second: 0.0,
         latency: api_latency(&sent),
+        api_latency: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -607,6 +614,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
         api_requests_per_second: args.backlog as f64 / queued_seconds,
         deliveries_per_second: args.backlog as f64 / drain,
         latency: Latency::default(),
+        api_latency: None,
         drain_seconds: Some(drain),
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -661,6 +669,7 @@ async fn restart_recovery(args: &Args) -> anyhow::Result<Outcome> {
             p99_ms: recovered.every_lane * 1e3,
             ..Latency::default()
         },
+        api_latency: None,
         drain_seconds: Some(recovered.every_lane),
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -882,6 +891,14 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| "-".into()),
             o.stolen_seconds,
         );
+    }
+    for o in &outcomes {
+        if let Some(api) = &o.api_latency {
+            println!(
+                "  {}: the API answered in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                o.scenario, api.p50_ms, api.p95_ms, api.p99_ms, api.max_ms
+            );
+        }
     }
     print_shares(&outcomes);
     if let Some(soaked) = &soaked {

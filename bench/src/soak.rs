@@ -148,6 +148,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<Soak> {
         api_requests_per_second: accepted.len() as f64 / seconds,
         deliveries_per_second: receipts.messages_seen() as f64 / seconds,
         latency,
+        api_latency: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,

@@ -35,7 +35,7 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         DispatchSettings {
             max_in_flight: 256,
-            max_in_flight_per_integration: 16,
+            max_in_flight_per_integration: 64,
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
         }

@@ -519,7 +519,7 @@ bodies! {
         /// Delays between attempts in milliseconds (default: the server's, about 24 h in all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub retry_schedule_ms: Option<Vec<u64>>,
-        /// Most deliveries in flight at once, 1–256 (default: the server's).
+        /// Most deliveries in flight at once, 1–256 (default: the server's, 64).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub max_in_flight: Option<u32>,
         /// Full `members` and `users` lists in message, reaction and action

@@ -17,7 +17,8 @@ use crate::policy::{AttemptResult, RetryPolicy};
 use crate::transport::{Outgoing, Sent, Transports};
 use switchboard_store::envelope;
 
-/// How the workers run.
+/// How the workers run. The defaults are the server's configuration's
+/// (`delivery.*`), set there once.
 #[derive(Clone, Debug)]
 pub struct DispatchSettings {
     /// Most deliveries in flight in this process.
@@ -29,17 +30,6 @@ pub struct DispatchSettings {
     pub lease: Duration,
     /// How often to look for due deliveries when nothing wakes the workers.
     pub poll_interval: Duration,
-}
-
-impl Default for DispatchSettings {
-    fn default() -> Self {
-        DispatchSettings {
-            max_in_flight: 256,
-            max_in_flight_per_integration: 64,
-            lease: Duration::from_secs(10),
-            poll_interval: Duration::from_secs(1),
-        }
-    }
 }
 
 /// Most deliveries of one lane claimed at once and sent one after another

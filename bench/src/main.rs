@@ -148,6 +148,9 @@ struct Outcome {
     /// How long the API took to answer, where the scenario's latency is
     /// send-to-bot (fixed rate): the part of the tail spent accepting.
     api_latency: Option<Latency>,
+    /// From the API's answer to the bot receiving the event (fixed rate):
+    /// the part of the tail spent delivering.
+    after_answer: Option<Latency>,
     drain_seconds: Option<f64>,
     peak_memory_mib: Option<f64>,
     /// CPU time per message of the server (and of PostgreSQL's backends
@@ -292,6 +295,19 @@ fn latency(sent: &HashMap<String, (Instant, Duration)>, receipts: &Receipts) -> 
     )
 }
 
+/// From the API's answer to each message's first arrival at the bot.
+fn after_answer(sent: &HashMap<String, (Instant, Duration)>, receipts: &Receipts) -> Latency {
+    let seen = receipts.first_seen.lock().unwrap();
+    percentiles(
+        sent.iter()
+            .filter_map(|(id, (started, took))| {
+                seen.get(id)
+                    .map(|at| at.saturating_duration_since(*started + *took))
+            })
+            .collect(),
+    )
+}
+
 /// How long the API took to answer each request.
 fn api_latency(sent: &HashMap<String, (Instant, Duration)>) -> Latency {
     percentiles(sent.values().map(|(_, took)| *took).collect())
@@ -387,6 +403,7 @@ async fn measure_throughput(
         deliveries_per_second: messages as f64 / seconds,
         latency: latency(&sent, receipts),
         api_latency: None,
+        after_answer: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message,
@@ -428,6 +445,7 @@ async fn api_only(args: &Args) -> anyhow::Result<Outcome> {
         deliveries_per_second: 0.0,
         latency: api_latency(&sent),
         api_latency: None,
+        after_answer: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message,
@@ -513,6 +531,7 @@ async fn fixed_rate(args: &Args, rate: u64) -> anyhow::Result<Outcome> {
         deliveries_per_second: paced.sent.len() as f64 / seconds,
         latency: latency(&paced.sent, &receipts),
         api_latency: Some(api_latency(&paced.sent)),
+        after_answer: Some(after_answer(&paced.sent, &receipts)),
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -584,6 +603,7 @@ async fn overload(args: &Args) -> anyhow::Result<Outcome> {
         deliveries_per_second: 0.0,
         latency: api_latency(&sent),
         api_latency: None,
+        after_answer: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -615,6 +635,7 @@ async fn backlog(args: &Args) -> anyhow::Result<Outcome> {
         deliveries_per_second: args.backlog as f64 / drain,
         latency: Latency::default(),
         api_latency: None,
+        after_answer: None,
         drain_seconds: Some(drain),
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -670,6 +691,7 @@ async fn restart_recovery(args: &Args) -> anyhow::Result<Outcome> {
             ..Latency::default()
         },
         api_latency: None,
+        after_answer: None,
         drain_seconds: Some(recovered.every_lane),
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,
@@ -897,6 +919,12 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "  {}: the API answered in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                 o.scenario, api.p50_ms, api.p95_ms, api.p99_ms, api.max_ms
+            );
+        }
+        if let Some(after) = &o.after_answer {
+            println!(
+                "  {}: the bot had it after the answer in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                o.scenario, after.p50_ms, after.p95_ms, after.p99_ms, after.max_ms
             );
         }
     }

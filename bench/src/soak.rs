@@ -149,6 +149,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<Soak> {
         deliveries_per_second: receipts.messages_seen() as f64 / seconds,
         latency,
         api_latency: None,
+        after_answer: None,
         drain_seconds: None,
         peak_memory_mib: server.peak_memory_mib(),
         cpu_us_per_message: None,

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use switchboard_domain::now_micros;
 use switchboard_store::{
-    Attempt, Claim, ClaimedDelivery, Finished, HandOff, HandedOff, Store, StoreError, Verdict,
+    Attempt, Claim, ClaimedDelivery, Finished, HandOff, HandedLane, HandedOff, Store, StoreError,
+    Verdict,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::idle::IdleReporter;
 use crate::leases::{HeldLane, Leases};
 use crate::policy::{AttemptResult, RetryPolicy};
+use crate::runs::{HELD_LANE, IDLE_LANE, OpenRuns, RunEnd, Settled, count_handed_off};
 use crate::transport::{Outgoing, Sent, Transports};
 use switchboard_store::envelope;
 
@@ -36,16 +38,12 @@ pub struct DispatchSettings {
 /// under its lease (see [`Claim::run`]): a busy lane then costs one claim per
 /// run, not per event, while every lane still has one send in flight at a
 /// time and the lanes of an integration take turns at its in-flight places.
+/// Deliveries queued behind an open run join it (see [`crate::runs`]).
 pub const LANE_RUN: u32 = 16;
 
-/// How long a run goes on to its next event: a slow bot's lanes then take
-/// turns at the integration's places every event or two, as without runs,
-/// while a fast bot's runs are sent whole.
-pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
-
-/// An outcome on its way to the store: the lane it holds, and its slot when
-/// it is the last of its run (the slot stays taken until it is stored).
-type Recorded = (Finished, Arc<HeldLane>, Option<OwnedSemaphorePermit>);
+/// An outcome on its way to the store: the lane it holds, and where its run
+/// stands (a closed run's slot stays taken until the outcome is stored).
+type Recorded = (Finished, Arc<HeldLane>, RunEnd);
 
 /// What every send needs: the store, the transports, the retry policy, where
 /// outcomes go to be stored, the leases held and the slots of in-flight
@@ -64,6 +62,7 @@ struct Senders {
     policy: Arc<RetryPolicy>,
     outcomes: mpsc::UnboundedSender<Recorded>,
     leases: Arc<Leases>,
+    runs: Arc<OpenRuns>,
 }
 
 impl Workers {
@@ -138,8 +137,11 @@ impl Workers {
             let Some(slot) = self.slots_for(&mut permits, 1).await else {
                 return lane_count;
             };
+            let mut run = run.into_iter();
+            let first = run.next().expect("a run has a head");
+            self.senders.runs.open(&lane, &first, run.collect());
             let senders = self.senders.clone();
-            tokio::spawn(async move { send_run(&senders, run, lane, slot).await });
+            tokio::spawn(async move { send_run(&senders, lane, first, slot).await });
         }
         for group in groups(heads_to_batch, &self.senders.transports) {
             let Some(mut group_slots) = self.slots_for(&mut permits, group.len()).await else {
@@ -165,9 +167,12 @@ impl Workers {
                     else {
                         continue;
                     };
+                    let slot = group_slots
+                        .split(1)
+                        .expect("a slot for each delivery of the group");
                     let _ = senders
                         .outcomes
-                        .send((finished, lane, group_slots.split(1)));
+                        .send((finished, lane, RunEnd::Closed(slot)));
                 }
             });
         }
@@ -191,44 +196,47 @@ fn runs(claimed: Vec<ClaimedDelivery>) -> Vec<Vec<ClaimedDelivery>> {
     runs
 }
 
-/// Sends one lane's run in order while each event is delivered (or
-/// dead-lettered) and [`LANE_RUN_TIME`] has not passed; a failure ends the
-/// run, and the lane waits for its retry. Events of the run not sent stay
-/// pending and are claimed again.
+/// Sends one lane's run in order, from `first`, while each event is
+/// delivered (or dead-lettered) and the run may go on (see [`crate::runs`]):
+/// what waits in the run, then what joins it; a failure ends the run, and
+/// the lane waits for its retry. Events of the run not sent stay pending and
+/// are claimed again.
 async fn send_run(
     senders: &Senders,
-    run: Vec<ClaimedDelivery>,
     lane: Arc<HeldLane>,
+    first: ClaimedDelivery,
     slot: OwnedSemaphorePermit,
 ) {
-    let head = run[0].delivery_id;
-    let count = run.len();
-    let began = Instant::now();
-    let mut slot = Some(slot);
-    for (index, delivery) in run.into_iter().enumerate() {
+    let mut next = Some((first, slot));
+    while let Some((delivery, slot)) = next.take() {
+        let sent = delivery.delivery_id;
         // Data that cannot be sent at all is left out: the lease runs out
         // and the lane is tried again.
         let Some(mut finished) = attempt(&senders.transports, &senders.policy, vec![delivery])
             .await
             .pop()
         else {
-            break;
-        };
-        let goes_on = index + 1 < count
-            && began.elapsed() < LANE_RUN_TIME
-            && matches!(
-                finished.verdict,
-                Verdict::Delivered | Verdict::DeadLetter { .. }
-            );
-        finished.lane_continues = goes_on;
-        if !goes_on {
-            senders.leases.release(head);
-            let _ = senders.outcomes.send((finished, lane, slot.take()));
+            senders.runs.close(&lane);
+            senders.leases.release(lane.head());
             return;
-        }
-        let _ = senders.outcomes.send((finished, lane.clone(), None));
+        };
+        let may_go_on = matches!(
+            finished.verdict,
+            Verdict::Delivered | Verdict::DeadLetter { .. }
+        );
+        // A parked run is settled by the recorder, or set going again by a
+        // delivery that joins it.
+        let record = |end: RunEnd| {
+            finished.lane_continues = matches!(end, RunEnd::Continues);
+            if matches!(end, RunEnd::Closed(_)) {
+                senders.leases.release(lane.head());
+            }
+            let _ = senders.outcomes.send((finished, lane.clone(), end));
+        };
+        next = senders
+            .runs
+            .after_send(&lane, sent, may_go_on, slot, record);
     }
-    senders.leases.release(head);
 }
 
 /// Runs the workers until `stop` turns true; deliveries in flight then finish.
@@ -260,6 +268,7 @@ pub async fn run(
             policy,
             outcomes,
             leases,
+            runs: Arc::new(OpenRuns::default()),
         },
         settings: settings.clone(),
         slots: slots.clone(),
@@ -331,9 +340,10 @@ pub async fn run(
     tracing::info!("delivery workers stopped");
 }
 
-/// Sends the deliveries the store handed off at commit (leased in the
-/// change that queued them, on lanes that were idle): from a message to its
-/// bot without a claim.
+/// Sends the deliveries the store handed off at commit: from a message to
+/// its bot without a claim. Those leased on lanes that were idle start
+/// runs; those behind a lane this process holds join its run when they
+/// come right after its last, and otherwise stay pending for the claims.
 async fn receive_hand_offs(
     workers: Arc<Workers>,
     mut handed_off: mpsc::UnboundedReceiver<Vec<HandedOff>>,
@@ -342,15 +352,46 @@ async fn receive_hand_offs(
         while let Ok(more) = handed_off.try_recv() {
             handed.extend(more);
         }
-        match workers.store.handed_off(&handed).await {
-            Ok(claimed) => {
-                workers.dispatch(claimed, None).await;
-            }
+        let claimed = match workers.store.handed_off(&handed).await {
+            Ok(claimed) => claimed,
             // Their leases run out and a claim finds them.
             Err(err) => {
-                tracing::warn!(error = %err, count = handed.len(), "could not read handed-off deliveries; they are claimed after their lease")
+                tracing::warn!(error = %err, count = handed.len(), "could not read handed-off deliveries; they are claimed after their lease");
+                continue;
+            }
+        };
+        let mut by_id: std::collections::HashMap<i64, ClaimedDelivery> = claimed
+            .into_iter()
+            .map(|delivery| (delivery.delivery_id, delivery))
+            .collect();
+        // Runs that start here, each in order.
+        let mut starting: Vec<Vec<ClaimedDelivery>> = Vec::new();
+        for item in &handed {
+            let Some(delivery) = by_id.remove(&item.delivery_id) else {
+                continue;
+            };
+            match item.lane {
+                HandedLane::Leased { .. } => {
+                    count_handed_off(IDLE_LANE);
+                    starting.push(vec![delivery]);
+                }
+                HandedLane::Behind { previous } => {
+                    if let Some(run) = starting
+                        .iter_mut()
+                        .find(|run| run.last().is_some_and(|last| last.delivery_id == previous))
+                    {
+                        count_handed_off(HELD_LANE);
+                        run.push(delivery);
+                    } else if let Some(resumed) = workers.senders.runs.join(delivery, previous) {
+                        let senders = workers.senders.clone();
+                        tokio::spawn(async move {
+                            send_run(&senders, resumed.lane, resumed.first, resumed.slot).await
+                        });
+                    }
+                }
             }
         }
+        workers.dispatch(starting.concat(), None).await;
     }
 }
 
@@ -371,10 +412,28 @@ async fn record(
     while let Some(first) = outcomes.recv().await {
         let mut slots: Option<OwnedSemaphorePermit> = None;
         let mut next = Some(first);
-        while let Some((finished, lane, slot)) = next.take() {
+        while let Some((mut finished, lane, end)) = next.take() {
+            let freed = match end {
+                RunEnd::Continues => None,
+                RunEnd::Closed(slot) => Some(slot),
+                RunEnd::Parked => match workers
+                    .senders
+                    .runs
+                    .settle(&lane, finished.claimed.delivery_id)
+                {
+                    Settled::WentOn => {
+                        finished.lane_continues = true;
+                        None
+                    }
+                    Settled::Closed(slot) => {
+                        workers.senders.leases.release(lane.head());
+                        Some(slot)
+                    }
+                },
+            };
             batch.push(finished);
             lanes.push(lane);
-            match (&mut slots, slot) {
+            match (&mut slots, freed) {
                 (Some(slots), Some(slot)) => slots.merge(slot),
                 (free @ None, slot) => *free = slot,
                 (Some(_), None) => {}

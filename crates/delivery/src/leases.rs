@@ -27,10 +27,26 @@ use tokio::sync::{Mutex, MutexGuard};
 pub struct HeldLane {
     integration: String,
     lane: String,
+    /// The delivery the run holding the lane began with.
+    head: i64,
     lease_until: AtomicI64,
 }
 
 impl HeldLane {
+    pub fn integration(&self) -> &str {
+        &self.integration
+    }
+
+    pub fn lane(&self) -> &str {
+        &self.lane
+    }
+
+    /// The delivery the run holding the lane began with (the key it is
+    /// [released](Leases::release) by).
+    pub fn head(&self) -> i64 {
+        self.head
+    }
+
     /// Whether this is the lane of `delivery`.
     pub fn holds(&self, delivery: &ClaimedDelivery) -> bool {
         self.integration == delivery.integration.id.as_str() && self.lane == delivery.lane()
@@ -65,6 +81,7 @@ impl Leases {
         let lane = Arc::new(HeldLane {
             integration: head.integration.id.as_str().to_owned(),
             lane: head.lane().to_owned(),
+            head: head.delivery_id,
             lease_until: AtomicI64::new(head.lease_until),
         });
         self.held

@@ -9,7 +9,8 @@
 //! decided by the pure [`policy`], claiming the next lanes in the same step.
 //! A delivery the store leased as it queued it (the first of an idle lane,
 //! on SQLite) is handed to the workers after the commit and sent without a
-//! claim. Nothing here holds a database transaction across a send.
+//! claim; one queued behind a lane this process is sending joins that run
+//! ([`runs`]). Nothing here holds a database transaction across a send.
 //!
 //! Guarantees: at least once (a crash between send and record sends again
 //! after the lease, which is short and extended while a send is in flight:
@@ -21,6 +22,7 @@ pub mod dispatcher;
 pub mod idle;
 pub mod leases;
 pub mod policy;
+pub mod runs;
 pub mod sqs;
 pub mod target_guard;
 pub mod transport;

@@ -13,6 +13,7 @@ use crate::db::{Db, HandOffTerms};
 use serde::Serialize;
 use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
+use switchboard_store::{HandedLane, HandedOff};
 
 use crate::failure::Outcome;
 use crate::integration_rows::{in_flight_limit, subscribes};
@@ -193,11 +194,46 @@ pub(crate) async fn enqueue(
         == 1;
     let handed_off = match conn.hand_off() {
         Some(terms) if opened => hand_off(conn, integration, lane, delivery, now, terms).await?,
-        _ => false,
+        Some(_) => {
+            hand_off_behind(conn, integration, lane, delivery, now).await?;
+            false
+        }
+        None => false,
     };
-    // A delivery handed off needs no worker to look for it.
+    // A delivery handed off on its own lease needs no worker to look for it;
+    // one behind a held lane may still be left to the claims.
     if !handed_off {
         conn.effects().queued_deliveries = true;
+    }
+    Ok(())
+}
+
+/// Hands off a delivery queued on a lane this process's workers hold, with
+/// the lane's pending delivery it comes right after, so that the run
+/// sending the lane can go on to it (see [`HandedLane::Behind`]).
+async fn hand_off_behind(
+    conn: &mut impl Db,
+    integration: &str,
+    lane: &str,
+    delivery: i64,
+    now: i64,
+) -> Outcome<()> {
+    let previous: Option<(Option<i64>,)> = conn
+        .fetch_optional(
+            "SELECT (SELECT id FROM deliveries \
+                     WHERE integration_id = $1 AND lane = $2 AND state = 'pending' AND id <> $3 \
+                     ORDER BY channel_seq DESC, id DESC LIMIT 1) \
+             FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
+             WHERE l.integration_id = $1 AND l.lane = $2 AND l.lease_until >= $4 \
+               AND i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
+            args![integration, lane, delivery, now],
+        )
+        .await?;
+    if let Some((Some(previous),)) = previous {
+        conn.effects().handed_off.push(HandedOff {
+            delivery_id: delivery,
+            lane: HandedLane::Behind { previous },
+        });
     }
     Ok(())
 }
@@ -235,11 +271,9 @@ async fn hand_off(
         args![lease_until, integration, lane],
     )
     .await?;
-    conn.effects()
-        .handed_off
-        .push(switchboard_store::HandedOff {
-            delivery_id: delivery,
-            lease_until,
-        });
+    conn.effects().handed_off.push(HandedOff {
+        delivery_id: delivery,
+        lane: HandedLane::Leased { lease_until },
+    });
     Ok(true)
 }

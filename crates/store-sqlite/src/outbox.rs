@@ -80,7 +80,7 @@ impl DeliveryStore for SqliteBackend {
                     .into_iter()
                     .filter_map(|row| {
                         let lease = handed.iter().find(|h| h.delivery_id == row.delivery_id)?;
-                        Some(row.into_claimed(lease.lease_until, now))
+                        Some(row.into_claimed(lease.lease_until(), now))
                     })
                     .collect()
             })

@@ -355,11 +355,36 @@ pub struct HandOff {
     pub deliveries: tokio::sync::mpsc::UnboundedSender<Vec<HandedOff>>,
 }
 
-/// A delivery leased in the transaction that queued it.
+/// A delivery handed to this process's workers by the transaction that
+/// queued it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandedOff {
     pub delivery_id: i64,
-    pub lease_until: UnixMicros,
+    pub lane: HandedLane,
+}
+
+/// How a handed-off delivery's lane stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandedLane {
+    /// The lane was idle and is leased for this delivery until then.
+    Leased { lease_until: UnixMicros },
+    /// The lane is leased by this process's workers and the delivery comes
+    /// right after `previous`, the last pending delivery before it. The run
+    /// holding the lane may send it after `previous`, under its own lease,
+    /// when `previous` is that run's last; otherwise it stays pending and
+    /// is claimed as usual once the run's outcomes are stored.
+    Behind { previous: i64 },
+}
+
+impl HandedOff {
+    /// The lease the delivery was handed off with; 0 for one behind a held
+    /// lane, which takes the lease of the run it joins.
+    pub fn lease_until(&self) -> UnixMicros {
+        match self.lane {
+            HandedLane::Leased { lease_until } => lease_until,
+            HandedLane::Behind { .. } => 0,
+        }
+    }
 }
 
 /// Which lanes a consumer of pull integrations claims: those of the bot's
@@ -594,18 +619,22 @@ pub trait DeliveryStore: Send + Sync {
     }
 
     /// Asks the store to hand this process's workers the deliveries its
-    /// changes queue on idle lanes: such a lane is leased in the transaction
-    /// that queues its first delivery (within the integration's in-flight
-    /// limit), and the delivery goes to `hand_off.deliveries` after the
-    /// commit, so it is sent without a claim. False when the store does not
-    /// (the claims then find every delivery). Set once per store.
+    /// changes queue, after the commit, on `hand_off.deliveries`, so that
+    /// they are sent without a claim: on an idle lane, leased in the
+    /// transaction that queues its first delivery (within the integration's
+    /// in-flight limit); on a lane this process's workers hold, behind the
+    /// lane's last pending delivery ([`HandedLane::Behind`]). Only a store
+    /// whose every change goes through this process can (SQLite). False
+    /// when the store does not (the claims then find every delivery). Set
+    /// once per store.
     fn hand_off_to(&self, hand_off: HandOff) -> bool {
         let _ = hand_off;
         false
     }
 
     /// The deliveries handed off, with their events and integrations, as a
-    /// claim returns them (each alone in its run).
+    /// claim returns them (each alone in its run), in the order given; a
+    /// delivery behind a held lane with no lease of its own (0).
     async fn handed_off(&self, handed: &[HandedOff]) -> StoreResult<Vec<ClaimedDelivery>> {
         let _ = handed;
         Ok(Vec::new())

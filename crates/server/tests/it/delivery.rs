@@ -362,6 +362,80 @@ async fn a_failing_receiver_holds_back_only_its_channel_and_order_is_kept() {
     }
 }
 
+/// Messages sent while their channel's previous one is being delivered
+/// join the run sending the lane (no claim, counted as handed off on a held
+/// lane), and every one arrives once, in `channelSeq` order.
+#[tokio::test]
+async fn messages_behind_a_lane_being_sent_join_its_run_in_order_once() {
+    let server = TestServer::start().await;
+    let (_, token) = server.person("Alice").await;
+    let (bot, _) = server.bot("Bot").await;
+    let receiver = Receiver::start().await;
+    server.webhook(&bot, &receiver.url, json!({})).await;
+    let channels = [
+        server.channel(&token, &[&bot]).await,
+        server.channel(&token, &[&bot]).await,
+    ];
+    receiver
+        .wait_until("the channel creations", WAIT, |r| r.len() >= 2)
+        .await;
+    // Each request takes a while, so that the next message of the channel
+    // is queued while its lane is being sent.
+    receiver.delay(Duration::from_millis(4));
+    let joined = |metrics: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with("switchboard_delivery_handed_off_total{lane=\"held\"}"))
+            .map_or(0.0, |line| {
+                line.rsplit(' ').next().unwrap().parse().unwrap()
+            })
+    };
+    let mut sent = 0;
+    for _burst in 0..10 {
+        // Concurrently, in both channels: the server decides each channel's order.
+        let says = (0..16).map(|n| {
+            let channel = &channels[n % 2];
+            let words = format!("m{sent}-{n}");
+            let (server, token) = (&server, &token);
+            async move { server.say(token, channel, &words).await }
+        });
+        futures_util::future::join_all(says).await;
+        sent += 16;
+        receiver
+            .wait_until("every message so far", WAIT, |r| {
+                r.iter()
+                    .filter(|x| x.json["type"] == "chat:message:new")
+                    .count()
+                    >= sent
+            })
+            .await;
+        if joined(&server.metrics().await) > 0.0 {
+            break;
+        }
+    }
+    assert!(
+        joined(&server.metrics().await) > 0.0,
+        "no message joined a lane's run in {sent} messages"
+    );
+    let received = receiver.received();
+    let messages: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.json["type"] == "chat:message:new")
+        .collect();
+    assert_eq!(messages.len(), sent, "each message once");
+    for channel in &channels {
+        let seqs: Vec<i64> = messages
+            .iter()
+            .filter(|r| r.json["data"]["channel"]["channelId"] == channel.as_str())
+            .map(|r| r.json["channelSeq"].as_i64().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] < pair[1]),
+            "channel {channel} in channelSeq order: {seqs:?}"
+        );
+    }
+}
+
 /// Message ids of a channel in the order they were first delivered.
 fn first_delivery_order(received: &[Received], channel: &str) -> Vec<String> {
     let mut seen = Vec::new();

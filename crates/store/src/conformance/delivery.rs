@@ -590,19 +590,45 @@ pub async fn a_delivery_queued_on_an_idle_lane_is_handed_off_leased(store: Arc<d
     }
     let first = say(store, &setup, 0, "one").await;
     let second = say(store, &setup, 0, "two").await;
+    let third = say(store, &setup, 0, "three").await;
     let elsewhere = say(store, &setup, 1, "the integration's one place is taken").await;
 
-    // Only the first: the second's lane was no longer idle, and the other
-    // channel's would pass the integration's in-flight limit.
-    let batch = handed.try_recv().expect("a hand-off after the commit");
-    assert!(handed.try_recv().is_err());
+    // The first leased; the second and third behind the lane's last pending
+    // delivery, each; nothing of the other channel, whose lane would pass
+    // the integration's in-flight limit.
+    let batches: Vec<Vec<HandedOff>> = std::iter::from_fn(|| handed.try_recv().ok()).collect();
+    assert_eq!(batches.len(), 3, "{batches:?}");
+    let batch = &batches[0];
     assert_eq!(batch.len(), 1);
-    let claimed = store.handed_off(&batch).await.unwrap();
+    assert!(matches!(batch[0].lane, HandedLane::Leased { .. }));
+    let claimed = store.handed_off(batch).await.unwrap();
     assert_eq!(
         claimed.iter().map(message_of).collect::<Vec<_>>(),
         vec![first]
     );
-    assert_eq!(claimed[0].lease_until, batch[0].lease_until);
+    assert_eq!(claimed[0].lease_until, batch[0].lease_until());
+    let behind = store.handed_off(&batches[1..].concat()).await.unwrap();
+    assert_eq!(
+        behind.iter().map(message_of).collect::<Vec<_>>(),
+        vec![second.clone(), third]
+    );
+    assert_eq!(
+        batches[1][0].lane,
+        HandedLane::Behind {
+            previous: claimed[0].delivery_id
+        }
+    );
+    assert_eq!(
+        batches[2][0].lane,
+        HandedLane::Behind {
+            previous: behind[0].delivery_id
+        }
+    );
+    assert_eq!(
+        behind[0].lease_until, 0,
+        "it takes the lease of the run it joins"
+    );
+
     let now = now_micros() + SECOND;
     assert!(
         claim(store, now, 10).await.is_empty(),

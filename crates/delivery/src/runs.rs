@@ -1,0 +1,240 @@
+//! The lane runs this process has open, which deliveries queued behind
+//! them join.
+//!
+//! A run is one lane's deliveries sent one after another under one lease
+//! and one in-flight slot (see [`crate::dispatcher`]). Without joining, a
+//! message queued on a lane whose run is sending waits for that run's
+//! outcomes to be stored (a commit) and for the lane to be claimed again.
+//! Instead, the store hands such a delivery to this process with the pending
+//! delivery it comes right after ([`HandedLane::Behind`]); when that is the
+//! open run's last, the delivery joins the run and is sent right after it.
+//!
+//! A run is open from its dispatch until its last outcome is taken to be
+//! stored. Its sending task goes on to whatever has joined; when nothing
+//! has, the run *parks* on its last outcome: the slot stays with the run,
+//! and a delivery that joins meanwhile starts a new sending task at once.
+//! The recorder, as it takes that outcome to store it, [closes](OpenRuns::settle)
+//! a run still parked on it (the outcome releases the lane) or finds that
+//! the run went on (the outcome keeps the lane's lease). Both happen under
+//! one lock, so a delivery either joins before the close or stays pending
+//! and is claimed after the outcome is stored: never both.
+//!
+//! The order of a lane holds because a delivery joins only behind the run's
+//! last: a run starts as a prefix of the lane's pending deliveries (a claim
+//! takes them in order) and each joining delivery is the one right after it.
+//! A run stops taking deliveries after [`LANE_RUN_TIME`]: the lane's next
+//! deliveries are then claimed in turn with other lanes of its integration.
+//!
+//! [`HandedLane::Behind`]: switchboard_store::HandedLane::Behind
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchboard_store::ClaimedDelivery;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::leases::HeldLane;
+
+/// How long a run goes on to its next event: a slow bot's lanes then take
+/// turns at the integration's places every event or two, as without runs,
+/// while a fast bot's runs are sent whole and deliveries joining a busy
+/// lane go out without a claim.
+pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
+
+/// The runs open in this process, by integration and lane.
+#[derive(Default)]
+pub struct OpenRuns {
+    runs: Mutex<Runs>,
+}
+
+struct OpenRun {
+    /// The run's hold on its lane: which run this is (a lease lost and
+    /// claimed again leaves an older run of the lane behind).
+    lane: Arc<HeldLane>,
+    /// The last delivery of the run, sent or not: the one a joining
+    /// delivery must come right after.
+    last: i64,
+    began: Instant,
+    /// Deliveries of the run not sent yet, in order.
+    waiting: VecDeque<ClaimedDelivery>,
+    state: RunState,
+}
+
+enum RunState {
+    /// A task is sending the run.
+    Sending,
+    /// No task is: the outcome of `after` waits to be stored, and the run
+    /// holds its slot until then.
+    Parked {
+        after: i64,
+        slot: OwnedSemaphorePermit,
+    },
+}
+
+/// Where a run stands after an outcome, as the outcome goes to the recorder.
+pub enum RunEnd {
+    /// The run goes on: the lane stays leased.
+    Continues,
+    /// The run parked on this outcome: the recorder [settles](OpenRuns::settle) it.
+    Parked,
+    /// The run is over: the lane is released and this slot freed once the
+    /// outcome is stored.
+    Closed(OwnedSemaphorePermit),
+}
+
+/// What the recorder stores for a run's outcome that parked it.
+pub enum Settled {
+    /// The run went on: the lane stays leased.
+    WentOn,
+    /// The run is closed: the lane is released and its slot freed.
+    Closed(OwnedSemaphorePermit),
+}
+
+/// A parked run that a joining delivery set going again.
+pub struct Resumed {
+    pub lane: Arc<HeldLane>,
+    pub first: ClaimedDelivery,
+    pub slot: OwnedSemaphorePermit,
+}
+
+impl OpenRuns {
+    /// Opens the run held by `lane`, whose first delivery is being sent and
+    /// whose `rest` waits, in order.
+    pub fn open(&self, lane: &Arc<HeldLane>, first: &ClaimedDelivery, rest: Vec<ClaimedDelivery>) {
+        let run = OpenRun {
+            last: rest.last().unwrap_or(first).delivery_id,
+            began: Instant::now(),
+            waiting: rest.into(),
+            state: RunState::Sending,
+            lane: lane.clone(),
+        };
+        self.runs
+            .lock()
+            .expect("open runs")
+            .entry(lane.integration().to_owned())
+            .or_default()
+            .insert(lane.lane().to_owned(), run);
+    }
+
+    /// After the run held by `lane` sent `sent`: its next delivery, with the
+    /// slot, when the run `may_go_on` and one is waiting; else the run parks
+    /// (when it may go on: the slot stays with it) or closes. `record` takes
+    /// where the run stands to the recorder with the outcome, under the
+    /// lock, so that the outcome is on its way before the run can be settled
+    /// or set going again.
+    pub fn after_send(
+        &self,
+        lane: &Arc<HeldLane>,
+        sent: i64,
+        may_go_on: bool,
+        slot: OwnedSemaphorePermit,
+        record: impl FnOnce(RunEnd),
+    ) -> Option<(ClaimedDelivery, OwnedSemaphorePermit)> {
+        let mut runs = self.runs.lock().expect("open runs");
+        match find(&mut runs, lane) {
+            Some(run) if may_go_on && run.began.elapsed() < LANE_RUN_TIME => {
+                match run.waiting.pop_front() {
+                    Some(next) => {
+                        record(RunEnd::Continues);
+                        Some((next, slot))
+                    }
+                    None => {
+                        run.state = RunState::Parked { after: sent, slot };
+                        record(RunEnd::Parked);
+                        None
+                    }
+                }
+            }
+            found => {
+                // Not found: claimed again after a lost lease, this run is over.
+                if found.is_some() {
+                    remove(&mut runs, lane);
+                }
+                record(RunEnd::Closed(slot));
+                None
+            }
+        }
+    }
+
+    /// Ends the run held by `lane` early (what is waiting stays pending).
+    pub fn close(&self, lane: &Arc<HeldLane>) {
+        let mut runs = self.runs.lock().expect("open runs");
+        if find(&mut runs, lane).is_some() {
+            remove(&mut runs, lane);
+        }
+    }
+
+    /// Joins `delivery` to its lane's open run when it comes right after
+    /// the run's last (`previous`) and the run may still go on; it takes
+    /// the run's lease. Returns the parked run it set going again, for a
+    /// new task to send. A delivery that cannot join stays pending for the
+    /// claims.
+    pub fn join(&self, mut delivery: ClaimedDelivery, previous: i64) -> Option<Resumed> {
+        let mut runs = self.runs.lock().expect("open runs");
+        let run = runs
+            .get_mut(delivery.integration.id.as_str())
+            .and_then(|lanes| lanes.get_mut(delivery.lane()))
+            .filter(|run| run.last == previous && run.began.elapsed() < LANE_RUN_TIME)?;
+        delivery.lease_until = run.lane.lease_until();
+        run.last = delivery.delivery_id;
+        count_handed_off(HELD_LANE);
+        match std::mem::replace(&mut run.state, RunState::Sending) {
+            RunState::Sending => {
+                run.waiting.push_back(delivery);
+                None
+            }
+            RunState::Parked { slot, .. } => Some(Resumed {
+                lane: run.lane.clone(),
+                first: delivery,
+                slot,
+            }),
+        }
+    }
+
+    /// Settles the run held by `lane` as the recorder takes the outcome of
+    /// `sent`, which parked it, to store it: closed when it is still parked
+    /// on it, else it went on (or was claimed again after a lost lease, and
+    /// the store drops the outcome).
+    pub fn settle(&self, lane: &Arc<HeldLane>, sent: i64) -> Settled {
+        let mut runs = self.runs.lock().expect("open runs");
+        let parked_here = find(&mut runs, lane).is_some_and(
+            |run| matches!(run.state, RunState::Parked { after, .. } if after == sent),
+        );
+        if !parked_here {
+            return Settled::WentOn;
+        }
+        match remove(&mut runs, lane).map(|run| run.state) {
+            Some(RunState::Parked { slot, .. }) => Settled::Closed(slot),
+            _ => unreachable!("the run was parked"),
+        }
+    }
+}
+
+/// A delivery handed off on a lane that was idle: it starts a run.
+pub const IDLE_LANE: &str = "idle";
+/// A delivery handed off behind a lane this process holds: it joins the run.
+pub const HELD_LANE: &str = "held";
+
+/// Counts a delivery the workers took as it was handed off, without a claim.
+pub fn count_handed_off(lane: &'static str) {
+    metrics::counter!("switchboard_delivery_handed_off_total", "lane" => lane).increment(1);
+}
+
+type Runs = HashMap<String, HashMap<String, OpenRun>>;
+
+/// The open run held by `lane`.
+fn find<'a>(runs: &'a mut Runs, lane: &Arc<HeldLane>) -> Option<&'a mut OpenRun> {
+    runs.get_mut(lane.integration())?
+        .get_mut(lane.lane())
+        .filter(|run| Arc::ptr_eq(&run.lane, lane))
+}
+
+fn remove(runs: &mut Runs, lane: &HeldLane) -> Option<OpenRun> {
+    let lanes = runs.get_mut(lane.integration())?;
+    let run = lanes.remove(lane.lane());
+    if lanes.is_empty() {
+        runs.remove(lane.integration());
+    }
+    run
+}

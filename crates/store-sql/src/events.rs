@@ -195,7 +195,7 @@ pub(crate) async fn enqueue(
     let handed_off = match conn.hand_off() {
         Some(terms) if opened => hand_off(conn, integration, lane, delivery, now, terms).await?,
         Some(_) => {
-            hand_off_behind(conn, integration, lane, delivery, now).await?;
+            hand_off_behind(conn, integration, lane, delivery, seq, now).await?;
             false
         }
         None => false,
@@ -210,26 +210,33 @@ pub(crate) async fn enqueue(
 
 /// Hands off a delivery queued on a lane this process's workers hold, with
 /// the lane's pending delivery it comes right after, so that the run
-/// sending the lane can go on to it (see [`HandedLane::Behind`]).
+/// sending the lane can go on to it (see [`HandedLane::Behind`]). Only a
+/// delivery that is the lane's last in `channelSeq` order is: a replayed
+/// event queued behind later ones is left to the claims, which send it in
+/// its place.
 async fn hand_off_behind(
     conn: &mut impl Db,
     integration: &str,
     lane: &str,
     delivery: i64,
+    seq: i64,
     now: i64,
 ) -> Outcome<()> {
-    let previous: Option<(Option<i64>,)> = conn
+    let previous: Option<(i64, i64)> = conn
         .fetch_optional(
-            "SELECT (SELECT id FROM deliveries \
-                     WHERE integration_id = $1 AND lane = $2 AND state = 'pending' AND id <> $3 \
-                     ORDER BY channel_seq DESC, id DESC LIMIT 1) \
+            "SELECT d.id, d.channel_seq \
              FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
+             JOIN deliveries d ON d.integration_id = l.integration_id AND d.lane = l.lane \
              WHERE l.integration_id = $1 AND l.lane = $2 AND l.lease_until >= $4 \
-               AND i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
+               AND i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull' \
+               AND d.state = 'pending' AND d.id <> $3 \
+             ORDER BY d.channel_seq DESC, d.id DESC LIMIT 1",
             args![integration, lane, delivery, now],
         )
         .await?;
-    if let Some((Some(previous),)) = previous {
+    if let Some((previous, previous_seq)) = previous
+        && (previous_seq, previous) < (seq, delivery)
+    {
         conn.effects().handed_off.push(HandedOff {
             delivery_id: delivery,
             lane: HandedLane::Behind { previous },

@@ -169,8 +169,11 @@ def operator_replays_a_delivery(browser, errors):
 
     page.screenshot(path=os.path.join(SCREENSHOTS, "delivery-log.png"), full_page=True)
 
-    step("replaying the last minute queues its events again")
-    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    step("replaying the last minutes queues their events again")
+    # To the minute: the browser writes a datetime-local value with zero
+    # seconds without them ("…T11:50"), and Playwright refuses a fill that
+    # does not read back as written ("…T11:50:00").
+    since = (datetime.datetime.now() - datetime.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
     page.locator("#replay-since").fill(since)
     page.get_by_role("button", name="Replay range").click()
     expect(page.locator(".notice", has_text=re.compile(r"Queued [1-9]\d* events again"))).to_be_visible()

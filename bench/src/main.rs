@@ -284,25 +284,27 @@ async fn wait_for(receipts: &Receipts, count: usize, limit: Duration) -> anyhow:
 
 /// From the start of each request to its message's arrival at the bot.
 fn latency(sent: &HashMap<String, (Instant, Duration)>, receipts: &Receipts) -> Latency {
-    let seen = receipts.first_seen.lock().unwrap();
-    percentiles(
-        sent.iter()
-            .filter_map(|(id, (started, _))| {
-                seen.get(id)
-                    .map(|at| at.saturating_duration_since(*started))
-            })
-            .collect(),
-    )
+    until_the_bot(sent, receipts, |started, _| started)
 }
 
 /// From the API's answer to each message's first arrival at the bot.
 fn after_answer(sent: &HashMap<String, (Instant, Duration)>, receipts: &Receipts) -> Latency {
+    until_the_bot(sent, receipts, |started, took| started + took)
+}
+
+/// From `since(request start, answer time)` of each request to its
+/// message's first arrival at the bot.
+fn until_the_bot(
+    sent: &HashMap<String, (Instant, Duration)>,
+    receipts: &Receipts,
+    since: impl Fn(Instant, Duration) -> Instant,
+) -> Latency {
     let seen = receipts.first_seen.lock().unwrap();
     percentiles(
         sent.iter()
             .filter_map(|(id, (started, took))| {
                 seen.get(id)
-                    .map(|at| at.saturating_duration_since(*started + *took))
+                    .map(|at| at.saturating_duration_since(since(*started, *took)))
             })
             .collect(),
     )

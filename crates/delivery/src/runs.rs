@@ -146,11 +146,9 @@ impl OpenRuns {
                     }
                 }
             }
-            found => {
-                // Not found: claimed again after a lost lease, this run is over.
-                if found.is_some() {
-                    remove(&mut runs, lane);
-                }
+            // Or not found: claimed again after a lost lease, this run is over.
+            _ => {
+                remove(&mut runs, lane);
                 record(RunEnd::Closed(slot));
                 None
             }
@@ -159,10 +157,7 @@ impl OpenRuns {
 
     /// Ends the run held by `lane` early (what is waiting stays pending).
     pub fn close(&self, lane: &Arc<HeldLane>) {
-        let mut runs = self.runs.lock().expect("open runs");
-        if find(&mut runs, lane).is_some() {
-            remove(&mut runs, lane);
-        }
+        remove(&mut self.runs.lock().expect("open runs"), lane);
     }
 
     /// Joins `delivery` to its lane's open run when it comes right after
@@ -230,7 +225,10 @@ fn find<'a>(runs: &'a mut Runs, lane: &Arc<HeldLane>) -> Option<&'a mut OpenRun>
         .filter(|run| Arc::ptr_eq(&run.lane, lane))
 }
 
-fn remove(runs: &mut Runs, lane: &HeldLane) -> Option<OpenRun> {
+/// Takes out the open run held by `lane`, if it is still open (and not
+/// replaced by a later claim of the lane).
+fn remove(runs: &mut Runs, lane: &Arc<HeldLane>) -> Option<OpenRun> {
+    find(runs, lane)?;
     let lanes = runs.get_mut(lane.integration())?;
     let run = lanes.remove(lane.lane());
     if lanes.is_empty() {

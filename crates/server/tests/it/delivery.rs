@@ -325,13 +325,7 @@ async fn a_failing_receiver_holds_back_only_its_channel_and_order_is_kept() {
             json!({"retryScheduleMs": [30, 30, 30, 30, 30, 30, 30, 30]}),
         )
         .await;
-    let channels = [
-        server.channel(&token, &[&bot]).await,
-        server.channel(&token, &[&bot]).await,
-    ];
-    receiver
-        .wait_until("the channel creations", WAIT, |r| r.len() >= 2)
-        .await;
+    let channels: [String; 2] = channels_heard_by(&server, &token, &bot, &receiver).await;
     // The receiver fails the next five requests, then recovers.
     receiver.script(&[
         (503, Some("0")),
@@ -373,13 +367,7 @@ async fn messages_behind_a_lane_being_sent_join_its_run_in_order_once() {
     let (bot, _) = server.bot("Bot").await;
     let receiver = Receiver::start().await;
     server.webhook(&bot, &receiver.url, json!({})).await;
-    let channels = [
-        server.channel(&token, &[&bot]).await,
-        server.channel(&token, &[&bot]).await,
-    ];
-    receiver
-        .wait_until("the channel creations", WAIT, |r| r.len() >= 2)
-        .await;
+    let channels: [String; 2] = channels_heard_by(&server, &token, &bot, &receiver).await;
     // Each request takes a while, so that the next message of the channel
     // is queued while its lane is being sent.
     receiver.delay(Duration::from_millis(4));
@@ -436,6 +424,24 @@ async fn messages_behind_a_lane_being_sent_join_its_run_in_order_once() {
             "channel {channel} in channelSeq order: {seqs:?}"
         );
     }
+}
+
+/// `N` new channels of `token`'s person with `bot`, once `receiver` (the
+/// bot's only integration) has had each one's creation event.
+async fn channels_heard_by<const N: usize>(
+    server: &TestServer,
+    token: &str,
+    bot: &str,
+    receiver: &Receiver,
+) -> [String; N] {
+    let mut channels = Vec::with_capacity(N);
+    for _ in 0..N {
+        channels.push(server.channel(token, &[bot]).await);
+    }
+    receiver
+        .wait_until("the channel creations", WAIT, |r| r.len() >= N)
+        .await;
+    channels.try_into().expect("N channels")
 }
 
 /// Message ids of a channel in the order they were first delivered.
@@ -884,14 +890,7 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order_when_it_recovers()
             json!({"retryScheduleMs": vec![100; 50]}),
         )
         .await;
-    let channels = [
-        server.channel(&token, &[&bot]).await,
-        server.channel(&token, &[&bot]).await,
-        server.channel(&token, &[&bot]).await,
-    ];
-    receiver
-        .wait_until("the channel creations", WAIT, |r| r.len() >= 3)
-        .await;
+    let channels: [String; 3] = channels_heard_by(&server, &token, &bot, &receiver).await;
     receiver.answer_with(503);
     let mut sent: HashMap<String, Vec<String>> = HashMap::new();
     for round in 0..40 {
@@ -1094,11 +1093,7 @@ async fn a_failing_event_holds_back_only_its_own_channel() {
             json!({"retryScheduleMs": vec![50; 50]}),
         )
         .await;
-    let blocked = server.channel(&token, &[&bot]).await;
-    let flowing = server.channel(&token, &[&bot]).await;
-    receiver
-        .wait_until("the channel creations", WAIT, |r| r.len() >= 2)
-        .await;
+    let [blocked, flowing] = channels_heard_by(&server, &token, &bot, &receiver).await;
     receiver.refuse_containing(Some("poison"));
 
     let poison = server.say(&token, &blocked, "poison").await;

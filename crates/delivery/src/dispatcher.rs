@@ -154,10 +154,9 @@ impl Workers {
                 .collect();
             let senders = self.senders.clone();
             tokio::spawn(async move {
-                let heads: Vec<i64> = group.iter().map(|delivery| delivery.delivery_id).collect();
                 let results = attempt(&senders.transports, &senders.policy, group).await;
-                for head in heads {
-                    senders.leases.release(head);
+                for lane in &lanes {
+                    senders.leases.release(lane);
                 }
                 for finished in results {
                     let Some(lane) = lanes
@@ -210,16 +209,10 @@ async fn send_run(
     let mut next = Some((first, slot));
     while let Some((delivery, slot)) = next.take() {
         let sent = delivery.delivery_id;
-        // Data that cannot be sent at all is left out: the lease runs out
-        // and the lane is tried again.
-        let Some(mut finished) = attempt(&senders.transports, &senders.policy, vec![delivery])
+        let mut finished = attempt(&senders.transports, &senders.policy, vec![delivery])
             .await
             .pop()
-        else {
-            senders.runs.close(&lane);
-            senders.leases.release(lane.head());
-            return;
-        };
+            .expect("an outcome for each delivery attempted");
         let may_go_on = matches!(
             finished.verdict,
             Verdict::Delivered | Verdict::DeadLetter { .. }
@@ -229,7 +222,7 @@ async fn send_run(
         let record = |end: RunEnd| {
             finished.lane_continues = matches!(end, RunEnd::Continues);
             if matches!(end, RunEnd::Closed(_)) {
-                senders.leases.release(lane.head());
+                senders.leases.release(&lane);
             }
             let _ = senders.outcomes.send((finished, lane.clone(), end));
         };
@@ -426,7 +419,7 @@ async fn record(
                         None
                     }
                     Settled::Closed(slot) => {
-                        workers.senders.leases.release(lane.head());
+                        workers.senders.leases.release(&lane);
                         Some(slot)
                     }
                 },
@@ -543,6 +536,7 @@ async fn attempt(
     let transport = transports.for_target(&first.integration.target);
     let attempted_at = now_micros();
     let mut outgoing = Vec::with_capacity(group.len());
+    let mut unsendable = Vec::new();
     for delivery in group {
         match envelope::body(&delivery) {
             Ok(body) => outgoing.push(Outgoing {
@@ -550,7 +544,15 @@ async fn attempt(
                 body: body.into(),
             }),
             Err(err) => {
-                tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON")
+                tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON");
+                let reason = format!("the stored event data cannot be sent: {err}");
+                let sent = Sent {
+                    result: AttemptResult::Rejected { reason },
+                    status: None,
+                    duration: Duration::ZERO,
+                    snippet: None,
+                };
+                unsendable.push(judge(policy, delivery, sent, attempted_at));
             }
         }
     }
@@ -559,6 +561,7 @@ async fn attempt(
         .into_iter()
         .zip(results)
         .map(|(outgoing, sent)| judge(policy, outgoing.delivery, sent, attempted_at))
+        .chain(unsendable)
         .collect()
 }
 

@@ -27,8 +27,6 @@ use tokio::sync::{Mutex, MutexGuard};
 pub struct HeldLane {
     integration: String,
     lane: String,
-    /// The delivery the run holding the lane began with.
-    head: i64,
     lease_until: AtomicI64,
 }
 
@@ -39,12 +37,6 @@ impl HeldLane {
 
     pub fn lane(&self) -> &str {
         &self.lane
-    }
-
-    /// The delivery the run holding the lane began with (the key it is
-    /// [released](Leases::release) by).
-    pub fn head(&self) -> i64 {
-        self.head
     }
 
     /// Whether this is the lane of `delivery`.
@@ -58,9 +50,11 @@ impl HeldLane {
     }
 }
 
-/// The lanes held, by the delivery id of the head their run started with.
+/// The lanes held, by integration and lane: one hold a lane. A lane claimed
+/// again (its lease ran out while a run was still sending it) is held anew,
+/// and the old run's release leaves the new hold alone.
 pub struct Leases {
-    held: std::sync::Mutex<HashMap<i64, Arc<HeldLane>>>,
+    held: std::sync::Mutex<HashMap<(String, String), Arc<HeldLane>>>,
     /// Taken by an extension and by the storing of outcomes, so that one
     /// never runs while the other does.
     gate: Mutex<()>,
@@ -76,25 +70,37 @@ impl Leases {
         })
     }
 
-    /// Starts holding the lane of a run, whose first delivery is `head`.
+    /// Starts holding the lane of a run, whose first delivery is `head`
+    /// (in place of any hold of the lane before).
     pub fn hold(&self, head: &ClaimedDelivery) -> Arc<HeldLane> {
+        self.hold_lane(head.integration.id.as_str(), head.lane(), head.lease_until)
+    }
+
+    fn hold_lane(&self, integration: &str, lane: &str, lease_until: i64) -> Arc<HeldLane> {
         let lane = Arc::new(HeldLane {
-            integration: head.integration.id.as_str().to_owned(),
-            lane: head.lane().to_owned(),
-            head: head.delivery_id,
-            lease_until: AtomicI64::new(head.lease_until),
+            integration: integration.to_owned(),
+            lane: lane.to_owned(),
+            lease_until: AtomicI64::new(lease_until),
         });
+        let key = (lane.integration.clone(), lane.lane.clone());
         self.held
             .lock()
             .expect("held leases")
-            .insert(head.delivery_id, lane.clone());
+            .insert(key, lane.clone());
         lane
     }
 
-    /// Stops extending the lane of the run that started with `head` (its
-    /// sends are over).
-    pub fn release(&self, head: i64) {
-        self.held.lock().expect("held leases").remove(&head);
+    /// Stops extending `lane` (its run's sends are over), if it is still
+    /// the lane's hold.
+    pub fn release(&self, lane: &Arc<HeldLane>) {
+        let mut held = self.held.lock().expect("held leases");
+        let key = (lane.integration.clone(), lane.lane.clone());
+        if held
+            .get(&key)
+            .is_some_and(|current| Arc::ptr_eq(current, lane))
+        {
+            held.remove(&key);
+        }
     }
 
     /// Keeps extensions out while the guard lives: the leases read meanwhile
@@ -149,5 +155,30 @@ impl Leases {
                 tracing::warn!(error = %err, count = lanes.len(), "could not extend delivery leases; trying again shortly")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(leases: &Leases) -> Vec<Arc<HeldLane>> {
+        leases.held.lock().unwrap().values().cloned().collect()
+    }
+
+    #[test]
+    fn a_run_that_lost_its_lane_releases_only_its_own_hold() {
+        let leases = Leases::new(Duration::from_secs(9));
+        let lost = leases.hold_lane("int_1", "ch_1", 10);
+        let other = leases.hold_lane("int_1", "ch_2", 10);
+        // The lease ran out and the lane was claimed again from the same head.
+        let again = leases.hold_lane("int_1", "ch_1", 20);
+        leases.release(&lost);
+        let kept = held(&leases);
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().any(|lane| Arc::ptr_eq(lane, &again)));
+        leases.release(&again);
+        leases.release(&other);
+        assert!(held(&leases).is_empty());
     }
 }

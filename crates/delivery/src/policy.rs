@@ -50,8 +50,9 @@ pub enum AttemptResult {
     Delivered,
     /// `410 Gone`: the receiver wants no more events.
     Gone,
-    /// The event can never be taken as it is (larger than the queue allows):
-    /// dead-lettered at once, with the reason.
+    /// The event can never be taken as it is (larger than the queue allows,
+    /// or its stored data makes no envelope): dead-lettered at once, with
+    /// the reason, and its lane moves on.
     Rejected { reason: String },
     /// Anything else: a non-2xx answer, a timeout, a refused or failed connection.
     Failed {

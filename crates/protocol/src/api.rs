@@ -659,7 +659,8 @@ bodies! {
         pub duration_ms: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub status_code: Option<u16>,
-        /// `delivered`, `failed`, `throttled` or `gone`; for a pull
+        /// `delivered`, `failed`, `throttled`, `gone` or `rejected` (the
+        /// event can never be taken as it is: dead at once); for a pull
         /// integration `fetched` (handed to a consumer), `acknowledged`,
         /// `released` or `dead`.
         pub outcome: String,

@@ -1,9 +1,13 @@
 //! Nothing is lost: the server is a separate process, killed with SIGKILL in
 //! the middle of delivering, then started again on the same database (the
 //! run's backend: SQLite, or PostgreSQL in the test command's second pass).
+//! Also here, because it too needs the server stopped and started again: a
+//! stored event damaged while the server was down does not stop its lane.
 
 use std::collections::HashSet;
 use std::time::Duration;
+
+use serde_json::json;
 
 use crate::support::TestServer;
 use crate::support::process::ServerProcess;
@@ -409,4 +413,71 @@ async fn a_send_longer_than_the_lease_keeps_its_lane_and_arrives_once() {
         assert_eq!(counts[&ids[0]], 1, "message {} arrived once", ids[0]);
     }
     assert!(server.terminate().await.success());
+}
+
+/// An event whose stored data no longer makes an envelope (damaged by hand
+/// while the server was down) can never be sent: it is dead-lettered at
+/// once with the reason, and the events behind it in its lane go on.
+#[tokio::test]
+async fn a_stored_event_that_cannot_be_sent_is_dead_lettered_and_its_lane_goes_on() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = TestStore::create().await;
+    let (company_key, settings) = with_lease(&store, "5s", "5s");
+    let receiver = Receiver::start().await;
+    let first = start(data_dir.path(), &settings).await;
+    let api = TestServer::attach(&first.base, &company_key);
+    let (_, token) = api.person("Alice").await;
+    let (bot, _) = api.bot("Bot").await;
+    let (integration, _) = api.webhook(&bot, &receiver.url, json!({})).await;
+    let channel = api.channel(&token, &[&bot]).await;
+    receiver
+        .wait_until("the channel's creation", Duration::from_secs(30), |r| {
+            !r.is_empty()
+        })
+        .await;
+    let path = format!("/v2/users/bots/{bot}/integrations/{integration}");
+    api.post(&format!("{path}/pause"), &company_key, json!({}))
+        .await
+        .expect(200);
+    let damaged = api.say(&token, &channel, "damaged").await;
+    let behind = api.say(&token, &channel, "behind it").await;
+    assert!(first.terminate().await.success());
+
+    let changed = store
+        .tamper(
+            data_dir.path(),
+            &format!(
+                "UPDATE events SET data = '{{\"message\": ' \
+                 WHERE event_type = 'chat:message:new' AND data LIKE '%{damaged}%'"
+            ),
+        )
+        .await;
+    assert_eq!(changed, 1);
+    let second = start(data_dir.path(), &settings).await;
+    let api = TestServer::attach(&second.base, &company_key);
+    api.post(&format!("{path}/resume"), &company_key, json!({}))
+        .await
+        .expect(200);
+    let received = receiver
+        .wait_until("the message behind it", Duration::from_secs(30), |r| {
+            delivered_messages(r).contains(&behind)
+        })
+        .await;
+    assert!(!delivered_messages(&received).contains(&damaged));
+    let dead = api
+        .get(&format!("{path}/deliveries?status=dead"), &company_key)
+        .await
+        .expect(200);
+    let dead = dead["deliveries"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["eventType"], "chat:message:new");
+    let attempts = dead[0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["outcome"], "rejected");
+    let error = dead[0]["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("stored event data cannot be sent"),
+        "{error}"
+    );
+    assert!(second.terminate().await.success());
 }

@@ -68,6 +68,25 @@ impl TestStore {
         }
     }
 
+    /// Runs `sql` on the database directly, as an operator's hand would (the
+    /// SQLite file in `data_dir`, which no server may hold meanwhile); the
+    /// rows it changed.
+    pub async fn tamper(&self, data_dir: &std::path::Path, sql: &str) -> u64 {
+        match &self.url {
+            Some(url) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let changed = sqlx::query(sql).execute(&mut conn).await.unwrap();
+                changed.rows_affected()
+            }
+            None => {
+                let file = data_dir.join("switchboard.db");
+                let conn = rusqlite::Connection::open(file).unwrap();
+                conn.execute(sql, []).unwrap() as u64
+            }
+        }
+    }
+
     /// The environment setting that points a server process at this database.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match &self.url {

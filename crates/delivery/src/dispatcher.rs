@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use crate::idle::IdleReporter;
 use crate::leases::{HeldLane, Leases};
 use crate::policy::{AttemptResult, RetryPolicy};
-use crate::runs::{HELD_LANE, IDLE_LANE, OpenRuns, RunEnd, Settled, count_handed_off};
+use crate::runs::{HELD_LANE, IDLE_LANE, OpenRuns, Places, RunEnd, Settled, count_handed_off};
 use crate::transport::{Outgoing, Sent, Transports};
 use switchboard_store::envelope;
 
@@ -254,6 +254,18 @@ pub async fn run(
     let (outcomes, recorded) = mpsc::unbounded_channel();
     let leases = Leases::new(settings.lease);
     let keeper = tokio::spawn(leases.clone().keep(store.clone()));
+    let (handed, handed_off) = mpsc::unbounded_channel();
+    let handing_off = store.hand_off_to(HandOff {
+        lease_micros: settings.lease.as_micros() as i64,
+        default_max_in_flight: settings.max_in_flight_per_integration,
+        deliveries: handed,
+    });
+    // A store that hands deliveries off is sent by this process alone: its
+    // places tell whether a lane waits for one.
+    let places = handing_off.then(|| Places {
+        slots: slots.clone(),
+        default_max_in_flight: settings.max_in_flight_per_integration,
+    });
     let workers = Arc::new(Workers {
         store: store.clone(),
         senders: Senders {
@@ -261,19 +273,13 @@ pub async fn run(
             policy,
             outcomes,
             leases,
-            runs: Arc::new(OpenRuns::default()),
+            runs: Arc::new(OpenRuns::new(places)),
         },
         settings: settings.clone(),
         slots: slots.clone(),
     });
     let (recorder_stop, recorder_stopped) = watch::channel(false);
     let recorder = tokio::spawn(record(workers.clone(), recorded, recorder_stopped));
-    let (handed, handed_off) = mpsc::unbounded_channel();
-    let handing_off = store.hand_off_to(HandOff {
-        lease_micros: settings.lease.as_micros() as i64,
-        default_max_in_flight: settings.max_in_flight_per_integration,
-        deliveries: handed,
-    });
     let receiver = tokio::spawn(receive_hand_offs(workers.clone(), handed_off));
     tracing::info!(
         max_in_flight = settings.max_in_flight,

@@ -24,6 +24,10 @@
 //! takes them in order) and each joining delivery is the one right after it.
 //! A run stops taking deliveries after [`LANE_RUN_TIME`]: the lane's next
 //! deliveries are then claimed in turn with other lanes of its integration.
+//! Where this process alone sends the lanes (SQLite, which hands deliveries
+//! off), a run goes on past that time while no lane can be waiting for its
+//! place: a slot is free and the integration has fewer runs open than its
+//! in-flight limit, so any other due lane is claimed at once anyway.
 //!
 //! [`HandedLane::Behind`]: switchboard_store::HandedLane::Behind
 
@@ -32,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_store::ClaimedDelivery;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::leases::HeldLane;
 
@@ -43,9 +47,20 @@ use crate::leases::HeldLane;
 pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
 
 /// The runs open in this process, by integration and lane.
-#[derive(Default)]
 pub struct OpenRuns {
     runs: Mutex<Runs>,
+    /// Where this process alone sends the lanes, what tells whether a lane
+    /// may be waiting for a place (else a run always stops at
+    /// [`LANE_RUN_TIME`]).
+    places: Option<Places>,
+}
+
+/// The places of in-flight deliveries a lane waits for.
+pub struct Places {
+    /// The workers' slots.
+    pub slots: Arc<Semaphore>,
+    /// The in-flight limit of an integration that sets none.
+    pub default_max_in_flight: u32,
 }
 
 struct OpenRun {
@@ -56,6 +71,8 @@ struct OpenRun {
     /// delivery must come right after.
     last: i64,
     began: Instant,
+    /// The in-flight limit of the run's integration.
+    integration_limit: usize,
     /// Deliveries of the run not sent yet, in order.
     waiting: VecDeque<ClaimedDelivery>,
     state: RunState,
@@ -99,12 +116,41 @@ pub struct Resumed {
 }
 
 impl OpenRuns {
+    /// No run open; `places` where this process alone sends the lanes.
+    pub fn new(places: Option<Places>) -> Self {
+        OpenRuns {
+            runs: Mutex::default(),
+            places,
+        }
+    }
+
     /// Opens the run held by `lane`, whose first delivery is being sent and
     /// whose `rest` waits, in order.
     pub fn open(&self, lane: &Arc<HeldLane>, first: &ClaimedDelivery, rest: Vec<ClaimedDelivery>) {
+        self.open_since(lane, first, rest, Instant::now());
+    }
+
+    fn open_since(
+        &self,
+        lane: &Arc<HeldLane>,
+        first: &ClaimedDelivery,
+        rest: Vec<ClaimedDelivery>,
+        began: Instant,
+    ) {
+        let default_limit = self
+            .places
+            .as_ref()
+            .map_or(1, |places| places.default_max_in_flight);
+        let integration_limit = first
+            .integration
+            .settings
+            .max_in_flight
+            .unwrap_or(default_limit)
+            .max(1) as usize;
         let run = OpenRun {
             last: rest.last().unwrap_or(first).delivery_id,
-            began: Instant::now(),
+            began,
+            integration_limit,
             waiting: rest.into(),
             state: RunState::Sending,
             lane: lane.clone(),
@@ -132,20 +178,19 @@ impl OpenRuns {
         record: impl FnOnce(RunEnd),
     ) -> Option<(ClaimedDelivery, OwnedSemaphorePermit)> {
         let mut runs = self.runs.lock().expect("open runs");
+        let open = open_in(&runs, lane.integration());
         match find(&mut runs, lane) {
-            Some(run) if may_go_on && run.began.elapsed() < LANE_RUN_TIME => {
-                match run.waiting.pop_front() {
-                    Some(next) => {
-                        record(RunEnd::Continues);
-                        Some((next, slot))
-                    }
-                    None => {
-                        run.state = RunState::Parked { after: sent, slot };
-                        record(RunEnd::Parked);
-                        None
-                    }
+            Some(run) if may_go_on && self.goes_on(run, open) => match run.waiting.pop_front() {
+                Some(next) => {
+                    record(RunEnd::Continues);
+                    Some((next, slot))
                 }
-            }
+                None => {
+                    run.state = RunState::Parked { after: sent, slot };
+                    record(RunEnd::Parked);
+                    None
+                }
+            },
             // Or not found: claimed again after a lost lease, this run is over.
             _ => {
                 remove(&mut runs, lane);
@@ -167,10 +212,11 @@ impl OpenRuns {
     /// claims.
     pub fn join(&self, mut delivery: ClaimedDelivery, previous: i64) -> Option<Resumed> {
         let mut runs = self.runs.lock().expect("open runs");
+        let open = open_in(&runs, delivery.integration.id.as_str());
         let run = runs
             .get_mut(delivery.integration.id.as_str())
             .and_then(|lanes| lanes.get_mut(delivery.lane()))
-            .filter(|run| run.last == previous && run.began.elapsed() < LANE_RUN_TIME)?;
+            .filter(|run| run.last == previous && self.goes_on(run, open))?;
         delivery.lease_until = run.lane.lease_until();
         run.last = delivery.delivery_id;
         count_handed_off(HELD_LANE);
@@ -185,6 +231,16 @@ impl OpenRuns {
                 slot,
             }),
         }
+    }
+
+    /// Whether `run`, one of `open` runs of its integration, may take one
+    /// more delivery: within [`LANE_RUN_TIME`], or after it while no lane
+    /// can be waiting for its place.
+    fn goes_on(&self, run: &OpenRun, open: usize) -> bool {
+        run.began.elapsed() < LANE_RUN_TIME
+            || self.places.as_ref().is_some_and(|places| {
+                places.slots.available_permits() > 0 && open < run.integration_limit
+            })
     }
 
     /// Settles the run held by `lane` as the recorder takes the outcome of
@@ -218,6 +274,11 @@ pub fn count_handed_off(lane: &'static str) {
 
 type Runs = HashMap<String, HashMap<String, OpenRun>>;
 
+/// How many runs of `integration` are open.
+fn open_in(runs: &Runs, integration: &str) -> usize {
+    runs.get(integration).map_or(0, HashMap::len)
+}
+
 /// The open run held by `lane`.
 fn find<'a>(runs: &'a mut Runs, lane: &Arc<HeldLane>) -> Option<&'a mut OpenRun> {
     runs.get_mut(lane.integration())?
@@ -235,4 +296,63 @@ fn remove(runs: &mut Runs, lane: &Arc<HeldLane>) -> Option<OpenRun> {
         runs.remove(lane.integration());
     }
     run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leases::Leases;
+
+    /// Whether a delivery may join a run of `integration` in channel
+    /// `ch_1` that began `age` ago and parked on its first delivery, with
+    /// `free` worker slots, `other_lanes` other runs of the integration open
+    /// and its in-flight `limit`; `places` as where this process alone
+    /// sends the lanes.
+    fn joins(places: bool, age: Duration, free: usize, other_lanes: usize, limit: u32) -> bool {
+        let slots = Arc::new(Semaphore::new(free + 1 + other_lanes));
+        let runs = OpenRuns::new(places.then(|| Places {
+            slots: slots.clone(),
+            default_max_in_flight: limit,
+        }));
+        let leases = Leases::new(Duration::from_secs(9));
+        let began = Instant::now() - age;
+        for other in 0..other_lanes {
+            let head =
+                ClaimedDelivery::sample(100 + other as i64, "int_1", Some(&format!("ch_o{other}")));
+            runs.open_since(&leases.hold(&head), &head, Vec::new(), began);
+            slots.clone().try_acquire_owned().unwrap().forget();
+        }
+        let first = ClaimedDelivery::sample(1, "int_1", Some("ch_1"));
+        let lane = leases.hold(&first);
+        runs.open_since(&lane, &first, Vec::new(), began);
+        let slot = slots.clone().try_acquire_owned().unwrap();
+        let mut parked = false;
+        runs.after_send(&lane, 1, true, slot, |end| {
+            parked = matches!(end, RunEnd::Parked)
+        });
+        let joined = runs
+            .join(ClaimedDelivery::sample(2, "int_1", Some("ch_1")), 1)
+            .is_some();
+        assert_eq!(
+            parked, joined,
+            "a run parks only when a delivery may join it"
+        );
+        joined
+    }
+
+    #[test]
+    fn a_run_takes_deliveries_past_its_time_only_while_no_lane_can_wait_for_its_place() {
+        let young = Duration::from_millis(1);
+        let old = LANE_RUN_TIME + Duration::from_millis(5);
+        assert!(joins(false, young, 0, 0, 64), "within its time, always");
+        assert!(joins(true, young, 0, 3, 1), "within its time, always");
+        assert!(
+            !joins(false, old, 8, 0, 64),
+            "other processes' lanes may wait"
+        );
+        assert!(joins(true, old, 8, 0, 64), "a slot free, under the limit");
+        assert!(joins(true, old, 1, 2, 4), "a slot free, under the limit");
+        assert!(!joins(true, old, 0, 0, 64), "no slot free");
+        assert!(!joins(true, old, 8, 3, 4), "the integration at its limit");
+    }
 }

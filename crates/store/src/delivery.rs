@@ -264,6 +264,40 @@ impl ClaimedDelivery {
     pub fn lane(&self) -> &str {
         self.channel_id.as_deref().unwrap_or(self.event_id.as_str())
     }
+
+    /// A `chat:message:new` delivery to a webhook at an unused port, for
+    /// the tests of the workers and the envelope: delivery `id` of event
+    /// `evt_<id>` (channel seq `id`), in `channel` (or alone), to
+    /// integration `integration` of company `co_1` and bot `usr_bot`.
+    #[doc(hidden)]
+    pub fn sample(id: i64, integration: &str, channel: Option<&str>) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: id,
+            lease_until: 0,
+            event_id: EventId::from_stored(format!("evt_{id}")),
+            event_type: EventType::MessageNew,
+            company: CompanyId::from_stored("co_1".to_owned()),
+            channel_id: channel.map(str::to_owned),
+            channel_seq: id,
+            event_time: 1_719_844_426_953_123,
+            queued_at: 0,
+            data: "{}".to_owned(),
+            attempts: 0,
+            integration: ClaimedIntegration {
+                id: IntegrationId::from_stored(integration.to_owned()),
+                bot: UserId::from_stored("usr_bot".to_owned()),
+                target: Target::Webhook {
+                    url: "http://127.0.0.1:1/hook".to_owned(),
+                },
+                sealed_secret: String::new(),
+                sealed_aws_secret: None,
+                sealed_previous_secret: None,
+                settings: DeliverySettings::default(),
+                failing_since: None,
+                last_success_at: None,
+            },
+        }
+    }
 }
 
 /// The integration a claimed delivery goes to.

@@ -126,35 +126,15 @@ fn bounded_data(delivery: &ClaimedDelivery) -> Result<Option<String>, serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClaimedIntegration, DeliverySettings, Target};
-    use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
+    use switchboard_domain::EventId;
 
     fn delivery(channel: Option<&str>, data: &str) -> ClaimedDelivery {
         ClaimedDelivery {
             delivery_id: 7,
-            lease_until: 0,
             event_id: EventId::from_stored("evt_1".to_owned()),
-            event_type: EventType::MessageNew,
-            company: CompanyId::from_stored("co_1".to_owned()),
-            channel_id: channel.map(str::to_owned),
             channel_seq: 42,
-            event_time: 1_719_844_426_953_123,
-            queued_at: 0,
             data: data.to_owned(),
-            attempts: 0,
-            integration: ClaimedIntegration {
-                id: IntegrationId::from_stored("int_1".to_owned()),
-                bot: UserId::from_stored("usr_bot".to_owned()),
-                target: Target::Webhook {
-                    url: "http://127.0.0.1:1/hook".to_owned(),
-                },
-                sealed_secret: String::new(),
-                sealed_aws_secret: None,
-                sealed_previous_secret: None,
-                settings: DeliverySettings::default(),
-                failing_since: None,
-                last_success_at: None,
-            },
+            ..ClaimedDelivery::sample(7, "int_1", channel)
         }
     }
 

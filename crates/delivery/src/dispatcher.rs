@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 
 use switchboard_domain::now_micros;
 use switchboard_store::{
-    Attempt, Claim, ClaimedDelivery, Finished, HandOff, HandedLane, HandedOff, Store, StoreError,
-    Verdict,
+    Claim, ClaimedDelivery, Finished, HandOff, HandedLane, HandedOff, Store, Verdict,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use crate::attempt::attempt;
 use crate::idle::IdleReporter;
 use crate::leases::{HeldLane, Leases};
-use crate::policy::{AttemptResult, RetryPolicy};
-use crate::runs::{HELD_LANE, IDLE_LANE, OpenRuns, Places, RunEnd, Settled, count_handed_off};
-use crate::transport::{Outgoing, Sent, Transports};
-use switchboard_store::envelope;
+use crate::policy::RetryPolicy;
+use crate::recorder::record;
+use crate::runs::{HELD_LANE, IDLE_LANE, OpenRuns, Places, RunEnd, count_handed_off};
+use crate::transport::Transports;
 
 /// How the workers run. The defaults are the server's configuration's
 /// (`delivery.*`), set there once.
@@ -43,31 +43,31 @@ pub const LANE_RUN: u32 = 16;
 
 /// An outcome on its way to the store: the lane it holds, and where its run
 /// stands (a closed run's slot stays taken until the outcome is stored).
-type Recorded = (Finished, Arc<HeldLane>, RunEnd);
+pub(crate) type Recorded = (Finished, Arc<HeldLane>, RunEnd);
 
 /// What every send needs: the store, the transports, the retry policy, where
 /// outcomes go to be stored, the leases held and the slots of in-flight
 /// deliveries.
-struct Workers {
-    store: Arc<dyn Store>,
-    senders: Senders,
+pub(crate) struct Workers {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) senders: Senders,
     settings: DispatchSettings,
     slots: Arc<Semaphore>,
 }
 
 /// What a task sending deliveries takes along.
 #[derive(Clone)]
-struct Senders {
+pub(crate) struct Senders {
     transports: Arc<Transports>,
     policy: Arc<RetryPolicy>,
     outcomes: mpsc::UnboundedSender<Recorded>,
-    leases: Arc<Leases>,
-    runs: Arc<OpenRuns>,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) runs: Arc<OpenRuns>,
 }
 
 impl Workers {
     /// A claim of up to `limit` lanes, now.
-    fn claim(&self, limit: usize) -> Claim {
+    pub(crate) fn claim(&self, limit: usize) -> Claim {
         Claim {
             now: now_micros(),
             limit: limit as u32,
@@ -105,7 +105,7 @@ impl Workers {
     /// heads in batches of one integration (the rest of each run stays
     /// pending and is claimed again after its head). Every outcome goes to
     /// the recorder. How many lanes the deliveries hold (a slot each).
-    async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
         claimed: Vec<ClaimedDelivery>,
         mut permits: Option<OwnedSemaphorePermit>,
@@ -394,112 +394,6 @@ async fn receive_hand_offs(
     }
 }
 
-/// Most outcomes stored in one transaction.
-const RECORD_BATCH: usize = 256;
-
-/// Stores outcomes as they come, many per transaction, claiming with the
-/// slots they free and sending what it claimed; slots it could not use are
-/// freed and the claiming loop woken (a retry may have fallen due). After
-/// `stopping` turns true it only stores.
-async fn record(
-    workers: Arc<Workers>,
-    mut outcomes: mpsc::UnboundedReceiver<Recorded>,
-    stopping: watch::Receiver<bool>,
-) {
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
-    let mut lanes = Vec::with_capacity(RECORD_BATCH);
-    while let Some(first) = outcomes.recv().await {
-        let mut slots: Option<OwnedSemaphorePermit> = None;
-        let mut next = Some(first);
-        while let Some((mut finished, lane, end)) = next.take() {
-            let freed = match end {
-                RunEnd::Continues => None,
-                RunEnd::Closed(slot) => Some(slot),
-                RunEnd::Parked => match workers
-                    .senders
-                    .runs
-                    .settle(&lane, finished.claimed.delivery_id)
-                {
-                    Settled::WentOn => {
-                        finished.lane_continues = true;
-                        None
-                    }
-                    Settled::Closed(slot) => {
-                        workers.senders.leases.release(&lane);
-                        Some(slot)
-                    }
-                },
-            };
-            batch.push(finished);
-            lanes.push(lane);
-            match (&mut slots, freed) {
-                (Some(slots), Some(slot)) => slots.merge(slot),
-                (free @ None, slot) => *free = slot,
-                (Some(_), None) => {}
-            }
-            if batch.len() < RECORD_BATCH {
-                next = outcomes.try_recv().ok();
-            }
-        }
-        let freed = slots.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
-        let limit = if *stopping.borrow() { 0 } else { freed };
-        let claimed = {
-            // Each outcome with its lane's lease as it stands now.
-            let _stable = workers.senders.leases.stable().await;
-            for (finished, lane) in batch.iter_mut().zip(&lanes) {
-                finished.claimed.lease_until = lane.lease_until();
-            }
-            store_outcomes(&workers, &batch, limit).await
-        };
-        batch.clear();
-        lanes.clear();
-        if workers.dispatch(claimed, slots).await < freed {
-            workers.store.outbox_signal().workers.notify_one();
-        }
-    }
-}
-
-/// Stores a batch of outcomes and claims up to `limit` due heads. While the
-/// database is unavailable (a restart, a network cut) it tries again, as
-/// long as the batch's leases hold: an outcome stored in time spares the
-/// receiver a second copy. When the leases run out first, the deliveries
-/// are sent again: at least once.
-async fn store_outcomes(
-    workers: &Workers,
-    batch: &[Finished],
-    limit: usize,
-) -> Vec<ClaimedDelivery> {
-    let leases_end = batch
-        .iter()
-        .map(|finished| finished.claimed.lease_until)
-        .min()
-        .unwrap_or_default();
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match workers
-            .store
-            .finish_and_claim(batch, workers.claim(limit))
-            .await
-        {
-            Ok(claimed) => return claimed,
-            Err(StoreError::Unavailable(_))
-                if now_micros() + (pause.as_micros() as i64) < leases_end =>
-            {
-                tracing::warn!(
-                    count = batch.len(),
-                    "database unavailable; storing delivery outcomes again shortly"
-                );
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, count = batch.len(), "could not record delivery outcomes; they will be sent again");
-                return Vec::new();
-            }
-        }
-    }
-}
-
 /// Splits claimed deliveries into what one transport call sends: deliveries
 /// of one integration, as many as its transport batches.
 fn groups(claimed: Vec<ClaimedDelivery>, transports: &Transports) -> Vec<Vec<ClaimedDelivery>> {
@@ -526,120 +420,4 @@ fn groups(claimed: Vec<ClaimedDelivery>, transports: &Transports) -> Vec<Vec<Cla
         groups.push(deliveries);
     }
     groups
-}
-
-/// Sends a group of deliveries of one integration and decides each one's
-/// verdict. A delivery whose stored data cannot be sent at all is left out;
-/// its lease runs out and it is tried again.
-async fn attempt(
-    transports: &Transports,
-    policy: &RetryPolicy,
-    group: Vec<ClaimedDelivery>,
-) -> Vec<Finished> {
-    let Some(first) = group.first() else {
-        return Vec::new();
-    };
-    let transport = transports.for_target(&first.integration.target);
-    let attempted_at = now_micros();
-    let mut outgoing = Vec::with_capacity(group.len());
-    let mut unsendable = Vec::new();
-    for delivery in group {
-        match envelope::body(&delivery) {
-            Ok(body) => outgoing.push(Outgoing {
-                delivery,
-                body: body.into(),
-            }),
-            Err(err) => {
-                tracing::error!(event = %delivery.event_id, error = %err, "stored event data is not JSON");
-                let reason = format!("the stored event data cannot be sent: {err}");
-                let sent = Sent {
-                    result: AttemptResult::Rejected { reason },
-                    status: None,
-                    duration: Duration::ZERO,
-                    snippet: None,
-                };
-                unsendable.push(judge(policy, delivery, sent, attempted_at));
-            }
-        }
-    }
-    let results = transport.send(&outgoing).await;
-    outgoing
-        .into_iter()
-        .zip(results)
-        .map(|(outgoing, sent)| judge(policy, outgoing.delivery, sent, attempted_at))
-        .chain(unsendable)
-        .collect()
-}
-
-/// The verdict on one attempt, logged and counted.
-fn judge(
-    policy: &RetryPolicy,
-    delivery: ClaimedDelivery,
-    sent: Sent,
-    attempted_at: i64,
-) -> Finished {
-    let attempts = delivery.attempts + 1;
-    let now = now_micros();
-    let own_schedule;
-    let policy = match &delivery.integration.settings.retry_schedule_ms {
-        Some(delays) => {
-            own_schedule = RetryPolicy {
-                schedule: delays.iter().copied().map(Duration::from_millis).collect(),
-                ..policy.clone()
-            };
-            &own_schedule
-        }
-        None => policy,
-    };
-    let verdict = policy.verdict(
-        attempts,
-        &sent.result,
-        now,
-        delivery.integration.failing_since,
-        &mut rand::thread_rng(),
-    );
-    let (outcome, error) = match &sent.result {
-        AttemptResult::Delivered => ("delivered", None),
-        AttemptResult::Gone => ("gone", Some("the receiver answered 410 Gone".to_owned())),
-        AttemptResult::Rejected { reason } => ("rejected", Some(reason.clone())),
-        AttemptResult::Failed {
-            reason,
-            retry_after: Some(_),
-        } => ("throttled", Some(reason.clone())),
-        AttemptResult::Failed { reason, .. } => ("failed", Some(reason.clone())),
-    };
-    match &verdict {
-        Verdict::Delivered => {
-            tracing::debug!(event = %delivery.event_id, integration = %delivery.integration.id, "delivered")
-        }
-        Verdict::Retry { .. } => tracing::info!(
-            event = %delivery.event_id, integration = %delivery.integration.id, attempts,
-            error = error.as_deref().unwrap_or_default(), "delivery failed; will retry"
-        ),
-        Verdict::DeadLetter { reason } => tracing::warn!(
-            event = %delivery.event_id, integration = %delivery.integration.id, %reason, "delivery dead-lettered"
-        ),
-        Verdict::Disable { reason } => tracing::warn!(
-            integration = %delivery.integration.id, %reason, "integration disabled"
-        ),
-    }
-    metrics::counter!("switchboard_delivery_attempts_total", "outcome" => outcome).increment(1);
-    if verdict == Verdict::Delivered {
-        let waited = (now - delivery.queued_at).max(0) as f64 / 1_000_000.0;
-        metrics::histogram!("switchboard_delivery_latency_seconds").record(waited);
-    }
-    let attempt = Attempt {
-        attempted_at,
-        duration_us: sent.duration.as_micros() as i64,
-        status_code: sent.status,
-        outcome: outcome.to_owned(),
-        error,
-        response_snippet: sent.snippet,
-    };
-    Finished {
-        claimed: delivery,
-        attempt,
-        verdict,
-        lane_continues: false,
-    }
 }

@@ -18,10 +18,12 @@
 //! `channelSeq`; a failing lane holds back only itself; an integration never
 //! has more than its limit in flight.
 
+mod attempt;
 pub mod dispatcher;
 pub mod idle;
 pub mod leases;
 pub mod policy;
+mod recorder;
 pub mod runs;
 pub mod sqs;
 pub mod target_guard;

@@ -40,10 +40,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::leases::HeldLane;
 
-/// How long a run goes on to its next event: a slow bot's lanes then take
-/// turns at the integration's places every event or two, as without runs,
-/// while a fast bot's runs are sent whole and deliveries joining a busy
-/// lane go out without a claim.
+/// How long a run goes on to its next event while other lanes may wait for
+/// its place: a slow bot's lanes then take turns at the integration's
+/// places every event or two, as without runs, while a fast bot's runs are
+/// sent whole and deliveries joining a busy lane go out without a claim.
 pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
 
 /// The runs open in this process, by integration and lane.

@@ -466,18 +466,14 @@ async fn a_stored_event_that_cannot_be_sent_is_dead_lettered_and_its_lane_goes_o
     assert!(!delivered_messages(&received).contains(&damaged));
     // The run went on to the next event at once; the dead letter's outcome
     // is stored beside it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let dead = loop {
-        let listed = api
-            .get(&format!("{path}/deliveries?status=dead"), &company_key)
-            .await
-            .expect(200);
-        let dead = listed["deliveries"].as_array().unwrap().clone();
-        if !dead.is_empty() || std::time::Instant::now() > deadline {
-            break dead;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let dead = api
+        .wait_for_log(
+            &format!("{path}/deliveries?status=dead"),
+            "the dead letter",
+            Duration::from_secs(30),
+            |d| !d.is_empty(),
+        )
+        .await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["eventType"], "chat:message:new");
     let attempts = dead[0]["attempts"].as_array().unwrap();

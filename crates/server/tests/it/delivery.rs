@@ -522,21 +522,12 @@ async fn dead_letters_are_logged_with_every_attempt_and_replayed_with_their_ids(
         .await;
     let channel = server.channel(&token, &[&bot]).await;
     let log = format!("/v2/users/bots/{bot}/integrations/{integration}/deliveries");
-    let deadline = std::time::Instant::now() + WAIT;
-    let dead = loop {
-        let listed = server
-            .get(&format!("{log}?status=dead"), &server.company_key)
-            .await
-            .expect(200);
-        if let Some(first) = listed["deliveries"].as_array().unwrap().first() {
-            break first.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing was dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let dead = server
+        .wait_for_log(&format!("{log}?status=dead"), "a dead letter", WAIT, |d| {
+            !d.is_empty()
+        })
+        .await[0]
+        .clone();
     assert_eq!(dead["eventType"], "chat:channel:created");
     assert_eq!(dead["channelId"], channel.as_str());
     let attempts = dead["attempts"].as_array().unwrap();

@@ -64,28 +64,6 @@ fn messages_of_type<'a>(received: &'a [QueueMessage], kind: &str) -> Vec<&'a Que
     received.iter().filter(|m| m.json["type"] == kind).collect()
 }
 
-/// Polls the delivery log until `done` holds for its first page.
-async fn wait_for_log(
-    server: &TestServer,
-    log: &str,
-    what: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let listed = server.get(log, &server.company_key).await.expect(200);
-        let deliveries = listed["deliveries"].as_array().unwrap().clone();
-        if done(&deliveries) {
-            return deliveries;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited {WAIT:?} for {what}; the log holds {deliveries:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn metric(server: &TestServer, prefix: &str) -> f64 {
     server
         .metrics()
@@ -157,10 +135,11 @@ async fn events_arrive_on_the_queue_signed_with_their_attributes() {
 
     // The log shows each delivery delivered, with SQS's message id.
     let log = format!("/v2/users/bots/{bot}/integrations/{integration}/deliveries");
-    let deliveries = wait_for_log(&server, &log, "two delivered", |d| {
-        d.len() == 2 && d.iter().all(|d| d["status"] == "delivered")
-    })
-    .await;
+    let deliveries = server
+        .wait_for_log(&log, "two delivered", WAIT, |d| {
+            d.len() == 2 && d.iter().all(|d| d["status"] == "delivered")
+        })
+        .await;
     let attempt = &deliveries[0]["attempts"][0];
     assert_eq!(attempt["outcome"], "delivered");
     assert!(
@@ -290,11 +269,12 @@ async fn a_missing_queue_shows_as_failed_attempts_until_it_exists() {
         .await;
     let channel = server.channel(&token, &[&bot]).await;
     let log = format!("/v2/users/bots/{bot}/integrations/{integration}/deliveries");
-    let deliveries = wait_for_log(&server, &log, "failed attempts", |d| {
-        d.first()
-            .is_some_and(|d| d["attempts"].as_array().unwrap().len() >= 2)
-    })
-    .await;
+    let deliveries = server
+        .wait_for_log(&log, "failed attempts", WAIT, |d| {
+            d.first()
+                .is_some_and(|d| d["attempts"].as_array().unwrap().len() >= 2)
+        })
+        .await;
     let pending = &deliveries[0];
     assert_eq!(pending["status"], "pending");
     let error = pending["attempts"][0]["error"].as_str().unwrap();
@@ -341,7 +321,9 @@ async fn an_event_too_large_for_the_queue_is_dead_lettered_with_the_reason() {
     server.say(&token, &channel, &"x".repeat(6_000)).await;
     let small = server.say(&token, &channel, "small").await;
     let log = format!("/v2/users/bots/{bot}/integrations/{integration}/deliveries?status=dead");
-    let dead = wait_for_log(&server, &log, "the dead letter", |d| !d.is_empty()).await;
+    let dead = server
+        .wait_for_log(&log, "the dead letter", WAIT, |d| !d.is_empty())
+        .await;
     let received = moto
         .receive_until(&queue, "the small message", WAIT, |r| !r.is_empty())
         .await;

@@ -180,6 +180,31 @@ impl TestServer {
         reply(response).await
     }
 
+    /// The deliveries of the log at `log` (a delivery-log path with its
+    /// query, read with the company key) once `done` holds of them, read
+    /// every 50 ms for at most `within`; `what` names what is waited for.
+    pub async fn wait_for_log(
+        &self,
+        log: &str,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let listed = self.get(log, &self.company_key).await.expect(200);
+            let deliveries = listed["deliveries"].as_array().unwrap().clone();
+            if done(&deliveries) {
+                return deliveries;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited {within:?} for {what}; the log holds {deliveries:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
         self.client

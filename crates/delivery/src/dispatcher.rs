@@ -221,9 +221,6 @@ async fn send_run(
         // delivery that joins it.
         let record = |end: RunEnd| {
             finished.lane_continues = matches!(end, RunEnd::Continues);
-            if matches!(end, RunEnd::Closed(_)) {
-                senders.leases.release(&lane);
-            }
             let _ = senders.outcomes.send((finished, lane.clone(), end));
         };
         next = senders
@@ -272,8 +269,8 @@ pub async fn run(
             transports,
             policy,
             outcomes,
+            runs: Arc::new(OpenRuns::new(leases.clone(), places)),
             leases,
-            runs: Arc::new(OpenRuns::new(places)),
         },
         settings: settings.clone(),
         slots: slots.clone(),

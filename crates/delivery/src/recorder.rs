@@ -41,10 +41,7 @@ pub(crate) async fn record(
                         finished.lane_continues = true;
                         None
                     }
-                    Settled::Closed(slot) => {
-                        workers.senders.leases.release(&lane);
-                        Some(slot)
-                    }
+                    Settled::Closed(slot) => Some(slot),
                 },
             };
             batch.push(finished);

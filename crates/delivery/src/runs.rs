@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use switchboard_store::ClaimedDelivery;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::leases::HeldLane;
+use crate::leases::{HeldLane, Leases};
 
 /// How long a run goes on to its next event while other lanes may wait for
 /// its place: a slow bot's lanes then take turns at the integration's
@@ -49,6 +49,8 @@ pub const LANE_RUN_TIME: Duration = Duration::from_millis(25);
 /// The runs open in this process, by integration and lane.
 pub struct OpenRuns {
     runs: Mutex<Runs>,
+    /// The lanes' holds: a run that closes releases its own.
+    leases: Arc<Leases>,
     /// Where this process alone sends the lanes, what tells whether a lane
     /// may be waiting for a place (else a run always stops at
     /// [`LANE_RUN_TIME`]).
@@ -116,10 +118,12 @@ pub struct Resumed {
 }
 
 impl OpenRuns {
-    /// No run open; `places` where this process alone sends the lanes.
-    pub fn new(places: Option<Places>) -> Self {
+    /// No run open; the runs' lanes are held in `leases`, and `places`
+    /// are given where this process alone sends the lanes.
+    pub fn new(leases: Arc<Leases>, places: Option<Places>) -> Self {
         OpenRuns {
             runs: Mutex::default(),
+            leases,
             places,
         }
     }
@@ -194,15 +198,11 @@ impl OpenRuns {
             // Or not found: claimed again after a lost lease, this run is over.
             _ => {
                 remove(&mut runs, lane);
+                self.leases.release(lane);
                 record(RunEnd::Closed(slot));
                 None
             }
         }
-    }
-
-    /// Ends the run held by `lane` early (what is waiting stays pending).
-    pub fn close(&self, lane: &Arc<HeldLane>) {
-        remove(&mut self.runs.lock().expect("open runs"), lane);
     }
 
     /// Joins `delivery` to its lane's open run when it comes right after
@@ -256,7 +256,10 @@ impl OpenRuns {
             return Settled::WentOn;
         }
         match remove(&mut runs, lane).map(|run| run.state) {
-            Some(RunState::Parked { slot, .. }) => Settled::Closed(slot),
+            Some(RunState::Parked { slot, .. }) => {
+                self.leases.release(lane);
+                Settled::Closed(slot)
+            }
             _ => unreachable!("the run was parked"),
         }
     }
@@ -301,7 +304,6 @@ fn remove(runs: &mut Runs, lane: &Arc<HeldLane>) -> Option<OpenRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leases::Leases;
 
     /// Whether a delivery may join a run of `integration` in channel
     /// `ch_1` that began `age` ago and parked on its first delivery, with
@@ -310,11 +312,14 @@ mod tests {
     /// sends the lanes.
     fn joins(places: bool, age: Duration, free: usize, other_lanes: usize, limit: u32) -> bool {
         let slots = Arc::new(Semaphore::new(free + 1 + other_lanes));
-        let runs = OpenRuns::new(places.then(|| Places {
-            slots: slots.clone(),
-            default_max_in_flight: limit,
-        }));
         let leases = Leases::new(Duration::from_secs(9));
+        let runs = OpenRuns::new(
+            leases.clone(),
+            places.then(|| Places {
+                slots: slots.clone(),
+                default_max_in_flight: limit,
+            }),
+        );
         let began = Instant::now() - age;
         for other in 0..other_lanes {
             let head =

@@ -23,7 +23,11 @@
 //!   against power loss; `normal` survives a crash of the process (committed
 //!   transactions are in the WAL) but may lose the last commits on power loss.
 //! - Migrations are embedded and applied at open; a database with migrations
-//!   this build does not know is refused.
+//!   this build does not know is refused. A `CHECK` on a column that the
+//!   hot paths write is written as equalities (`state = 'a' OR state =
+//!   'b'`), not `IN ('a', 'b')`: SQLite checks an `IN` list by building a
+//!   temporary index of its values in every statement that writes the
+//!   column (migration 0012 says what that cost).
 //! - **One server per file.** A server opens its database with
 //!   [`SqliteOptions::serve`]: it holds a lock on `<file>.lock` for as long as
 //!   it runs (the kernel lets go of it when the process dies, even by

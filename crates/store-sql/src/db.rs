@@ -401,6 +401,24 @@ pub trait Db: Send {
         async move { self.scalar(&returning, args).await }
     }
 
+    /// Runs `update`, an `UPDATE table SET … WHERE key` of one row whose
+    /// key it does not change, and returns `column` of the row as updated.
+    ///
+    /// PostgreSQL appends `RETURNING column` (one round trip). SQLite's
+    /// `RETURNING` gathers its rows in a temporary table made and dropped
+    /// for every statement, about 5 µs: on the channel's sequence, taken by
+    /// every event, that was a twentieth of the writer's time per message.
+    /// SQLite reads the row back by its key instead.
+    fn update_returning(
+        &mut self,
+        update: &str,
+        column: &str,
+        args: Vec<Arg<'_>>,
+    ) -> impl Future<Output = Outcome<i64>> + Send {
+        let returning = format!("{update} RETURNING {column}");
+        async move { self.scalar(&returning, args).await }
+    }
+
     /// What the open transaction did so far.
     fn effects(&mut self) -> &mut Effects;
 

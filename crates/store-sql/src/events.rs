@@ -136,16 +136,17 @@ pub(crate) async fn record(
     let id = EventId::generate();
     let seq: i64 = match channel {
         Some(channel) if *event_type == EventType::MessageNew => {
-            conn.scalar(
-                "UPDATE channels SET event_seq = event_seq + 1, last_activity_at = $2 WHERE id = $1 \
-                 RETURNING event_seq",
+            conn.update_returning(
+                "UPDATE channels SET event_seq = event_seq + 1, last_activity_at = $2 WHERE id = $1",
+                "event_seq",
                 args![channel, now],
             )
             .await?
         }
         Some(channel) => {
-            conn.scalar(
-                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+            conn.update_returning(
+                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = $1",
+                "event_seq",
                 args![channel],
             )
             .await?

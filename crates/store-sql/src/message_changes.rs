@@ -151,7 +151,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 channel: details.channel,
                 members: details.members,
                 users: details.users,
-                message: message.clone(),
+                message,
             };
             events::record(
                 tx,
@@ -163,7 +163,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 now,
             )
             .await?;
-            Ok(message)
+            Ok(data.message)
         })
     }
 

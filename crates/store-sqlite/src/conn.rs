@@ -38,6 +38,9 @@ type Statements = HashMap<Box<str>, Statement, foldhash::fast::RandomState>;
 struct Statement {
     sql: Box<str>,
     columns: Option<Arc<[Box<str>]>>,
+    /// For an `UPDATE` run by [`Db::update_returning`]: the query that reads
+    /// the updated row back, as SQLite reads it.
+    read_back: Option<Box<str>>,
 }
 
 impl SqliteConn {
@@ -132,6 +135,58 @@ impl SqliteConn {
         }
         Ok(read)
     }
+
+    fn update_returning_now(
+        &mut self,
+        update: &str,
+        column: &str,
+        args: Vec<Arg<'_>>,
+    ) -> Outcome<i64> {
+        let entry = statement_of(&mut self.statements, update);
+        let read_back = match &entry.read_back {
+            Some(read_back) => read_back,
+            None => entry.read_back.insert(read_back_of(update, column)?.into()),
+        };
+        let mut statement = self.conn.prepare_cached(read_back).map_err(failure)?;
+        let changed = {
+            let translated = &*entry.sql;
+            let mut update = self.conn.prepare_cached(translated).map_err(failure)?;
+            bind(&mut update, args.clone())?;
+            update.raw_execute().map_err(failure)?
+        };
+        if changed != 1 {
+            return Err(Failure::Store(StoreError::Backend(
+                format!("the update of one row changed {changed}").into(),
+            )));
+        }
+        // The key's parameters only: SQLite refuses a parameter beyond the
+        // last one a statement has.
+        let parameters = statement.parameter_count();
+        bind(&mut statement, args.into_iter().take(parameters).collect())?;
+        let mut rows = statement.raw_query();
+        match rows.next().map_err(failure)? {
+            Some(row) => row.get::<_, i64>(0).map_err(failure),
+            None => Err(Failure::Store(StoreError::Backend(
+                "the updated row was not found again".into(),
+            ))),
+        }
+    }
+}
+
+/// The query that reads `column` of the row `update` (`UPDATE table SET …
+/// WHERE key`) changed, by the same key, as SQLite reads it.
+fn read_back_of(update: &str, column: &str) -> Outcome<String> {
+    let shape = || {
+        let table = update.strip_prefix("UPDATE ")?.split(' ').next()?;
+        let (_, key) = update.rsplit_once(" WHERE ")?;
+        Some(format!("SELECT {column} FROM {table} WHERE {key}"))
+    };
+    let query = shape().ok_or_else(|| {
+        Failure::Store(StoreError::Backend(
+            format!("not an update of one row by its key: {update}").into(),
+        ))
+    })?;
+    Ok(dialect::translate(&query))
 }
 
 /// The statement `sql` as SQLite reads it, translated the first time.
@@ -143,6 +198,7 @@ fn statement_of<'a>(statements: &'a mut Statements, sql: &str) -> &'a mut Statem
             Statement {
                 sql: translated.into(),
                 columns: None,
+                read_back: None,
             },
         );
     }
@@ -177,6 +233,17 @@ impl Db for SqliteConn {
             self.execute_now(insert, args)
                 .map(|_| self.conn.last_insert_rowid()),
         )
+    }
+
+    /// Runs the update, then reads the row back by its key: see
+    /// [`Db::update_returning`].
+    fn update_returning(
+        &mut self,
+        update: &str,
+        column: &str,
+        args: Vec<Arg<'_>>,
+    ) -> impl Future<Output = Outcome<i64>> + Send {
+        ready(self.update_returning_now(update, column, args))
     }
 
     fn effects(&mut self) -> &mut Effects {
@@ -290,5 +357,64 @@ pub fn run_to_end<T>(future: impl Future<Output = Outcome<T>>) -> Outcome<T> {
         Poll::Pending => Err(Failure::Store(StoreError::Backend(
             "a store function waited on SQLite, where every statement completes at once".into(),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEXT_SEQ: &str = "UPDATE counters SET seq = seq + 1, touched_at = $2 WHERE id = $1";
+
+    fn counters() -> SqliteConn {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE counters (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, touched_at INTEGER);
+             INSERT INTO counters (id, seq) VALUES ('a', 0), ('b', 40);",
+        )
+        .unwrap();
+        SqliteConn::new(conn)
+    }
+
+    fn next_seq(conn: &mut SqliteConn, id: &str, at: i64) -> Outcome<i64> {
+        run_to_end(conn.update_returning(
+            NEXT_SEQ,
+            "seq",
+            vec![Arg::Text(Some(id)), Arg::Int(Some(at))],
+        ))
+    }
+
+    #[test]
+    fn an_update_returns_the_column_of_the_row_as_updated_and_changes_that_row_only() {
+        let mut conn = counters();
+        assert_eq!(next_seq(&mut conn, "a", 7).unwrap(), 1);
+        assert_eq!(next_seq(&mut conn, "a", 8).unwrap(), 2);
+        assert_eq!(next_seq(&mut conn, "b", 9).unwrap(), 41);
+        let rows: Vec<(String, i64, i64)> = conn
+            .raw()
+            .prepare("SELECT id, seq, touched_at FROM counters ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [("a".to_owned(), 2, 8), ("b".to_owned(), 41, 9)]);
+    }
+
+    #[test]
+    fn an_update_that_finds_no_row_fails_as_returning_would() {
+        let mut conn = counters();
+        let err = next_seq(&mut conn, "missing", 1).unwrap_err();
+        assert!(format!("{err:?}").contains("changed 0"), "{err:?}");
+    }
+
+    #[test]
+    fn the_read_back_selects_the_column_by_the_updates_key() {
+        assert_eq!(
+            read_back_of(NEXT_SEQ, "seq").unwrap(),
+            "SELECT seq FROM counters WHERE id = ?1"
+        );
+        assert!(read_back_of("DELETE FROM counters WHERE id = $1", "seq").is_err());
+        assert!(read_back_of("UPDATE counters SET seq = 0", "seq").is_err());
     }
 }

@@ -27,7 +27,15 @@
 //!   hot paths write is written as equalities (`state = 'a' OR state =
 //!   'b'`), not `IN ('a', 'b')`: SQLite checks an `IN` list by building a
 //!   temporary index of its values in every statement that writes the
-//!   column (migration 0012 says what that cost).
+//!   column (migration 0012 says what that cost). For the same reason a
+//!   statement that must read back the row it updates goes through
+//!   [`Db::update_returning`](switchboard_store_sql::Db::update_returning)
+//!   rather than `UPDATE … RETURNING`, for which SQLite makes and drops a
+//!   temporary table each time.
+//! - **How SQLite is compiled** (`.cargo/config.toml`, `LIBSQLITE3_FLAGS`):
+//!   one page cache per connection and no memory statistics, so that
+//!   fetching a page or allocating takes no global mutex (the bundled
+//!   build's defaults took one on every page the writer touched).
 //! - **One server per file.** A server opens its database with
 //!   [`SqliteOptions::serve`]: it holds a lock on `<file>.lock` for as long as
 //!   it runs (the kernel lets go of it when the process dies, even by

@@ -1,0 +1,11 @@
+-- The statements of SendMessage's transaction for a channel with no bot
+-- listening, whose members are then not read (the store's queries, with
+-- the values pgbench fills in).
+\set ch random(1, 64)
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT c.id, c.company_id, c.channel_type, c.subject, c.access, c.event_seq, m.role, m.joined_at, EXISTS (SELECT 1 FROM typing t WHERE t.channel_id = c.id AND t.user_id = m.user_id) AS typing, u.name, u.email FROM channels c JOIN channel_members m ON m.channel_id = c.id AND m.user_id = 'u_1' JOIN users u ON u.id = m.user_id WHERE c.id = 'ch_' || :ch AND c.deleted_at IS NULL;
+SELECT id, event_types FROM integrations i WHERE company_id = 'co_1' AND deleted_at IS NULL AND state != 'disabled' AND EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = 'ch_' || :ch AND m.user_id = i.bot_id) ORDER BY id;
+INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, mentions, quote, silent, created_at) VALUES (gen_random_uuid()::text, 'co_1', 'ch_' || :ch, 'u_1', 'regular', 'hello there, a message of some length', '[]', '[]', '[]', NULL, false, 1);
+UPDATE channels SET event_seq = event_seq + 1, last_activity_at = 2 WHERE id = 'ch_' || :ch RETURNING event_seq;
+INSERT INTO events (id, company_id, channel_id, channel_seq, event_type, data, created_at) VALUES ('e' || gen_random_uuid()::text, 'co_1', 'ch_' || :ch, 1, 'message.new', repeat('x', 1500), 1);
+COMMIT;

@@ -56,7 +56,7 @@ pub struct Writer {
 impl Writer {
     /// Starts the thread on `conn`; `outbox` is woken after every commit that
     /// queued deliveries, and `checkpoints` poked every
-    /// [`COMMITS_PER_CHECKPOINT`] commits.
+    /// `checkpoint::COMMITS_PER_CHECKPOINT` commits.
     pub fn start(
         conn: SqliteConn,
         outbox: Arc<OutboxSignal>,

@@ -38,9 +38,10 @@ type Statements = HashMap<Box<str>, Statement, foldhash::fast::RandomState>;
 struct Statement {
     sql: Box<str>,
     columns: Option<Arc<[Box<str>]>>,
-    /// For an `UPDATE` run by [`Db::update_returning`]: the query that reads
-    /// the updated row back, as SQLite reads it.
-    read_back: Option<Box<str>>,
+    /// For an `UPDATE` run by [`Db::update_returning`]: the column read
+    /// back, and the query that reads it from the updated row, as SQLite
+    /// reads it.
+    read_back: Option<(Box<str>, Box<str>)>,
 }
 
 impl SqliteConn {
@@ -144,8 +145,11 @@ impl SqliteConn {
     ) -> Outcome<i64> {
         let entry = statement_of(&mut self.statements, update);
         let read_back = match &entry.read_back {
-            Some(read_back) => read_back,
-            None => entry.read_back.insert(read_back_of(update, column)?.into()),
+            Some((read, query)) if &**read == column => query,
+            _ => {
+                let query = read_back_of(update, column)?.into();
+                &entry.read_back.insert((column.into(), query)).1
+            }
         };
         let mut statement = self.conn.prepare_cached(read_back).map_err(failure)?;
         let changed = {
@@ -399,6 +403,19 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [("a".to_owned(), 2, 8), ("b".to_owned(), 41, 9)]);
+    }
+
+    #[test]
+    fn one_update_may_return_different_columns() {
+        let mut conn = counters();
+        assert_eq!(next_seq(&mut conn, "a", 7).unwrap(), 1);
+        let touched = run_to_end(conn.update_returning(
+            NEXT_SEQ,
+            "touched_at",
+            vec![Arg::Text(Some("a")), Arg::Int(Some(8))],
+        ));
+        assert_eq!(touched.unwrap(), 8);
+        assert_eq!(next_seq(&mut conn, "a", 9).unwrap(), 3);
     }
 
     #[test]

@@ -104,10 +104,7 @@ impl SqliteConn {
 
     fn execute_now(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Outcome<u64> {
         let translated = &*statement_of(&mut self.statements, sql).sql;
-        let mut statement = self.conn.prepare_cached(translated).map_err(failure)?;
-        bind(&mut statement, args)?;
-        let changed = statement.raw_execute().map_err(failure)?;
-        Ok(changed as u64)
+        execute_translated(&self.conn, translated, args)
     }
 
     fn fetch_now(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Outcome<Vec<Row>> {
@@ -151,18 +148,13 @@ impl SqliteConn {
                 &entry.read_back.insert((column.into(), query)).1
             }
         };
-        let mut statement = self.conn.prepare_cached(read_back).map_err(failure)?;
-        let changed = {
-            let translated = &*entry.sql;
-            let mut update = self.conn.prepare_cached(translated).map_err(failure)?;
-            bind(&mut update, args.clone())?;
-            update.raw_execute().map_err(failure)?
-        };
+        let changed = execute_translated(&self.conn, &entry.sql, args.clone())?;
         if changed != 1 {
             return Err(Failure::Store(StoreError::Backend(
                 format!("the update of one row changed {changed}").into(),
             )));
         }
+        let mut statement = self.conn.prepare_cached(read_back).map_err(failure)?;
         // The key's parameters only: SQLite refuses a parameter beyond the
         // last one a statement has.
         let parameters = statement.parameter_count();
@@ -175,6 +167,14 @@ impl SqliteConn {
             ))),
         }
     }
+}
+
+/// Runs a statement already in SQLite's dialect; the number of rows it changed.
+fn execute_translated(conn: &Connection, translated: &str, args: Vec<Arg<'_>>) -> Outcome<u64> {
+    let mut statement = conn.prepare_cached(translated).map_err(failure)?;
+    bind(&mut statement, args)?;
+    let changed = statement.raw_execute().map_err(failure)?;
+    Ok(changed as u64)
 }
 
 /// The query that reads `column` of the row `update` (`UPDATE table SET …

@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use switchboard_protocol::EventType;
-use switchboard_store::StoreError;
 
 use crate::failure::{Failure, Outcome};
 
@@ -225,7 +224,7 @@ impl Row {
 }
 
 fn decode_error(message: String) -> Failure {
-    Failure::Store(StoreError::Backend(message.into()))
+    Failure::backend(message)
 }
 
 /// A type read from one column.

@@ -51,6 +51,12 @@ impl Failure {
         })
     }
 
+    /// A fault inside the store (not the caller's, not the database's
+    /// refusal), answered as an internal error with `message` in the log.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Failure::Store(StoreError::Backend(message.into().into()))
+    }
+
     /// Whether running the transaction again from the start may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Failure::Database(err) if err.kind == DatabaseErrorKind::Conflict)

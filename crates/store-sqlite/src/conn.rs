@@ -150,8 +150,8 @@ impl SqliteConn {
         };
         let changed = execute_translated(&self.conn, &entry.sql, args.clone())?;
         if changed != 1 {
-            return Err(Failure::Store(StoreError::Backend(
-                format!("the update of one row changed {changed}").into(),
+            return Err(Failure::backend(format!(
+                "the update of one row changed {changed}"
             )));
         }
         let mut statement = self.conn.prepare_cached(read_back).map_err(failure)?;
@@ -162,9 +162,7 @@ impl SqliteConn {
         let mut rows = statement.raw_query();
         match rows.next().map_err(failure)? {
             Some(row) => row.get::<_, i64>(0).map_err(failure),
-            None => Err(Failure::Store(StoreError::Backend(
-                "the updated row was not found again".into(),
-            ))),
+            None => Err(Failure::backend("the updated row was not found again")),
         }
     }
 }
@@ -186,9 +184,7 @@ fn read_back_of(update: &str, column: &str) -> Outcome<String> {
         Some(format!("SELECT {column} FROM {table} WHERE {key}"))
     };
     let query = shape().ok_or_else(|| {
-        Failure::Store(StoreError::Backend(
-            format!("not an update of one row by its key: {update}").into(),
-        ))
+        Failure::backend(format!("not an update of one row by its key: {update}"))
     })?;
     Ok(dialect::translate(&query))
 }
@@ -358,9 +354,9 @@ pub fn run_to_end<T>(future: impl Future<Output = Outcome<T>>) -> Outcome<T> {
         .poll(&mut Context::from_waker(Waker::noop()))
     {
         Poll::Ready(outcome) => outcome,
-        Poll::Pending => Err(Failure::Store(StoreError::Backend(
-            "a store function waited on SQLite, where every statement completes at once".into(),
-        ))),
+        Poll::Pending => Err(Failure::backend(
+            "a store function waited on SQLite, where every statement completes at once",
+        )),
     }
 }
 

@@ -13,7 +13,6 @@ use crate::failure::Outcome;
 /// was claimed again after the lease ran out) are dropped: the event is
 /// sent again by the new holder.
 pub(crate) async fn record(conn: &mut PgConnection, batch: &[&Finished]) -> Outcome<()> {
-    wait_out_changes(conn, batch).await?;
     let held = hold_lanes(conn, batch).await?;
     if held.is_empty() {
         return Ok(());
@@ -23,26 +22,21 @@ pub(crate) async fn record(conn: &mut PgConnection, batch: &[&Finished]) -> Outc
     move_lanes(conn, &held).await
 }
 
-/// Waits until the changes now queuing deliveries in the channels whose
-/// lanes this batch may close have committed, and keeps new ones waiting
-/// until this batch commits.
+/// Waits until the changes now queuing deliveries in these channels (whose
+/// lanes this batch is about to close) have committed, and keeps new ones
+/// waiting until this batch commits.
 ///
 /// A change holds its channel's row from taking the next `channelSeq` to its
 /// commit. Without this wait a lane could be closed as empty while a change
 /// had just added a delivery to it, not yet visible: that delivery would have
-/// no lane and never be sent. Channels are locked before lanes, as changes
-/// do, and in id order.
-async fn wait_out_changes(conn: &mut PgConnection, batch: &[&Finished]) -> Outcome<()> {
-    let mut channels: Vec<&str> = batch
-        .iter()
-        .filter(|item| {
-            matches!(
-                item.verdict,
-                Verdict::Delivered | Verdict::DeadLetter { .. }
-            )
-        })
-        .filter_map(|item| item.claimed.channel_id.as_deref())
-        .collect();
+/// no lane and never be sent. Only the channels of lanes found empty are
+/// waited for, after their lanes are held: a lane that moves on to its next
+/// delivery needs no wait, and the changes to a busy channel are not held up
+/// by every batch of outcomes. A change never waits for a lane held here (its
+/// insert of a lane that exists does nothing), so the order lanes, then
+/// channels cannot close a circle with it.
+async fn wait_out_changes(conn: &mut PgConnection, channels: &[&str]) -> Outcome<()> {
+    let mut channels = channels.to_vec();
     if channels.is_empty() {
         return Ok(());
     }
@@ -218,6 +212,7 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
     let mut kept = (Vec::new(), Vec::new(), Vec::new());
     let mut advanced = (Vec::new(), Vec::new(), Vec::new());
     let mut keep_lease = Vec::new();
+    let mut advanced_channels: Vec<Option<&str>> = Vec::new();
     // A lane's last outcome in the batch decides where it goes (the ones
     // before it continued its run).
     let mut last_of_lane: HashMap<(&str, &str), &Finished> = HashMap::new();
@@ -234,6 +229,7 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
             Verdict::Disable { .. } => (&mut kept, item.ended_at()),
             Verdict::Delivered | Verdict::DeadLetter { .. } => {
                 keep_lease.push(item.lane_continues);
+                advanced_channels.push(item.claimed.channel_id.as_deref());
                 (&mut advanced, item.ended_at())
             }
         };
@@ -257,31 +253,33 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
         return Ok(());
     }
     // Heads move on to the next pending delivery, due when the last attempt ended.
-    let moved: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE delivery_lane_state s SET head_id = n.head_id, due_at = u.due_at, \
-           lease_until = CASE WHEN u.keep_lease THEN s.lease_until ELSE NULL END \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[]) AS u(integration_id, lane, due_at, keep_lease) \
-         CROSS JOIN LATERAL (SELECT d.id AS head_id FROM deliveries d \
-             WHERE d.integration_id = u.integration_id AND d.lane = u.lane AND d.state = 'pending' \
-             ORDER BY d.channel_seq, d.id LIMIT 1) AS n \
-         WHERE s.integration_id = u.integration_id AND s.lane = u.lane \
-         RETURNING s.integration_id, s.lane",
-    )
-    .bind(&advanced.0)
-    .bind(&advanced.1)
-    .bind(&advanced.2)
-    .bind(&keep_lease)
-    .fetch_all(&mut *conn)
-    .await?;
-    // The lanes left without a pending delivery close.
-    let moved: HashSet<(String, String)> = moved.into_iter().collect();
-    let (empty_integrations, empty_lanes): (Vec<&str>, Vec<&str>) = advanced
-        .0
+    let moved = advance(conn, &advanced, &keep_lease).await?;
+    let mut empty: Vec<usize> = (0..advanced.0.len())
+        .filter(|&index| !moved.contains(&(advanced.0[index], advanced.1[index])))
+        .collect();
+    if empty.is_empty() {
+        return Ok(());
+    }
+    // The lanes found empty: once the changes to their channels now in
+    // progress have committed, those that gained a delivery move on to it.
+    let channels: Vec<&str> = empty
         .iter()
-        .zip(&advanced.1)
-        .filter(|(integration, lane)| !moved.contains(&(integration.to_string(), lane.to_string())))
-        .map(|(integration, lane)| (*integration, *lane))
-        .unzip();
+        .filter_map(|&index| advanced_channels[index])
+        .collect();
+    if !channels.is_empty() {
+        wait_out_changes(conn, &channels).await?;
+        let again = (
+            empty.iter().map(|&i| advanced.0[i]).collect(),
+            empty.iter().map(|&i| advanced.1[i]).collect(),
+            empty.iter().map(|&i| advanced.2[i]).collect(),
+        );
+        let keep: Vec<bool> = empty.iter().map(|&i| keep_lease[i]).collect();
+        let moved = advance(conn, &again, &keep).await?;
+        empty.retain(|&index| !moved.contains(&(advanced.0[index], advanced.1[index])));
+    }
+    // The lanes left without a pending delivery close.
+    let empty_integrations: Vec<&str> = empty.iter().map(|&i| advanced.0[i]).collect();
+    let empty_lanes: Vec<&str> = empty.iter().map(|&i| advanced.1[i]).collect();
     if empty_integrations.is_empty() {
         return Ok(());
     }
@@ -296,4 +294,36 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
         .await?;
     }
     Ok(())
+}
+
+/// Lanes (integration, lane, when due) with their next pending delivery as
+/// head; those that had one, which moved.
+async fn advance<'a>(
+    conn: &mut PgConnection,
+    lanes: &(Vec<&'a str>, Vec<&'a str>, Vec<i64>),
+    keep_lease: &[bool],
+) -> Outcome<HashSet<(&'a str, &'a str)>> {
+    let moved: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE delivery_lane_state s SET head_id = n.head_id, due_at = u.due_at, \
+           lease_until = CASE WHEN u.keep_lease THEN s.lease_until ELSE NULL END \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[]) AS u(integration_id, lane, due_at, keep_lease) \
+         CROSS JOIN LATERAL (SELECT d.id AS head_id FROM deliveries d \
+             WHERE d.integration_id = u.integration_id AND d.lane = u.lane AND d.state = 'pending' \
+             ORDER BY d.channel_seq, d.id LIMIT 1) AS n \
+         WHERE s.integration_id = u.integration_id AND s.lane = u.lane \
+         RETURNING s.integration_id, s.lane",
+    )
+    .bind(&lanes.0)
+    .bind(&lanes.1)
+    .bind(&lanes.2)
+    .bind(keep_lease)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lanes
+        .0
+        .iter()
+        .zip(&lanes.1)
+        .filter(|(integration, lane)| moved.iter().any(|(i, l)| i == *integration && l == *lane))
+        .map(|(integration, lane)| (*integration, *lane))
+        .collect())
 }

@@ -107,6 +107,10 @@ impl Backend for PgBackend {
         }
     }
 
+    fn groups_sends(&self) -> bool {
+        true
+    }
+
     async fn read<T, F>(&self, query: F) -> StoreResult<T>
     where
         T: Send + 'static,

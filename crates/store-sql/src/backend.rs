@@ -13,6 +13,7 @@ use switchboard_store::{DeliveryStore, StoreResult};
 use crate::auth_cache::AuthCache;
 use crate::db::Db;
 use crate::failure::Outcome;
+use crate::send::SendGroups;
 
 /// A boxed future that may move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,6 +67,15 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
         self.read(query)
     }
 
+    /// Whether sends are grouped, several in one change (see
+    /// [`crate::send`]): where each statement is a round trip and each
+    /// commit a flush (PostgreSQL). SQLite's writer already commits the
+    /// changes waiting together, and its statements take microseconds: each
+    /// send is a change of its own there.
+    fn groups_sends(&self) -> bool {
+        false
+    }
+
     /// Makes the space of deleted rows of `tables` reusable where the
     /// database does not do so by itself as rows go. SQLite reuses freed
     /// pages at once: nothing to do.
@@ -97,6 +107,8 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
 pub struct SqlStore<B> {
     pub(crate) backend: Arc<B>,
     pub(crate) auth: Arc<AuthCache>,
+    /// Where sends wait to be grouped, if the backend groups them.
+    pub(crate) sends: Option<Arc<SendGroups>>,
 }
 
 impl<B> Clone for SqlStore<B> {
@@ -104,6 +116,7 @@ impl<B> Clone for SqlStore<B> {
         SqlStore {
             backend: self.backend.clone(),
             auth: self.auth.clone(),
+            sends: self.sends.clone(),
         }
     }
 }
@@ -115,10 +128,16 @@ impl<B> std::fmt::Debug for SqlStore<B> {
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// The store over `backend`; where the backend groups sends, this
+    /// starts the task that runs them (on the current tokio runtime).
     pub fn new(backend: B) -> Self {
+        let backend = Arc::new(backend);
         SqlStore {
             auth: Arc::new(AuthCache::new(backend.credential_changes_elsewhere())),
-            backend: Arc::new(backend),
+            sends: backend
+                .groups_sends()
+                .then(|| Arc::new(SendGroups::start(backend.clone()))),
+            backend,
         }
     }
 

@@ -9,13 +9,13 @@
 //! (all but those meant for one bot, which are recorded only for it), and a
 //! person removed from a channel reads the event that removed them.
 
-use crate::db::{Db, HandOffTerms};
+use crate::db::{Arg, Db, HandOffTerms, ToArg};
 use serde::Serialize;
 use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
 use switchboard_store::{HandedLane, HandedOff};
 
-use crate::failure::Outcome;
+use crate::failure::{Failure, Outcome};
 use crate::integration_rows::{in_flight_limit, subscribes};
 use crate::load;
 
@@ -47,11 +47,10 @@ pub(crate) async fn targets(
         "EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = $2 AND m.user_id = i.bot_id)";
     let rows: Vec<(String, Option<String>)> = match recipients {
         Recipients::BotMembers => {
-            conn.fetch_all(
-                &format!("{LIVE}{MEMBER} ORDER BY id"),
-                args![company, channel],
-            )
-            .await?
+            let channels = [(company, channel)];
+            return Ok(bot_member_targets(conn, &channels, event_type)
+                .await?
+                .remove(0));
         }
         Recipients::BotMembersAndRemoved(user) => {
             conn.fetch_all(
@@ -72,6 +71,43 @@ pub(crate) async fn targets(
     for (id, filter) in rows {
         if subscribes(filter.as_deref(), event_type)? {
             wanted.push(id);
+        }
+    }
+    Ok(wanted)
+}
+
+/// The live, enabled integrations of the bot members of each of
+/// `channels` (a company and a channel of it) that should receive
+/// `event_type`, by id; with one statement for them all, in the same order.
+pub(crate) async fn bot_member_targets(
+    conn: &mut impl Db,
+    channels: &[(&str, &str)],
+    event_type: &EventType,
+) -> Outcome<Vec<Vec<String>>> {
+    let companies = load::distinct(channels.iter().map(|(company, _)| *company));
+    let ids = load::distinct(channels.iter().map(|(_, channel)| *channel));
+    // The companies' integrations (a handful each), each checked against the
+    // channels' members by key: neither every company's integrations nor a
+    // large channel's members are read.
+    let sql = format!(
+        "SELECT i.company_id, m.channel_id, i.id, i.event_types FROM integrations i \
+         JOIN channel_members m ON m.user_id = i.bot_id AND m.channel_id {} \
+         WHERE i.company_id {} AND i.deleted_at IS NULL AND i.state != 'disabled' ORDER BY i.id",
+        load::one_or_any(&ids, 1),
+        load::one_or_any(&companies, 2),
+    );
+    let rows: Vec<(String, String, String, Option<String>)> = conn
+        .fetch_all(&sql, vec![load::key_arg(&ids), load::key_arg(&companies)])
+        .await?;
+    let mut wanted = vec![Vec::new(); channels.len()];
+    for (company, channel, id, filter) in rows {
+        if !subscribes(filter.as_deref(), event_type)? {
+            continue;
+        }
+        for (index, of) in channels.iter().enumerate() {
+            if *of == (company.as_str(), channel.as_str()) {
+                wanted[index].push(id.clone());
+            }
         }
     }
     Ok(wanted)
@@ -133,40 +169,213 @@ pub(crate) async fn record(
     targets: &[String],
     now: i64,
 ) -> Outcome<EventId> {
-    let id = EventId::generate();
-    let seq: i64 = match channel {
-        Some(channel) if *event_type == EventType::MessageNew => {
-            conn.update_returning(
-                "UPDATE channels SET event_seq = event_seq + 1, last_activity_at = $2 WHERE id = $1",
-                "event_seq",
-                args![channel, now],
-            )
-            .await?
-        }
-        Some(channel) => {
-            conn.update_returning(
-                "UPDATE channels SET event_seq = event_seq + 1 WHERE id = $1",
-                "event_seq",
-                args![channel],
-            )
-            .await?
-        }
-        None => 0,
+    let event = NewEvent {
+        company,
+        channel,
+        event_type,
+        data: switchboard_protocol::js_json::to_string(data)?,
+        targets,
     };
-    // In JavaScript's key order: bodies re-serialized by a receiver stay the signed bytes.
-    let data = switchboard_protocol::js_json::to_string(data)?;
+    Ok(record_many(conn, std::slice::from_ref(&event), now)
+        .await?
+        .remove(0))
+}
+
+/// An event for [`record_many`].
+pub(crate) struct NewEvent<'a> {
+    pub company: &'a str,
+    pub channel: Option<&'a str>,
+    pub event_type: &'a EventType,
+    /// The data, serialized in JavaScript's key order (bodies re-serialized
+    /// by a receiver stay the signed bytes): see `js_json`.
+    pub data: String,
+    /// The integrations that hear of it.
+    pub targets: &'a [String],
+}
+
+/// Stores events, as [`record`] does each, with one statement per table for
+/// them all: a group of messages sent together costs the database about
+/// what one does. The events of one channel take its next `channelSeq`s in
+/// the order given. Their ids, in the same order.
+pub(crate) async fn record_many(
+    conn: &mut impl Db,
+    events: &[NewEvent<'_>],
+    now: i64,
+) -> Outcome<Vec<EventId>> {
+    let seqs = take_channel_seqs(conn, events, now).await?;
+    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate()).collect();
+    let columns = "(id, company_id, channel_id, channel_seq, event_type, data, created_at)";
+    let mut args = Vec::with_capacity(events.len() * 7);
+    for ((event, id), seq) in events.iter().zip(&ids).zip(&seqs) {
+        args.extend([
+            Arg::Text(Some(id.as_str())),
+            Arg::Text(Some(event.company)),
+            Arg::Text(event.channel),
+            Arg::Int(event.channel.map(|_| *seq)),
+            Arg::Text(Some(event.event_type.as_str())),
+            Arg::Text(Some(&event.data)),
+            Arg::Int(Some(now)),
+        ]);
+    }
     conn.execute(
-        "INSERT INTO events (id, company_id, channel_id, channel_seq, event_type, data, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        args![id.as_str(), company, channel, channel.map(|_| seq), event_type.as_str(), data, now],
+        &format!(
+            "INSERT INTO events {columns} VALUES {}",
+            value_rows(events.len(), 7)
+        ),
+        args,
     )
     .await?;
-    conn.effects().events.push(event_type.clone());
-    let lane = channel.unwrap_or(id.as_str());
-    for integration in targets {
-        enqueue(conn, id.as_str(), integration, lane, seq, now).await?;
+    let mut queued = Vec::new();
+    for ((event, id), seq) in events.iter().zip(&ids).zip(&seqs) {
+        conn.effects().events.push(event.event_type.clone());
+        let lane = event.channel.unwrap_or(id.as_str());
+        queued.extend(event.targets.iter().map(|integration| QueuedDelivery {
+            event: id.as_str(),
+            integration,
+            lane,
+            seq: *seq,
+        }));
     }
-    Ok(id)
+    enqueue_many(conn, &queued, now).await?;
+    Ok(ids)
+}
+
+/// Raises the `event_seq` of each channel the events are about by the
+/// number of its events (and marks the activity of those with a new
+/// message); the `channelSeq` of each event, 0 for events of no channel.
+async fn take_channel_seqs(
+    conn: &mut impl Db,
+    events: &[NewEvent<'_>],
+    now: i64,
+) -> Outcome<Vec<i64>> {
+    // Each channel with its count of events and whether one is a new message,
+    // in the order of their first event.
+    let mut channels: Vec<(&str, i64, bool)> = Vec::new();
+    for event in events {
+        let Some(channel) = event.channel else {
+            continue;
+        };
+        let new_message = *event.event_type == EventType::MessageNew;
+        match channels.iter_mut().find(|(id, ..)| *id == channel) {
+            Some((_, count, activity)) => {
+                *count += 1;
+                *activity |= new_message;
+            }
+            None => channels.push((channel, 1, new_message)),
+        }
+    }
+    let mut last_seq: Vec<(&str, i64)> = Vec::with_capacity(channels.len());
+    if let [(channel, count, activity)] = channels[..] {
+        // One channel: its new sequence read back by the update.
+        let seq = conn
+            .update_returning(
+                &seq_update(count, activity, "= $1"),
+                "event_seq",
+                seq_args(channel.to_arg(), activity, now),
+            )
+            .await?;
+        last_seq.push((channel, seq));
+    } else if !channels.is_empty() {
+        // The rows locked in the order of their ids first, as every change
+        // and worker locks channels: updated in the order the database
+        // finds them, two transactions could each hold a row the other
+        // waits for.
+        let mut ordered: Vec<&str> = channels.iter().map(|(id, ..)| *id).collect();
+        ordered.sort_unstable();
+        conn.lock_channels(&ordered).await?;
+        // One update per distinct (count, activity), most often one, then
+        // one read of the new sequences.
+        let mut kinds: Vec<(i64, bool)> = channels.iter().map(|(_, n, a)| (*n, *a)).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for (count, activity) in kinds {
+            let ids: Vec<&str> = channels
+                .iter()
+                .filter(|(_, n, a)| (*n, *a) == (count, activity))
+                .map(|(id, ..)| *id)
+                .collect();
+            conn.execute(
+                &seq_update(count, activity, "= ANY($1)"),
+                seq_args(ids.to_arg(), activity, now),
+            )
+            .await?;
+        }
+        let ids: Vec<&str> = channels.iter().map(|(id, ..)| *id).collect();
+        last_seq = conn
+            .fetch_all::<(String, i64)>(
+                "SELECT id, event_seq FROM channels WHERE id = ANY($1)",
+                args![ids],
+            )
+            .await?
+            .into_iter()
+            .filter_map(|(id, seq)| Some((channels.iter().find(|c| c.0 == id)?.0, seq)))
+            .collect();
+    }
+    // Each channel's events take its sequences from the first, in order.
+    let mut next: Vec<(&str, i64)> = channels
+        .iter()
+        .map(|(id, count, _)| {
+            let last = last_seq
+                .iter()
+                .find(|(c, _)| c == id)
+                .map_or(0, |(_, seq)| *seq);
+            (*id, last - count + 1)
+        })
+        .collect();
+    Ok(events
+        .iter()
+        .map(|event| match event.channel {
+            Some(channel) => {
+                let slot = next.iter_mut().find(|(id, _)| *id == channel);
+                slot.map_or(0, |(_, seq)| {
+                    *seq += 1;
+                    *seq - 1
+                })
+            }
+            None => 0,
+        })
+        .collect())
+}
+
+/// The update of channels `id {filter}` (with `$1`, the ids) taking
+/// `count` more sequences, and marking activity at `$2` when `activity`.
+fn seq_update(count: i64, activity: bool, filter: &str) -> String {
+    let activity = if activity {
+        ", last_activity_at = $2"
+    } else {
+        ""
+    };
+    format!("UPDATE channels SET event_seq = event_seq + {count}{activity} WHERE id {filter}")
+}
+
+/// The arguments of [`seq_update`]: `$2` is bound only when it is used
+/// (PostgreSQL types every parameter it is given).
+fn seq_args<'a>(ids: Arg<'a>, activity: bool, now: i64) -> Vec<Arg<'a>> {
+    if activity {
+        vec![ids, Arg::Int(Some(now))]
+    } else {
+        vec![ids]
+    }
+}
+
+/// `rows` parenthesized rows of `width` placeholders each, numbered on:
+/// `($1, $2), ($3, $4)`.
+pub(crate) fn value_rows(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * width + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// Queues one delivery of a stored event, opening its lane when it has none.
@@ -178,35 +387,158 @@ pub(crate) async fn enqueue(
     seq: i64,
     now: i64,
 ) -> Outcome<()> {
-    let delivery = conn
-        .insert_returning_id(
-            "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5)",
-            args![event, integration, lane, seq, now],
-        )
-        .await?;
-    let opened = conn
-        .execute(
-            "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (integration_id, lane) DO NOTHING",
-            args![integration, lane, delivery, now],
-        )
-        .await?
-        == 1;
-    let handed_off = match conn.hand_off() {
-        Some(terms) if opened => hand_off(conn, integration, lane, delivery, now, terms).await?,
-        Some(_) => {
-            hand_off_behind(conn, integration, lane, delivery, seq, now).await?;
-            false
-        }
-        None => false,
+    let delivery = QueuedDelivery {
+        event,
+        integration,
+        lane,
+        seq,
     };
-    // A delivery handed off on its own lease needs no worker to look for it;
-    // one behind a held lane may still be left to the claims.
-    if !handed_off {
+    enqueue_many(conn, &[delivery], now).await
+}
+
+/// A delivery for [`enqueue_many`].
+pub(crate) struct QueuedDelivery<'a> {
+    pub event: &'a str,
+    pub integration: &'a str,
+    pub lane: &'a str,
+    pub seq: i64,
+}
+
+/// Queues deliveries of stored events, opening each lane that has none with
+/// its first delivery here: one statement for the deliveries and one for the
+/// lanes, however many there are. Deliveries of one lane come in
+/// `channelSeq` order.
+pub(crate) async fn enqueue_many(
+    conn: &mut impl Db,
+    deliveries: &[QueuedDelivery<'_>],
+    now: i64,
+) -> Outcome<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids = insert_deliveries(conn, deliveries, now).await?;
+    // Each lane opened with its first delivery here; the lanes that exist
+    // already keep their head.
+    let mut firsts: Vec<usize> = Vec::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        if !firsts.iter().any(|&first| {
+            deliveries[first].integration == delivery.integration
+                && deliveries[first].lane == delivery.lane
+        }) {
+            firsts.push(index);
+        }
+    }
+    let mut args = Vec::with_capacity(firsts.len() * 4);
+    for &index in &firsts {
+        let delivery = &deliveries[index];
+        args.extend(args![delivery.integration, delivery.lane, ids[index], now]);
+    }
+    let insert = format!(
+        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES {} \
+         ON CONFLICT (integration_id, lane) DO NOTHING",
+        value_rows(firsts.len(), 4)
+    );
+    let Some(terms) = conn.hand_off() else {
+        conn.execute(&insert, args).await?;
         conn.effects().queued_deliveries = true;
+        return Ok(());
+    };
+    // Handing off needs to know which lanes this opened.
+    let opened: Vec<usize> = if let [index] = firsts[..] {
+        if conn.execute(&insert, args).await? == 1 {
+            vec![index]
+        } else {
+            Vec::new()
+        }
+    } else {
+        let rows: Vec<(String, String)> = conn
+            .fetch_all(&format!("{insert} RETURNING integration_id, lane"), args)
+            .await?;
+        firsts
+            .into_iter()
+            .filter(|&index| {
+                let delivery = &deliveries[index];
+                rows.iter()
+                    .any(|(i, l)| i == delivery.integration && l == delivery.lane)
+            })
+            .collect()
+    };
+    for (index, delivery) in deliveries.iter().enumerate() {
+        let handed_off = if opened.contains(&index) {
+            hand_off(
+                conn,
+                delivery.integration,
+                delivery.lane,
+                ids[index],
+                now,
+                terms,
+            )
+            .await?
+        } else {
+            // This delivery and those queued here after it on its lane are
+            // not what it may come right after.
+            let from_here: Vec<i64> = deliveries
+                .iter()
+                .zip(&ids)
+                .skip(index)
+                .filter(|(d, _)| d.integration == delivery.integration && d.lane == delivery.lane)
+                .map(|(_, id)| *id)
+                .collect();
+            hand_off_behind(conn, delivery, ids[index], &from_here, now).await?;
+            false
+        };
+        // A delivery handed off on its own lease needs no worker to look for
+        // it; one behind a held lane may still be left to the claims.
+        if !handed_off {
+            conn.effects().queued_deliveries = true;
+        }
     }
     Ok(())
+}
+
+/// Inserts the deliveries, pending; their ids, in the same order.
+async fn insert_deliveries(
+    conn: &mut impl Db,
+    deliveries: &[QueuedDelivery<'_>],
+    now: i64,
+) -> Outcome<Vec<i64>> {
+    let mut args = Vec::with_capacity(deliveries.len() * 6);
+    for delivery in deliveries {
+        args.extend(args![
+            delivery.event,
+            delivery.integration,
+            delivery.lane,
+            delivery.seq,
+            "pending",
+            now
+        ]);
+    }
+    let insert = format!(
+        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) VALUES {}",
+        value_rows(deliveries.len(), 6)
+    );
+    if deliveries.len() == 1 {
+        return Ok(vec![conn.insert_returning_id(&insert, args).await?]);
+    }
+    // The order of `RETURNING` rows is not promised: each is matched by its
+    // event and integration, one delivery's key.
+    let rows: Vec<(String, String, i64)> = conn
+        .fetch_all(
+            &format!("{insert} RETURNING event_id, integration_id, id"),
+            args,
+        )
+        .await?;
+    deliveries
+        .iter()
+        .map(|delivery| {
+            rows.iter()
+                .find(|(event, integration, _)| {
+                    event == delivery.event && integration == delivery.integration
+                })
+                .map(|(.., id)| *id)
+                .ok_or_else(|| Failure::backend("a queued delivery was not returned by its insert"))
+        })
+        .collect()
 }
 
 /// Hands off a delivery queued on a lane this process's workers hold, with
@@ -217,10 +549,9 @@ pub(crate) async fn enqueue(
 /// its place.
 async fn hand_off_behind(
     conn: &mut impl Db,
-    integration: &str,
-    lane: &str,
+    queued: &QueuedDelivery<'_>,
     delivery: i64,
-    seq: i64,
+    not_before: &[i64],
     now: i64,
 ) -> Outcome<()> {
     let previous: Option<(i64, i64)> = conn
@@ -230,13 +561,13 @@ async fn hand_off_behind(
              JOIN deliveries d ON d.integration_id = l.integration_id AND d.lane = l.lane \
              WHERE l.integration_id = $1 AND l.lane = $2 AND l.lease_until >= $4 \
                AND i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull' \
-               AND d.state = 'pending' AND d.id <> $3 \
+               AND d.state = 'pending' AND NOT (d.id = ANY($3)) \
              ORDER BY d.channel_seq DESC, d.id DESC LIMIT 1",
-            args![integration, lane, delivery, now],
+            args![queued.integration, queued.lane, not_before, now],
         )
         .await?;
     if let Some((previous, previous_seq)) = previous
-        && (previous_seq, previous) < (seq, delivery)
+        && (previous_seq, previous) < (queued.seq, delivery)
     {
         conn.effects().handed_off.push(HandedOff {
             delivery_id: delivery,

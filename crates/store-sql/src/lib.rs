@@ -51,6 +51,7 @@ mod maintenance;
 mod message_changes;
 mod pulled;
 mod retention;
+mod send;
 mod tenancy;
 mod users;
 

@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 
-use crate::db::{Db, FromRow, Row};
+use crate::db::{Arg, Db, FromRow, Row};
 use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{ChannelMember, MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
 
-use crate::failure::Outcome;
+use crate::failure::{Failure, Outcome};
 use crate::messages as assembly;
 use crate::rows::*;
 
@@ -83,6 +83,7 @@ impl FromRow for ChannelRowWithRole {
 }
 
 /// What sending a message reads of its channel and author, as one row.
+#[derive(Clone)]
 pub(crate) struct Sender {
     pub channel: ChannelRow,
     /// The author's membership of the channel.
@@ -93,23 +94,77 @@ pub(crate) struct Sender {
     pub typing: bool,
 }
 
-/// The live channel with the actor as a member, not found as for
-/// [`channel_as_member`]: one statement, where the membership, the author
-/// and the typing indicator would take one each.
-pub(crate) async fn sender(
+/// What [`Sender`] holds for each of `sends` (an actor sending to a
+/// channel), read with one statement for them all, in the same order. An
+/// actor who is not a live member of the live channel reads "not found" as
+/// for [`channel_as_member`].
+pub(crate) async fn senders(
     conn: &mut impl Db,
-    actor: &Actor,
-    channel: &ChannelId,
-) -> Outcome<Sender> {
+    sends: &[(&Actor, &ChannelId)],
+) -> Outcome<Vec<Outcome<Sender>>> {
+    let users: Vec<&str> = distinct(sends.iter().map(|(actor, _)| actor.user.as_str()));
+    let channels: Vec<&str> = distinct(sends.iter().map(|(_, channel)| channel.as_str()));
     let sql = format!(
         "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at, \
          EXISTS (SELECT 1 FROM typing t WHERE t.channel_id = c.id AND t.user_id = m.user_id) AS typing, \
          {USER_COLUMNS} FROM channels c \
-         JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1 \
+         JOIN channel_members m ON m.channel_id = c.id AND m.user_id {} \
          JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL \
-         WHERE c.id = $2 AND c.company_id = $3 AND c.deleted_at IS NULL"
+         WHERE c.id {} AND c.deleted_at IS NULL",
+        one_or_any(&users, 1),
+        one_or_any(&channels, 2),
     );
-    as_member(conn, actor, channel, &sql).await
+    let found: Vec<Sender> = conn
+        .fetch_all(&sql, vec![key_arg(&users), key_arg(&channels)])
+        .await?;
+    let mut answers = Vec::with_capacity(sends.len());
+    for (actor, channel) in sends {
+        let matching = found.iter().position(|sender| {
+            sender.user.id == actor.user.as_str()
+                && sender.channel.id == channel.as_str()
+                && sender.channel.company_id == actor.company.as_str()
+        });
+        answers.push(match matching {
+            // The same author may send to the same channel twice.
+            Some(index) => Ok(found[index].clone()),
+            None => match ensure_actor(conn, actor).await {
+                Ok(()) => Err(StoreError::not_found("channel", channel).into()),
+                Err(Failure::Store(refused)) => Err(Failure::Store(refused)),
+                Err(database) => return Err(database),
+            },
+        });
+    }
+    Ok(answers)
+}
+
+/// The values once each, in their first order.
+pub(crate) fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// The comparison of a column with the keys `$number`: `= $n` for one key
+/// (a plain index lookup; a list costs SQLite a table-valued function),
+/// `= ANY($n)` for several. Bind the keys with [`key_arg`].
+pub(crate) fn one_or_any(keys: &[&str], number: usize) -> String {
+    if keys.len() == 1 {
+        format!("= ${number}")
+    } else {
+        format!("= ANY(${number})")
+    }
+}
+
+/// The parameter of keys compared by [`one_or_any`].
+pub(crate) fn key_arg<'a>(keys: &[&'a str]) -> Arg<'a> {
+    match keys {
+        [key] => Arg::Text(Some(key)),
+        keys => Arg::TextList(keys.to_vec()),
+    }
 }
 
 impl FromRow for Sender {
@@ -167,30 +222,44 @@ pub(crate) async fn user(conn: &mut impl Db, id: &str) -> Outcome<User> {
 /// The members of a channel, by joining time, with their users (one
 /// statement).
 pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Members> {
-    let sql = format!(
-        "SELECT m.user_id, m.role, m.joined_at, {USER_COLUMNS} FROM channel_members m \
-         JOIN users u ON u.id = m.user_id WHERE m.channel_id = $1 ORDER BY m.joined_at, m.user_id"
-    );
-    let rows = conn
-        .fetch_all::<MemberWithUser>(&sql, args![channel])
-        .await?;
-    let mut members = Members {
-        members: Vec::with_capacity(rows.len()),
-        users: Vec::with_capacity(rows.len()),
-    };
-    for MemberWithUser(member, user) in rows {
-        members.members.push(member.into_member());
-        members.users.push(user.into_user());
-    }
-    Ok(members)
+    Ok(members_of(conn, &[channel]).await?.remove(0))
 }
 
-/// A membership and its user, as one row.
-struct MemberWithUser(MemberRow, UserRow);
+/// The members of each of `channels`, as [`members`] reads them, with one
+/// statement for them all; in the same order.
+pub(crate) async fn members_of(conn: &mut impl Db, channels: &[&str]) -> Outcome<Vec<Members>> {
+    let sql = format!(
+        "SELECT m.channel_id, m.user_id, m.role, m.joined_at, {USER_COLUMNS} FROM channel_members m \
+         JOIN users u ON u.id = m.user_id WHERE m.channel_id {} \
+         ORDER BY m.channel_id, m.joined_at, m.user_id",
+        one_or_any(channels, 1)
+    );
+    let rows = conn
+        .fetch_all::<MemberWithUser>(&sql, vec![key_arg(channels)])
+        .await?;
+    let mut all: Vec<Members> = channels
+        .iter()
+        .map(|_| Members {
+            members: Vec::new(),
+            users: Vec::new(),
+        })
+        .collect();
+    for MemberWithUser(channel, member, user) in rows {
+        if let Some(index) = channels.iter().position(|id| *id == channel) {
+            all[index].members.push(member.into_member());
+            all[index].users.push(user.into_user());
+        }
+    }
+    Ok(all)
+}
+
+/// A membership's channel, the membership and its user, as one row.
+struct MemberWithUser(String, MemberRow, UserRow);
 
 impl FromRow for MemberWithUser {
     fn from_row(row: &mut Row) -> Outcome<Self> {
         Ok(MemberWithUser(
+            row.named("channel_id")?,
             MemberRow::from_row(row)?,
             UserRow::from_row(row)?,
         ))

@@ -8,24 +8,22 @@ use crate::db::Db;
 use switchboard_domain::limits::IDEMPOTENCY_WINDOW_MICROS;
 use switchboard_domain::{Actor, ChannelId, MessageId, UserId, now_micros, rules};
 use switchboard_protocol::events::{
-    EventReaction, MessageActionData, MessageChangedData, MessageNewData, PressedAction,
-    ReactionEventData,
+    EventReaction, MessageActionData, MessageChangedData, PressedAction, ReactionEventData,
 };
 use switchboard_protocol::{
     Element, EventType, Message, MessageAttachment, MessageQuote, Timestamp,
 };
 use switchboard_store::{
-    ChannelDetails, IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError,
-    StoreResult,
+    IdempotencyRecord, MessagePatch, MessageStore, NewMessage, Page, StoreError, StoreResult,
 };
 
 use crate::backend::{Backend, SqlStore};
-use crate::channels::clear_typing;
 use crate::events::{self, Recipients};
 use crate::failure::Outcome;
 use crate::files::resolve_attachments;
 use crate::load;
 use crate::rows::{MESSAGE_COLUMNS, MessageRow};
+use crate::send::{SendRequest, send_alone};
 
 #[async_trait]
 impl<B: Backend> MessageStore for SqlStore<B> {
@@ -36,135 +34,16 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         new: NewMessage,
         idempotency: Option<IdempotencyRecord>,
     ) -> StoreResult<Message> {
-        change!(self, (actor, channel, new, idempotency), |tx| {
-            let sender = load::sender(tx, actor, channel).await?;
-            let now = now_micros();
-            if let Some(record) = &idempotency
-                && let Some(first) = remembered_send(tx, actor, record, now).await?
-            {
-                return load::message(tx, first).await;
-            }
-            ensure_members(tx, channel, &new.mentions).await?;
-            let attachments = resolve_attachments(
-                tx,
-                actor,
-                channel,
-                "attachments",
-                &new.attachments,
-                &new.confirmed_uploads,
-            )
-            .await?;
-            let quote = match &new.quote {
-                Some(quoted) => Some(quote_of(tx, channel, quoted).await?),
-                None => None,
-            };
-            let row = MessageRow {
-                id: MessageId::generate().into_string(),
-                channel_id: channel.as_str().to_owned(),
-                user_id: actor.user.as_str().to_owned(),
-                message_type: "regular".to_owned(),
-                text: new.text.clone(),
-                elements: serde_json::to_string(&new.elements)?,
-                attachments: serde_json::to_string(&attachments)?,
-                mentions: serde_json::to_string(&new.mentions)?,
-                quote: quote.as_ref().map(serde_json::to_string).transpose()?,
-                silent: new.silent,
-                created_at: now,
-                updated_at: None,
-                deleted_at: None,
-            };
-            tx.execute(
-                "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, attachments, \
-                 mentions, quote, silent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                args![
-                    &row.id,
-                    actor.company.as_str(),
-                    &row.channel_id,
-                    &row.user_id,
-                    &row.message_type,
-                    &row.text,
-                    &row.elements,
-                    &row.attachments,
-                    &row.mentions,
-                    &row.quote,
-                    row.silent,
-                    row.created_at,
-                ],
-            )
-            .await?;
-            if sender.typing {
-                clear_typing(tx, channel, &actor.user).await?;
-            }
-            if let Some(record) = &idempotency {
-                tx.execute(
-                    "INSERT INTO idempotency_keys (company_id, caller_id, idempotency_key, request_fingerprint, \
-                     message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    args![
-                        actor.company.as_str(),
-                        actor.user.as_str(),
-                        &record.key,
-                        &record.request_fingerprint,
-                        &row.id,
-                        now,
-                    ],
-                )
-                .await?;
-            }
-            let message = load::new_message(tx, row, sender.user).await?;
-            let event = EventType::MessageNew;
-            let company = actor.company.as_str();
-            let targets = events::targets(
-                tx,
-                company,
-                channel.as_str(),
-                &event,
-                Recipients::BotMembers,
-            )
-            .await?;
-            // The channel as read above: sending changes none of its fields.
-            let details = if targets.is_empty() {
-                // No bot hears of it, only the members' feeds: the event names
-                // the author and the users mentioned (as a bounded delivery
-                // keeps them), who are in the message already, without
-                // reading a channel of any size whole.
-                let mut users = vec![message.user.clone()];
-                for mentioned in &message.mentions {
-                    if users.iter().all(|user| user.id != mentioned.id) {
-                        users.push(mentioned.clone());
-                    }
-                }
-                let members = if users.len() == 1 {
-                    vec![sender.membership]
-                } else {
-                    let ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
-                    load::memberships(tx, channel.as_str(), &ids).await?
-                };
-                ChannelDetails {
-                    channel: sender.channel.into_channel(),
-                    members,
-                    users,
-                }
-            } else {
-                load::channel_details(tx, sender.channel).await?
-            };
-            let data = MessageNewData {
-                channel: details.channel,
-                members: details.members,
-                users: details.users,
-                message,
-            };
-            events::record(
-                tx,
-                company,
-                Some(channel.as_str()),
-                &event,
-                &data,
-                &targets,
-                now,
-            )
-            .await?;
-            Ok(data.message)
-        })
+        let request = SendRequest {
+            actor: actor.clone(),
+            channel: channel.clone(),
+            new,
+            idempotency,
+        };
+        match &self.sends {
+            Some(groups) if request.groups() => groups.send(request).await,
+            _ => send_alone(&*self.backend, request).await,
+        }
     }
 
     async fn list_messages(
@@ -494,7 +373,7 @@ fn reaction_of(actor: &Actor, reaction: &str, created_at: i64) -> EventReaction 
 
 /// The message a fresh `Idempotency-Key` of this caller created; forgets a
 /// stale one. A key reused for a different request is a conflict.
-async fn remembered_send(
+pub(crate) async fn remembered_send(
     conn: &mut impl Db,
     actor: &Actor,
     record: &IdempotencyRecord,
@@ -532,7 +411,11 @@ async fn remembered_send(
 }
 
 /// Fails unless every mentioned user is a member of the channel.
-async fn ensure_members(conn: &mut impl Db, channel: &ChannelId, users: &[UserId]) -> Outcome<()> {
+pub(crate) async fn ensure_members(
+    conn: &mut impl Db,
+    channel: &ChannelId,
+    users: &[UserId],
+) -> Outcome<()> {
     if users.is_empty() {
         return Ok(());
     }
@@ -560,7 +443,7 @@ async fn ensure_members(conn: &mut impl Db, channel: &ChannelId, users: &[UserId
 }
 
 /// A snapshot of a live message of the channel, for a quote.
-async fn quote_of(
+pub(crate) async fn quote_of(
     conn: &mut impl Db,
     channel: &ChannelId,
     quoted: &MessageId,

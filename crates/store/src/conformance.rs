@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             finishing_claims_the_next_heads_in_the_order_lanes_became_due,
             a_lane_is_claimed_as_a_run_sent_under_one_lease,
             a_delivery_queued_on_an_idle_lane_is_handed_off_leased,
+            sends_made_at_once_are_answered_each_and_delivered_in_channel_order,
             retention_prunes_finished_events_whole_and_never_pending_ones,
             retention_prunes_old_messages_with_their_reactions,
             pull_lanes_are_claimed_by_their_consumers_alone,

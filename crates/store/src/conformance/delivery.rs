@@ -647,3 +647,95 @@ pub async fn a_delivery_queued_on_an_idle_lane_is_handed_off_leased(store: Arc<d
     assert_eq!(got.len(), 1, "one place: {got:?}");
     assert!([second, elsewhere].contains(&got[0]));
 }
+
+/// Sends made at once, to several channels and some refused, are each
+/// answered as if made alone (a backend may write them in one change), and
+/// each channel's events are delivered in the order its messages are listed,
+/// once each.
+pub async fn sends_made_at_once_are_answered_each_and_delivered_in_channel_order(
+    store: Arc<dyn Store>,
+) {
+    const PER_CHANNEL: usize = 20;
+    let setup = Arc::new(setup(store.as_ref(), 3, None).await);
+    let outsider = person(store.as_ref(), &setup.company, "outsider@example.com").await;
+    let mut sends = tokio::task::JoinSet::new();
+    for round in 0..PER_CHANNEL {
+        for channel in 0..setup.channels.len() {
+            let (store, setup) = (store.clone(), setup.clone());
+            sends.spawn(async move {
+                let words = format!("{channel}:{round}");
+                let sent = store
+                    .send_message(&setup.alice, &setup.channels[channel], text(&words), None)
+                    .await;
+                (true, sent)
+            });
+        }
+        // Refused amid the others: not a member, and no such channel.
+        let (store, setup, outsider) = (store.clone(), setup.clone(), outsider.clone());
+        sends.spawn(async move {
+            let channel = if round % 2 == 0 {
+                setup.channels[0].clone()
+            } else {
+                ChannelId::from_stored(format!("ch_unknown{round}"))
+            };
+            let refused = store
+                .send_message(&outsider, &channel, text("no"), None)
+                .await;
+            (false, refused)
+        });
+    }
+    let mut sent = 0;
+    while let Some(answer) = sends.join_next().await {
+        match answer.expect("the send ran") {
+            (true, answer) => {
+                answer.expect("a member's send is accepted");
+                sent += 1;
+            }
+            (false, answer) => assert!(
+                matches!(answer, Err(StoreError::NotFound { .. })),
+                "{answer:?}"
+            ),
+        }
+    }
+    assert_eq!(sent, PER_CHANNEL * setup.channels.len());
+
+    // Each lane, drained head by head, gives its channel's messages in the
+    // order they are listed, with rising channelSeq.
+    let mut delivered: Vec<Vec<(i64, String)>> = vec![Vec::new(); setup.channels.len()];
+    let mut now = now_micros() + SECOND;
+    loop {
+        let heads = claim(store.as_ref(), now, 10).await;
+        if heads.is_empty() {
+            break;
+        }
+        for head in &heads {
+            let channel = setup
+                .channels
+                .iter()
+                .position(|id| Some(id.as_str()) == head.channel_id.as_deref())
+                .expect("a delivery of one of the channels");
+            delivered[channel].push((head.channel_seq, message_of(head)));
+        }
+        let verdicts: Vec<Finished> = heads
+            .iter()
+            .map(|head| finished(head, Verdict::Delivered))
+            .collect();
+        store.finish(&verdicts).await.unwrap();
+        now += 1;
+    }
+    for (index, channel) in setup.channels.iter().enumerate() {
+        let mut listed = store
+            .list_messages(&setup.alice, channel, super::page())
+            .await
+            .unwrap();
+        listed.reverse();
+        let listed: Vec<String> = listed.into_iter().map(|m| m.message_id).collect();
+        let order: Vec<String> = delivered[index].iter().map(|(_, id)| id.clone()).collect();
+        assert_eq!(order, listed, "channel {index}: delivered as listed");
+        let seqs: Vec<i64> = delivered[index].iter().map(|(seq, _)| *seq).collect();
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] < pair[1]),
+            "channel {index}: channelSeq rises: {seqs:?}"
+        );
+    }
+}

@@ -112,25 +112,21 @@ async fn log_attempts(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()
         finished_at.push(at);
         errors.push(error);
     }
+    // One statement: the states, and the attempts logged beside them.
+    let attempts: Vec<_> = held.iter().map(|item| &item.attempt).collect();
     sqlx::query(
-        "UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, \
-         finished_at = u.finished_at, last_error = u.last_error \
-         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u(id, state, finished_at, last_error) \
-         WHERE d.id = u.id",
+        "WITH finished AS (UPDATE deliveries d SET state = u.state, attempts = d.attempts + 1, \
+           finished_at = u.finished_at, last_error = u.last_error \
+           FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u(id, state, finished_at, last_error) \
+           WHERE d.id = u.id) \
+         INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, \
+         error, response_snippet) \
+         SELECT * FROM UNNEST($1::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::text[], $9::text[], $10::text[])",
     )
     .bind(&ids)
     .bind(&states)
     .bind(&finished_at)
     .bind(&errors)
-    .execute(&mut *conn)
-    .await?;
-    let attempts: Vec<_> = held.iter().map(|item| &item.attempt).collect();
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, duration_us, status_code, outcome, \
-         error, response_snippet) \
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[])",
-    )
-    .bind(&ids)
     .bind(attempts.iter().map(|a| a.attempted_at).collect::<Vec<_>>())
     .bind(attempts.iter().map(|a| a.duration_us).collect::<Vec<_>>())
     .bind(

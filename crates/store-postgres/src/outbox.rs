@@ -258,35 +258,28 @@ async fn claim_lanes(
     let leased_integrations: Vec<&str> = leased.iter().map(|lane| lane.0.as_str()).collect();
     let leased_lanes: Vec<&str> = leased.iter().map(|lane| lane.1.as_str()).collect();
     let heads: Vec<i64> = leased.iter().map(|lane| lane.2).collect();
-    sqlx::query(
-        "INSERT INTO delivery_lane_state (integration_id, lane, head_id, due_at, lease_until) \
-         SELECT integration_id, lane, head_id, $1, $2 \
-         FROM UNNEST($3::text[], $4::text[], $5::bigint[]) AS leased(integration_id, lane, head_id) \
-         ON CONFLICT (integration_id, lane) DO UPDATE SET lease_until = EXCLUDED.lease_until",
-    )
-    .bind(now)
-    .bind(lease_until)
-    .bind(&leased_integrations)
-    .bind(&leased_lanes)
-    .bind(&heads)
-    .execute(&mut *conn)
-    .await
-    .map_err(Failure::from)?;
-    // Each lane's head, then up to `run - 1` pending deliveries behind it,
-    // lane after lane, in the order they are to be sent.
+    // The leases, and each lane's head then up to `run - 1` pending
+    // deliveries behind it, lane after lane, in the order they are to be
+    // sent: one statement.
     let rows = sqlx::query(&format!(
-        "SELECT {CLAIM_COLUMNS} FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+        "WITH leased AS (INSERT INTO delivery_lane_state (integration_id, lane, head_id, due_at, lease_until) \
+           SELECT integration_id, lane, head_id, $1, $2 \
+           FROM UNNEST($3::text[], $4::text[], $5::bigint[]) AS leased(integration_id, lane, head_id) \
+           ON CONFLICT (integration_id, lane) DO UPDATE SET lease_until = EXCLUDED.lease_until) \
+         SELECT {CLAIM_COLUMNS} FROM UNNEST($3::text[], $4::text[], $5::bigint[]) \
            WITH ORDINALITY AS h(integration_id, lane, head_id, n) \
          CROSS JOIN LATERAL ( \
            (SELECT d.*, 0 AS place FROM deliveries d WHERE d.id = h.head_id) \
            UNION ALL \
            (SELECT d.*, 1 AS place FROM deliveries d \
             WHERE d.integration_id = h.integration_id AND d.lane = h.lane AND d.state = 'pending' \
-              AND d.id <> h.head_id AND $4 > 1 \
-            ORDER BY d.channel_seq, d.id LIMIT GREATEST($4 - 1, 0))) AS d \
+              AND d.id <> h.head_id AND $6 > 1 \
+            ORDER BY d.channel_seq, d.id LIMIT GREATEST($6 - 1, 0))) AS d \
          JOIN events e ON e.id = d.event_id JOIN integrations i ON i.id = d.integration_id \
          ORDER BY h.n, d.place, d.channel_seq, d.id"
     ))
+    .bind(now)
+    .bind(lease_until)
     .bind(&leased_integrations)
     .bind(&leased_lanes)
     .bind(&heads)

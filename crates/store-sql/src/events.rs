@@ -276,52 +276,55 @@ async fn take_channel_seqs(
             .await?;
         last_seq.push((channel, seq));
     } else if !channels.is_empty() {
-        // The rows locked in the order of their ids first, as every change
-        // and worker locks channels: updated in the order the database
-        // finds them, two transactions could each hold a row the other
-        // waits for.
-        let mut ordered: Vec<&str> = channels.iter().map(|(id, ..)| *id).collect();
-        ordered.sort_unstable();
-        conn.lock_channels(&ordered).await?;
-        // One update per distinct (count, activity), most often one, then
-        // one read of the new sequences.
+        // One update per distinct (count, activity), most often one, which
+        // reads back the new sequences. Its rows are locked in the order of
+        // their ids first, as every change and worker locks channels:
+        // locked in the order the database finds them, two transactions
+        // could each hold a row the other waits for.
         let mut kinds: Vec<(i64, bool)> = channels.iter().map(|(_, n, a)| (*n, *a)).collect();
         kinds.sort_unstable();
         kinds.dedup();
+        if kinds.len() > 1 {
+            // Several updates: all their rows first, in one order.
+            let mut ordered: Vec<&str> = channels.iter().map(|(id, ..)| *id).collect();
+            ordered.sort_unstable();
+            conn.lock_channels(&ordered).await?;
+        }
         for (count, activity) in kinds {
             let ids: Vec<&str> = channels
                 .iter()
                 .filter(|(_, n, a)| (*n, *a) == (count, activity))
                 .map(|(id, ..)| *id)
                 .collect();
-            conn.execute(
-                &seq_update(count, activity, "= ANY($1)"),
-                seq_args(ids.to_arg(), activity, now),
-            )
-            .await?;
+            let filter =
+                "IN (SELECT id FROM channels WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)";
+            let updated: Vec<(String, i64)> = conn
+                .fetch_all(
+                    &format!(
+                        "{} RETURNING id, event_seq",
+                        seq_update(count, activity, filter)
+                    ),
+                    seq_args(ids.to_arg(), activity, now),
+                )
+                .await?;
+            last_seq.extend(
+                updated
+                    .into_iter()
+                    .filter_map(|(id, seq)| Some((*ids.iter().find(|c| **c == id)?, seq))),
+            );
         }
-        let ids: Vec<&str> = channels.iter().map(|(id, ..)| *id).collect();
-        last_seq = conn
-            .fetch_all::<(String, i64)>(
-                "SELECT id, event_seq FROM channels WHERE id = ANY($1)",
-                args![ids],
-            )
-            .await?
-            .into_iter()
-            .filter_map(|(id, seq)| Some((channels.iter().find(|c| c.0 == id)?.0, seq)))
-            .collect();
     }
     // Each channel's events take its sequences from the first, in order.
     let mut next: Vec<(&str, i64)> = channels
         .iter()
         .map(|(id, count, _)| {
-            let last = last_seq
-                .iter()
-                .find(|(c, _)| c == id)
-                .map_or(0, |(_, seq)| *seq);
-            (*id, last - count + 1)
+            let last = last_seq.iter().find(|(c, _)| c == id).map(|(_, seq)| *seq);
+            let last = last.ok_or_else(|| {
+                Failure::backend(format!("channel {id} was not found to take its sequence"))
+            })?;
+            Ok((*id, last - count + 1))
         })
-        .collect();
+        .collect::<Outcome<_>>()?;
     Ok(events
         .iter()
         .map(|event| match event.channel {

@@ -5,7 +5,9 @@
 //!   `$1` and appear twice);
 //! - `= ANY($N)`, a list parameter, becomes `IN (SELECT value FROM
 //!   json_each(?N))`; the list is bound as a JSON array;
-//! - `LEAST(` and `GREATEST(` become SQLite's many-argument `MIN(` and `MAX(`.
+//! - `LEAST(` and `GREATEST(` become SQLite's many-argument `MIN(` and `MAX(`;
+//! - the row lock `FOR NO KEY UPDATE` is dropped: the one writer holds the
+//!   whole database for its transaction.
 //!
 //! Everything else the store writes reads the same on both (`IS NOT DISTINCT
 //! FROM`, `TRUE`, `ON CONFLICT … DO`, `RETURNING`). Quoted text and
@@ -40,6 +42,9 @@ pub fn translate(sql: &str) -> String {
                 out.push_str("MIN(");
                 i += "LEAST(".len();
             }
+            _ if word_at(bytes, i, ROW_LOCK) => {
+                i += ROW_LOCK.len();
+            }
             _ if word_at(bytes, i, b"GREATEST(") => {
                 out.push_str("MAX(");
                 i += "GREATEST(".len();
@@ -54,6 +59,9 @@ pub fn translate(sql: &str) -> String {
     }
     out
 }
+
+/// A row lock, which SQLite has no use for.
+const ROW_LOCK: &[u8] = b"FOR NO KEY UPDATE";
 
 /// The end (exclusive) of the quoted text starting at `start`; a doubled
 /// quote inside it is part of the text.
@@ -122,6 +130,12 @@ mod tests {
             "SELECT ?2 || ?1 || ?2 FROM t WHERE id IN (SELECT value FROM json_each(?3)) AND x = MIN(due_at, ?10)"
         );
         assert_eq!(translate("SELECT GREATEST(a, b)"), "SELECT MAX(a, b)");
+        assert_eq!(
+            translate(
+                "UPDATE t SET n = 1 WHERE id IN (SELECT id FROM t ORDER BY id FOR NO KEY UPDATE)"
+            ),
+            "UPDATE t SET n = 1 WHERE id IN (SELECT id FROM t ORDER BY id )"
+        );
     }
 
     #[test]

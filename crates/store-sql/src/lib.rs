@@ -16,6 +16,18 @@
 //! it, its events and their deliveries are written in it, and the caller is
 //! answered after it commits.
 //!
+//! **Sends in groups.** SendMessage, the change nearly all traffic makes, is
+//! written for a group of requests (the `send` module): one statement per table for
+//! the whole group. On PostgreSQL, where a statement is a round trip and a
+//! commit a flush, one task per instance takes the sends waiting and runs
+//! them as one change while the next ones gather (API alone on this
+//! machine kind: about 2,700 messages/s one change per send, 5,000–6,000
+//! grouped). One task, not several: two groups at once, even on disjoint
+//! channels, aborted each other for serialization so often (1,938 re-runs
+//! for 30,000 messages) that the rate fell by half. SQLite runs each send as
+//! a group of one through its writer, which already commits the waiting
+//! changes together and whose statements cost microseconds.
+//!
 //! **Why async code over a transaction trait.** The logic must run on
 //! PostgreSQL, where every statement is a network round trip that should not
 //! hold a thread, and on SQLite, where a statement takes microseconds and the

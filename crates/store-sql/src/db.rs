@@ -17,8 +17,9 @@
 //! statement (see its `dialect` module). Row locks and lane tables, which only
 //! PostgreSQL has, are backend hooks, not SQL here.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use switchboard_protocol::EventType;
 
@@ -166,6 +167,36 @@ macro_rules! args {
         vec![$($crate::db::ToArg::to_arg(&$arg)),*]
     };
 }
+
+/// The text of a statement whose SQL depends on a count (the rows of a
+/// multi-row insert, one key or a list of them), built the first time and
+/// then kept: `kind` names the statement, `shape` the variable part (the
+/// number of rows, or which lists hold one key). A statement runs at every
+/// send; building its text each time cost the SQLite writer about a tenth
+/// of its time per message. Shapes past [`KEPT_SHAPES`] are built each time.
+pub(crate) fn statement_text(
+    kind: &'static str,
+    shape: usize,
+    build: impl FnOnce() -> String,
+) -> Arc<str> {
+    static TEXTS: LazyLock<Mutex<StatementTexts>> = LazyLock::new(Default::default);
+    if shape > KEPT_SHAPES {
+        return build().into();
+    }
+    let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+    texts
+        .entry((kind, shape))
+        .or_insert_with(|| build().into())
+        .clone()
+}
+
+/// Statement texts by kind and shape.
+type StatementTexts = HashMap<(&'static str, usize), Arc<str>>;
+
+/// The most shapes of one statement whose texts are kept (a group of sends
+/// has at most 64 messages; their deliveries are more where channels have
+/// several bots).
+pub(crate) const KEPT_SHAPES: usize = 512;
 
 /// A value read from a row.
 #[derive(Clone, Debug, PartialEq)]

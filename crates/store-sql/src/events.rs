@@ -9,7 +9,7 @@
 //! (all but those meant for one bot, which are recorded only for it), and a
 //! person removed from a channel reads the event that removed them.
 
-use crate::db::{Arg, Db, HandOffTerms, ToArg};
+use crate::db::{Arg, Db, HandOffTerms, ToArg, statement_text};
 use serde::Serialize;
 use switchboard_domain::{EventId, now_micros};
 use switchboard_protocol::{Channel, EventType};
@@ -89,13 +89,16 @@ pub(crate) async fn bot_member_targets(
     // The companies' integrations (a handful each), each checked against the
     // channels' members by key: neither every company's integrations nor a
     // large channel's members are read.
-    let sql = format!(
-        "SELECT i.company_id, m.channel_id, i.id, i.event_types FROM integrations i \
-         JOIN channel_members m ON m.user_id = i.bot_id AND m.channel_id {} \
-         WHERE i.company_id {} AND i.deleted_at IS NULL AND i.state != 'disabled' ORDER BY i.id",
-        load::one_or_any(&ids, 1),
-        load::one_or_any(&companies, 2),
-    );
+    let shape = usize::from(ids.len() == 1) | usize::from(companies.len() == 1) << 1;
+    let sql = statement_text("bot member targets", shape, || {
+        format!(
+            "SELECT i.company_id, m.channel_id, i.id, i.event_types FROM integrations i \
+             JOIN channel_members m ON m.user_id = i.bot_id AND m.channel_id {} \
+             WHERE i.company_id {} AND i.deleted_at IS NULL AND i.state != 'disabled' ORDER BY i.id",
+            load::one_or_any(&ids, 1),
+            load::one_or_any(&companies, 2),
+        )
+    });
     let rows: Vec<(String, String, String, Option<String>)> = conn
         .fetch_all(&sql, vec![load::key_arg(&ids), load::key_arg(&companies)])
         .await?;
@@ -217,14 +220,13 @@ pub(crate) async fn record_many(
             Arg::Int(Some(now)),
         ]);
     }
-    conn.execute(
-        &format!(
+    let insert = statement_text("insert events", events.len(), || {
+        format!(
             "INSERT INTO events {columns} VALUES {}",
             value_rows(events.len(), 7)
-        ),
-        args,
-    )
-    .await?;
+        )
+    });
+    conn.execute(&insert, args).await?;
     let mut queued = Vec::new();
     for ((event, id), seq) in events.iter().zip(&ids).zip(&seqs) {
         conn.effects().events.push(event.event_type.clone());
@@ -269,7 +271,9 @@ async fn take_channel_seqs(
         // One channel: its new sequence read back by the update.
         let seq = conn
             .update_returning(
-                &seq_update(count, activity, "= $1"),
+                &statement_text("take a sequence", seq_shape(count, activity), || {
+                    seq_update(count, activity, "= $1")
+                }),
                 "event_seq",
                 seq_args(channel.to_arg(), activity, now),
             )
@@ -298,14 +302,14 @@ async fn take_channel_seqs(
                 .collect();
             let filter =
                 "IN (SELECT id FROM channels WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)";
-            let updated: Vec<(String, i64)> = conn
-                .fetch_all(
-                    &format!(
-                        "{} RETURNING id, event_seq",
-                        seq_update(count, activity, filter)
-                    ),
-                    seq_args(ids.to_arg(), activity, now),
+            let update = statement_text("take sequences", seq_shape(count, activity), || {
+                format!(
+                    "{} RETURNING id, event_seq",
+                    seq_update(count, activity, filter)
                 )
+            });
+            let updated: Vec<(String, i64)> = conn
+                .fetch_all(&update, seq_args(ids.to_arg(), activity, now))
                 .await?;
             last_seq.extend(
                 updated
@@ -351,6 +355,11 @@ fn seq_update(count: i64, activity: bool, filter: &str) -> String {
     format!("UPDATE channels SET event_seq = event_seq + {count}{activity} WHERE id {filter}")
 }
 
+/// The shape of a [`seq_update`] for [`statement_text`].
+fn seq_shape(count: i64, activity: bool) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX / 4) * 2 + usize::from(activity)
+}
+
 /// The arguments of [`seq_update`]: `$2` is bound only when it is used
 /// (PostgreSQL types every parameter it is given).
 fn seq_args<'a>(ids: Arg<'a>, activity: bool, now: i64) -> Vec<Arg<'a>> {
@@ -364,6 +373,7 @@ fn seq_args<'a>(ids: Arg<'a>, activity: bool, now: i64) -> Vec<Arg<'a>> {
 /// `rows` parenthesized rows of `width` placeholders each, numbered on:
 /// `($1, $2), ($3, $4)`.
 pub(crate) fn value_rows(rows: usize, width: usize) -> String {
+    use std::fmt::Write;
     let mut sql = String::with_capacity(rows * width * 5);
     for row in 0..rows {
         if row > 0 {
@@ -374,7 +384,7 @@ pub(crate) fn value_rows(rows: usize, width: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", row * width + column + 1));
+            let _ = write!(sql, "${}", row * width + column + 1);
         }
         sql.push(')');
     }
@@ -436,11 +446,13 @@ pub(crate) async fn enqueue_many(
         let delivery = &deliveries[index];
         args.extend(args![delivery.integration, delivery.lane, ids[index], now]);
     }
-    let insert = format!(
-        "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES {} \
-         ON CONFLICT (integration_id, lane) DO NOTHING",
-        value_rows(firsts.len(), 4)
-    );
+    let insert = statement_text("open lanes", firsts.len(), || {
+        format!(
+            "INSERT INTO delivery_lanes (integration_id, lane, head_id, due_at) VALUES {} \
+             ON CONFLICT (integration_id, lane) DO NOTHING",
+            value_rows(firsts.len(), 4)
+        )
+    });
     let Some(terms) = conn.hand_off() else {
         conn.execute(&insert, args).await?;
         conn.effects().queued_deliveries = true;
@@ -516,10 +528,12 @@ async fn insert_deliveries(
             now
         ]);
     }
-    let insert = format!(
-        "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) VALUES {}",
-        value_rows(deliveries.len(), 6)
-    );
+    let insert = statement_text("queue deliveries", deliveries.len(), || {
+        format!(
+            "INSERT INTO deliveries (event_id, integration_id, lane, channel_seq, state, created_at) VALUES {}",
+            value_rows(deliveries.len(), 6)
+        )
+    });
     if deliveries.len() == 1 {
         return Ok(vec![conn.insert_returning_id(&insert, args).await?]);
     }

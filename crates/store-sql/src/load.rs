@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::db::{Arg, Db, FromRow, Row};
+use crate::db::{Arg, Db, FromRow, Row, statement_text};
 use switchboard_domain::{Actor, ChannelId, MessageId};
 use switchboard_protocol::{ChannelMember, MemberRole, Message, User};
 use switchboard_store::{ChannelDetails, Members, StoreError};
@@ -104,16 +104,19 @@ pub(crate) async fn senders(
 ) -> Outcome<Vec<Outcome<Sender>>> {
     let users: Vec<&str> = distinct(sends.iter().map(|(actor, _)| actor.user.as_str()));
     let channels: Vec<&str> = distinct(sends.iter().map(|(_, channel)| channel.as_str()));
-    let sql = format!(
-        "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at, \
-         EXISTS (SELECT 1 FROM typing t WHERE t.channel_id = c.id AND t.user_id = m.user_id) AS typing, \
-         {USER_COLUMNS} FROM channels c \
-         JOIN channel_members m ON m.channel_id = c.id AND m.user_id {} \
-         JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL \
-         WHERE c.id {} AND c.deleted_at IS NULL",
-        one_or_any(&users, 1),
-        one_or_any(&channels, 2),
-    );
+    let shape = usize::from(users.len() == 1) | usize::from(channels.len() == 1) << 1;
+    let sql = statement_text("senders", shape, || {
+        format!(
+            "SELECT {CHANNEL_COLUMNS}, m.role AS role, m.joined_at AS joined_at, \
+             EXISTS (SELECT 1 FROM typing t WHERE t.channel_id = c.id AND t.user_id = m.user_id) AS typing, \
+             {USER_COLUMNS} FROM channels c \
+             JOIN channel_members m ON m.channel_id = c.id AND m.user_id {} \
+             JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL \
+             WHERE c.id {} AND c.deleted_at IS NULL",
+            one_or_any(&users, 1),
+            one_or_any(&channels, 2),
+        )
+    });
     let found: Vec<Sender> = conn
         .fetch_all(&sql, vec![key_arg(&users), key_arg(&channels)])
         .await?;
@@ -228,12 +231,14 @@ pub(crate) async fn members(conn: &mut impl Db, channel: &str) -> Outcome<Member
 /// The members of each of `channels`, as [`members`] reads them, with one
 /// statement for them all; in the same order.
 pub(crate) async fn members_of(conn: &mut impl Db, channels: &[&str]) -> Outcome<Vec<Members>> {
-    let sql = format!(
-        "SELECT m.channel_id, m.user_id, m.role, m.joined_at, {USER_COLUMNS} FROM channel_members m \
-         JOIN users u ON u.id = m.user_id WHERE m.channel_id {} \
-         ORDER BY m.channel_id, m.joined_at, m.user_id",
-        one_or_any(channels, 1)
-    );
+    let sql = statement_text("members", usize::from(channels.len() == 1), || {
+        format!(
+            "SELECT m.channel_id, m.user_id, m.role, m.joined_at, {USER_COLUMNS} FROM channel_members m \
+             JOIN users u ON u.id = m.user_id WHERE m.channel_id {} \
+             ORDER BY m.channel_id, m.joined_at, m.user_id",
+            one_or_any(channels, 1)
+        )
+    });
     let rows = conn
         .fetch_all::<MemberWithUser>(&sql, vec![key_arg(channels)])
         .await?;

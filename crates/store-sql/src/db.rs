@@ -172,8 +172,9 @@ macro_rules! args {
 /// multi-row insert, one key or a list of them), built the first time and
 /// then kept: `kind` names the statement, `shape` the variable part (the
 /// number of rows, or which lists hold one key). A statement runs at every
-/// send; building its text each time cost the SQLite writer about a tenth
-/// of its time per message. Shapes past [`KEPT_SHAPES`] are built each time.
+/// send; building its text each time (formatting and allocating) showed in
+/// the SQLite writer's profile, which every change waits for. Shapes past
+/// [`KEPT_SHAPES`] are built each time.
 pub(crate) fn statement_text(
     kind: &'static str,
     shape: usize,

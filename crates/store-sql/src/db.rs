@@ -199,6 +199,27 @@ type StatementTexts = HashMap<(&'static str, usize), Arc<str>>;
 /// several bots).
 pub(crate) const KEPT_SHAPES: usize = 512;
 
+/// `rows` parenthesized rows of `width` placeholders each, numbered on:
+/// `($1, $2), ($3, $4)`.
+pub(crate) fn value_rows(rows: usize, width: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * width + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// A value read from a row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {

@@ -491,7 +491,7 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
             let now = now_micros();
             for (event, channel, seq) in &candidates {
                 let lane = channel.as_deref().unwrap_or(event);
-                events::enqueue(tx, event, id.as_str(), lane, seq.unwrap_or(0), now).await?;
+                crate::queue::enqueue(tx, event, id.as_str(), lane, seq.unwrap_or(0), now).await?;
             }
             Ok(candidates.len() as u64)
         })

@@ -62,6 +62,7 @@ mod load;
 mod maintenance;
 mod message_changes;
 mod pulled;
+mod queue;
 mod retention;
 mod send;
 mod tenancy;

@@ -30,7 +30,7 @@ use switchboard_store::{
 
 use crate::backend::Backend;
 use crate::channels::clear_typing;
-use crate::db::{Arg, Db, statement_text};
+use crate::db::{Arg, Db, statement_text, value_rows};
 use crate::events::{self, NewEvent};
 use crate::failure::{Failure, Outcome};
 use crate::files::resolve_attachments;
@@ -225,7 +225,7 @@ async fn insert_messages(tx: &mut impl Db, rows: &[(String, MessageRow)]) -> Out
         format!(
             "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, \
              attachments, mentions, quote, silent, created_at) VALUES {}",
-            events::value_rows(rows.len(), 12)
+            value_rows(rows.len(), 12)
         )
     });
     tx.execute(&insert, args).await?;

@@ -349,8 +349,17 @@ async fn run_groups<B: Backend>(
                     let _ = answer.send(Err(error));
                 }
             }
-            // The whole group failed (a database error): each send runs
-            // again alone, so that one send's fault is answered to it only.
+            // The database is unreachable or out of time: every send of the
+            // group is answered so at once (run again one by one, each would
+            // wait out the same outage in turn).
+            Err(StoreError::Unavailable(cause)) => {
+                let cause = cause.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::Unavailable(cause.clone().into())));
+                }
+            }
+            // The whole group failed otherwise (a database error): each send
+            // runs again alone, so that one send's fault is answered to it only.
             Err(_) => {
                 for (request, answer) in requests.iter().zip(answers) {
                     let _ = answer.send(send_alone(&*backend, request.clone()).await);

@@ -78,9 +78,8 @@ pub(crate) async fn send_group(
         .collect();
     let senders = load::senders(tx, &sends).await?;
     let mut answers: Vec<Outcome<Message>> = Vec::with_capacity(requests.len());
-    // The sends that go on: their request, author and message.
-    let mut going: Vec<(usize, Sender, Message)> = Vec::new();
-    let mut rows: Vec<(String, MessageRow)> = Vec::new();
+    // The sends that go on: their request's place, author and message row.
+    let mut going: Vec<(usize, Sender, MessageRow)> = Vec::new();
     for (index, (request, sender)) in requests.iter().zip(senders).enumerate() {
         let sender = match sender {
             Ok(sender) => sender,
@@ -99,16 +98,15 @@ pub(crate) async fn send_group(
         // group keep their order by time.
         let row = message_row(tx, request, now + index as i64).await?;
         answers.push(Err(Failure::backend("a send of the group was not written")));
-        rows.push((request.actor.company.as_str().to_owned(), row.clone()));
-        let message = load::new_message(tx, row, sender.user.clone()).await?;
-        going.push((index, sender, message));
+        going.push((index, sender, row));
     }
     if going.is_empty() {
         return Ok(answers);
     }
-    insert_messages(tx, &rows).await?;
-    for (index, sender, message) in &going {
-        let request = &requests[*index];
+    insert_messages(tx, requests, &going).await?;
+    let mut sent: Vec<(usize, Sender, Message)> = Vec::with_capacity(going.len());
+    for (index, sender, row) in going {
+        let request = &requests[index];
         if sender.typing {
             clear_typing(tx, &request.channel, &request.actor.user).await?;
         }
@@ -121,14 +119,16 @@ pub(crate) async fn send_group(
                     request.actor.user.as_str(),
                     &record.key,
                     &record.request_fingerprint,
-                    &message.message_id,
+                    &row.id,
                     now,
                 ],
             )
             .await?;
         }
+        let message = load::new_message(tx, row, sender.user.clone()).await?;
+        sent.push((index, sender, message));
     }
-    let channels: Vec<(&str, &str)> = going
+    let channels: Vec<(&str, &str)> = sent
         .iter()
         .map(|(index, ..)| {
             let request = &requests[*index];
@@ -136,10 +136,12 @@ pub(crate) async fn send_group(
         })
         .collect();
     let targets = events::bot_member_targets(tx, &channels, &EventType::MessageNew).await?;
-    let details = channel_details(tx, &going, &targets).await?;
-    let mut new_events = Vec::with_capacity(going.len());
-    let mut messages = Vec::with_capacity(going.len());
-    for (((index, _, message), details), targets) in going.into_iter().zip(details).zip(&targets) {
+    let details = channel_details(tx, &sent, &targets).await?;
+    let mut new_events = Vec::with_capacity(sent.len());
+    let mut messages = Vec::with_capacity(sent.len());
+    for ((((index, _, message), details), targets), (company, channel)) in
+        sent.into_iter().zip(details).zip(&targets).zip(&channels)
+    {
         let data = MessageNewData {
             channel: details.channel,
             members: details.members,
@@ -147,8 +149,8 @@ pub(crate) async fn send_group(
             message,
         };
         new_events.push(NewEvent {
-            company: channels[messages.len()].0,
-            channel: Some(channels[messages.len()].1),
+            company,
+            channel: Some(channel),
             event_type: &EventType::MessageNew,
             data: switchboard_protocol::js_json::to_string(&data)?,
             targets,
@@ -202,13 +204,18 @@ async fn message_row(tx: &mut impl Db, request: &SendRequest, now: i64) -> Outco
     })
 }
 
-/// Inserts the messages (each with its company) with one statement.
-async fn insert_messages(tx: &mut impl Db, rows: &[(String, MessageRow)]) -> Outcome<()> {
-    let mut args: Vec<Arg<'_>> = Vec::with_capacity(rows.len() * 12);
-    for (company, row) in rows {
+/// Inserts the rows of the sends going on (each in its request's company)
+/// with one statement.
+async fn insert_messages(
+    tx: &mut impl Db,
+    requests: &[SendRequest],
+    going: &[(usize, Sender, MessageRow)],
+) -> Outcome<()> {
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(going.len() * 12);
+    for (index, _, row) in going {
         args.extend([
             Arg::Text(Some(&row.id)),
-            Arg::Text(Some(company)),
+            Arg::Text(Some(requests[*index].actor.company.as_str())),
             Arg::Text(Some(&row.channel_id)),
             Arg::Text(Some(&row.user_id)),
             Arg::Text(Some(&row.message_type)),
@@ -221,11 +228,11 @@ async fn insert_messages(tx: &mut impl Db, rows: &[(String, MessageRow)]) -> Out
             Arg::Int(Some(row.created_at)),
         ]);
     }
-    let insert = statement_text("insert messages", rows.len(), || {
+    let insert = statement_text("insert messages", going.len(), || {
         format!(
             "INSERT INTO messages (id, company_id, channel_id, user_id, message_type, text, elements, \
              attachments, mentions, quote, silent, created_at) VALUES {}",
-            value_rows(rows.len(), 12)
+            value_rows(going.len(), 12)
         )
     });
     tx.execute(&insert, args).await?;
@@ -239,12 +246,11 @@ async fn insert_messages(tx: &mut impl Db, rows: &[(String, MessageRow)]) -> Out
 /// are in the message already, without reading a channel of any size whole.
 async fn channel_details(
     tx: &mut impl Db,
-    going: &[(usize, Sender, Message)],
+    sent: &[(usize, Sender, Message)],
     targets: &[Vec<String>],
 ) -> Outcome<Vec<ChannelDetails>> {
     let heard: Vec<&str> = load::distinct(
-        going
-            .iter()
+        sent.iter()
             .zip(targets)
             .filter(|(_, targets)| !targets.is_empty())
             .map(|((_, sender, _), _)| sender.channel.id.as_str()),
@@ -254,8 +260,8 @@ async fn channel_details(
     } else {
         load::members_of(tx, &heard).await?
     };
-    let mut details = Vec::with_capacity(going.len());
-    for ((_, sender, message), targets) in going.iter().zip(targets) {
+    let mut details = Vec::with_capacity(sent.len());
+    for ((_, sender, message), targets) in sent.iter().zip(targets) {
         let channel = sender.channel.clone().into_channel();
         if !targets.is_empty() {
             let at = heard.iter().position(|id| *id == sender.channel.id);

@@ -60,10 +60,19 @@ async fn as_member<R: FromRow + Send>(
         .await?
     {
         Some(found) => Ok(found),
-        None => {
-            ensure_actor(conn, actor).await?;
-            Err(StoreError::not_found("channel", channel).into())
-        }
+        None => Err(not_a_member(conn, actor, channel).await?),
+    }
+}
+
+/// Why the actor read nothing of the channel as a member: "user not found"
+/// when the actor is gone, else "channel not found" (another company's
+/// channel, a deleted one, one the actor is not in, an unknown id). `Err`
+/// only for a database error.
+async fn not_a_member(conn: &mut impl Db, actor: &Actor, channel: &ChannelId) -> Outcome<Failure> {
+    match ensure_actor(conn, actor).await {
+        Ok(()) => Ok(StoreError::not_found("channel", channel).into()),
+        Err(Failure::Store(refused)) => Ok(Failure::Store(refused)),
+        Err(database) => Err(database),
     }
 }
 
@@ -130,11 +139,7 @@ pub(crate) async fn senders(
         answers.push(match matching {
             // The same author may send to the same channel twice.
             Some(index) => Ok(found[index].clone()),
-            None => match ensure_actor(conn, actor).await {
-                Ok(()) => Err(StoreError::not_found("channel", channel).into()),
-                Err(Failure::Store(refused)) => Err(Failure::Store(refused)),
-                Err(database) => return Err(database),
-            },
+            None => Err(not_a_member(conn, actor, channel).await?),
         });
     }
     Ok(answers)

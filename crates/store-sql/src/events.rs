@@ -29,6 +29,9 @@ pub(crate) enum Recipients<'a> {
     MemberBot(&'a str),
 }
 
+/// An integration `i` that may be sent events: not deleted, not turned off.
+const LIVE_INTEGRATION: &str = "i.deleted_at IS NULL AND i.state != 'disabled'";
+
 /// The live, enabled integrations that should receive `event_type` from `channel`.
 pub(crate) async fn targets(
     conn: &mut impl Db,
@@ -40,10 +43,11 @@ pub(crate) async fn targets(
     // The company's integrations (a handful), each checked against the
     // channel's members by key: neither every company's integrations nor a
     // large channel's members are read.
-    const LIVE: &str = "SELECT id, event_types FROM integrations i \
-         WHERE company_id = $1 AND deleted_at IS NULL AND state != 'disabled' AND ";
     const MEMBER: &str =
         "EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = $2 AND m.user_id = i.bot_id)";
+    let live = format!(
+        "SELECT id, event_types FROM integrations i WHERE company_id = $1 AND {LIVE_INTEGRATION} AND "
+    );
     let rows: Vec<(String, Option<String>)> = match recipients {
         Recipients::BotMembers => {
             let channels = [(company, channel)];
@@ -53,14 +57,14 @@ pub(crate) async fn targets(
         }
         Recipients::BotMembersAndRemoved(user) => {
             conn.fetch_all(
-                &format!("{LIVE}({MEMBER} OR bot_id = $3) ORDER BY id"),
+                &format!("{live}({MEMBER} OR bot_id = $3) ORDER BY id"),
                 args![company, channel, user],
             )
             .await?
         }
         Recipients::MemberBot(bot) => {
             conn.fetch_all(
-                &format!("{LIVE}bot_id = $3 AND {MEMBER} ORDER BY id"),
+                &format!("{live}bot_id = $3 AND {MEMBER} ORDER BY id"),
                 args![company, channel, bot],
             )
             .await?
@@ -85,15 +89,13 @@ pub(crate) async fn bot_member_targets(
 ) -> Outcome<Vec<Vec<String>>> {
     let companies = load::distinct(channels.iter().map(|(company, _)| *company));
     let ids = load::distinct(channels.iter().map(|(_, channel)| *channel));
-    // The companies' integrations (a handful each), each checked against the
-    // channels' members by key: neither every company's integrations nor a
-    // large channel's members are read.
+    // As in [`targets`], by the companies' integrations and the members' keys.
     let shape = usize::from(ids.len() == 1) | usize::from(companies.len() == 1) << 1;
     let sql = statement_text("bot member targets", shape, || {
         format!(
             "SELECT i.company_id, m.channel_id, i.id, i.event_types FROM integrations i \
              JOIN channel_members m ON m.user_id = i.bot_id AND m.channel_id {} \
-             WHERE i.company_id {} AND i.deleted_at IS NULL AND i.state != 'disabled' ORDER BY i.id",
+             WHERE i.company_id {} AND {LIVE_INTEGRATION} ORDER BY i.id",
             load::one_or_any(&ids, 1),
             load::one_or_any(&companies, 2),
         )

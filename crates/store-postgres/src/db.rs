@@ -7,7 +7,6 @@ use std::sync::Arc;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Column, PgConnection, Postgres, Row as _, Transaction, TypeInfo, ValueRef};
-use switchboard_store::StoreError;
 use switchboard_store_sql::{Arg, Db, Effects, Failure, Outcome, Row, Value};
 
 /// A connection the store's logic runs on: a pooled connection, or a
@@ -152,12 +151,9 @@ fn value(row: &PgRow, index: usize) -> Outcome<Value> {
         "BYTEA" => Value::Blob(row.try_get::<Vec<u8>, _>(index)?),
         "VOID" => Value::Null,
         other => {
-            return Err(Failure::Store(StoreError::Backend(
-                format!(
-                    "column {:?} has type {other}, which the store does not read",
-                    column.name()
-                )
-                .into(),
+            return Err(Failure::backend(format!(
+                "column {:?} has type {other}, which the store does not read",
+                column.name()
             )));
         }
     })

@@ -68,7 +68,7 @@ pub trait Backend: DeliveryStore + Send + Sync + 'static {
     }
 
     /// Whether sends are grouped, several in one change (see
-    /// [`crate::send`]): where each statement is a round trip and each
+    /// the `send` module): where each statement is a round trip and each
     /// commit a flush (PostgreSQL). SQLite's writer already commits the
     /// changes waiting together, and its statements take microseconds: each
     /// send is a change of its own there.

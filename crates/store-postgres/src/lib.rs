@@ -192,8 +192,10 @@ pub async fn open(options: &PgOptions, policy: MigrationPolicy) -> StoreResult<P
     }
     let outbox = Arc::new(OutboxSignal::default());
     let credential_changes = Arc::new(AtomicU64::new(0));
-    let listener = listener::Listener::start(&pool, &outbox, credential_changes.clone());
-    let notifier = listener::Notifier::start(&pool);
+    let tag = listener::InstanceTag::new();
+    let listener =
+        listener::Listener::start(&pool, &outbox, credential_changes.clone(), tag.clone());
+    let notifier = listener::Notifier::start(&pool, tag);
     Ok(SqlStore::new(PgBackend {
         pool,
         outbox,

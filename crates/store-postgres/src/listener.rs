@@ -24,18 +24,33 @@ const CREDENTIALS: &str = "switchboard_credentials";
 /// is logged, and the other instances' kept authentications then end
 /// within their time.
 pub(crate) async fn tell_credentials_changed(pool: &PgPool) {
-    if let Err(err) = notify(pool, CREDENTIALS).await {
+    if let Err(err) = notify(pool, CREDENTIALS, "").await {
         tracing::warn!(error = %err, "could not tell the other instances that credentials changed");
     }
 }
 
-/// One empty notification on `channel`, to every listening instance.
-async fn notify(pool: &PgPool, channel: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
+/// One notification on `channel`, to every listening instance, naming the
+/// instance that sends it (`payload`, its [`InstanceTag`]) or none (empty).
+async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
+        .bind(payload)
         .execute(pool)
         .await
         .map(drop)
+}
+
+/// What names this instance in the wake-ups it sends, so that its listener
+/// passes over its own: its workers were woken at once when it committed,
+/// and a second wake-up per change would only cost them a claim that finds
+/// nothing (a transaction of several statements) on a busy database.
+#[derive(Clone, Debug)]
+pub(crate) struct InstanceTag(Arc<str>);
+
+impl InstanceTag {
+    pub(crate) fn new() -> Self {
+        InstanceTag(format!("{:032x}", rand::random::<u128>()).into())
+    }
 }
 
 /// Tells the other instances that deliveries were committed, one `NOTIFY`
@@ -55,9 +70,9 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    pub(crate) fn start(pool: &PgPool) -> Self {
+    pub(crate) fn start(pool: &PgPool, tag: InstanceTag) -> Self {
         let wanted = Arc::new(Notify::new());
-        let task = tokio::spawn(send_wake_ups(pool.clone(), wanted.clone()));
+        let task = tokio::spawn(send_wake_ups(pool.clone(), wanted.clone(), tag));
         Notifier { wanted, task }
     }
 
@@ -77,11 +92,11 @@ impl Drop for Notifier {
     }
 }
 
-async fn send_wake_ups(pool: PgPool, wanted: Arc<Notify>) {
+async fn send_wake_ups(pool: PgPool, wanted: Arc<Notify>, tag: InstanceTag) {
     loop {
         // Wake-ups asked for while the last one was sent left one permit.
         wanted.notified().await;
-        match notify(&pool, CHANNEL).await {
+        match notify(&pool, CHANNEL, &tag.0).await {
             Ok(()) => {}
             Err(sqlx::Error::PoolClosed) => return,
             // Failing is harmless (the workers of every instance also poll),
@@ -100,16 +115,19 @@ pub(crate) struct Listener {
 impl Listener {
     /// Starts listening on a connection of its own (made with the pool's
     /// options); `credential_changes` is raised on every change of
-    /// credentials any instance tells of.
+    /// credentials any instance tells of, and the workers are woken by the
+    /// deliveries of every instance but the one `tag` names (this one).
     pub(crate) fn start(
         pool: &PgPool,
         outbox: &Arc<OutboxSignal>,
         credential_changes: Arc<AtomicU64>,
+        tag: InstanceTag,
     ) -> Self {
         let task = tokio::spawn(listen(
             pool.clone(),
             Arc::downgrade(outbox),
             credential_changes,
+            tag,
         ));
         Listener { task }
     }
@@ -125,7 +143,12 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>, credential_changes: Arc<AtomicU64>) {
+async fn listen(
+    pool: PgPool,
+    outbox: Weak<OutboxSignal>,
+    credential_changes: Arc<AtomicU64>,
+    tag: InstanceTag,
+) {
     let mut listener = loop {
         match subscribe(&pool).await {
             Ok(listener) => break listener,
@@ -142,6 +165,7 @@ async fn listen(pool: PgPool, outbox: Weak<OutboxSignal>, credential_changes: Ar
                 credential_changes.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
+            Ok(Some(notification)) if notification.payload() == &*tag.0 => continue,
             Ok(Some(_)) => {}
             // The connection was lost and is being remade: notifications sent
             // meanwhile are gone, so the workers look at the outbox once, and

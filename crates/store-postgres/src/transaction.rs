@@ -63,19 +63,26 @@ pub(crate) async fn begin(pool: &PgPool) -> Outcome<Transaction<'static, Postgre
 }
 
 /// Opens a `READ COMMITTED` transaction of the delivery workers (claiming
-/// and finishing lane heads), whose statements are planned afresh each time.
+/// and finishing lane heads), in which no plan scans a table whole.
 ///
-/// PostgreSQL may keep one generic plan per prepared statement and
-/// connection. One made while the tables were nearly empty (a new database)
-/// went on scanning the whole `events` table for each claim once it held
-/// thousands of events: 30 ms instead of 0.1, and drains slowed as the tables
-/// grew. The workers' statements run a few times per batch of deliveries, so
-/// planning each costs little; the API's statements keep the cached plans.
+/// PostgreSQL keeps one generic plan per prepared statement and connection
+/// once its cost looks no worse than the plans made for the first values.
+/// One made while the tables were nearly empty (a new database) chose to
+/// scan the whole `events` table for each claim, and went on doing so once
+/// it held thousands of events: 30 ms instead of 0.1, and drains slowed as
+/// the tables grew. Planning every statement afresh
+/// (`plan_cache_mode = force_custom_plan`) avoided that, but cost a fifth
+/// of the database's CPU under load. With sequential scans off, every plan
+/// a worker's statement can get reads through the indexes (each statement
+/// finds its rows by key, or by a lane's index), so a plan kept from an
+/// empty database stays right as the tables grow, and each is made once
+/// per connection. Measured side by side on the throughput benchmark: the
+/// same rate at 20,000 messages, 2,733 against 2,363 deliveries/s at
+/// 60,000, and a fixed 3,000/s held with 0–344 of 30,000 refused against
+/// 2,213–6,846.
 pub(crate) async fn begin_delivery(pool: &PgPool) -> Outcome<Transaction<'static, Postgres>> {
     Ok(pool
-        .begin_with(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = force_custom_plan",
-        )
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL enable_seqscan = off")
         .await?)
 }
 

@@ -36,12 +36,12 @@ impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
         LANE_TABLES
     }
 
-    fn leased_heads(&self, integration: &str) -> String {
-        format!(
-            "SELECT COALESCE(s.head_id, l.head_id) FROM delivery_lane_state s \
-             JOIN delivery_lanes l ON l.integration_id = s.integration_id AND l.lane = s.lane \
-             WHERE s.integration_id = {integration} AND s.lease_until IS NOT NULL"
-        )
+    /// A lane's row with its moving parts, when a worker has leased it.
+    fn lanes(&self) -> &'static str {
+        "(SELECT k.integration_id, k.lane, COALESCE(s.head_id, k.head_id) AS head_id, \
+           COALESCE(s.due_at, k.due_at) AS due_at, s.lease_until \
+         FROM delivery_lanes k LEFT JOIN delivery_lane_state s \
+           ON s.integration_id = k.integration_id AND s.lane = k.lane) l"
     }
 
     fn storage_size_query(&self) -> &'static str {

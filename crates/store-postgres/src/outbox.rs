@@ -13,9 +13,10 @@ use switchboard_store::{
 use crate::PgBackend;
 use crate::failure::{Failure, Outcome};
 use sqlx::PgConnection;
+use switchboard_store_sql::Backend;
 use switchboard_store_sql::FromRow;
 use switchboard_store_sql::integration_rows::{
-    CLAIM_COLUMNS, ClaimRow, DueLane, claim_scope_condition, within_limits,
+    self, CLAIM_COLUMNS, ClaimRow, DueLane, claim_scope_condition, within_limits,
 };
 
 #[async_trait]
@@ -114,42 +115,13 @@ impl DeliveryStore for PgBackend {
     }
 
     async fn next_due(&self) -> StoreResult<Option<i64>> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(COALESCE(s.lease_until, s.due_at, l.due_at)) FROM delivery_lanes l \
-             JOIN integrations i ON i.id = l.integration_id \
-             LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
-             WHERE i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(Failure::from)?;
-        Ok(next)
+        self.read(|conn| Box::pin(integration_rows::next_due(conn)))
+            .await
     }
 
     async fn outbox_stats(&self, now: i64) -> StoreResult<OutboxStats> {
-        let (due, waiting, held, dead, disabled): (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT \
-               (SELECT COUNT(*) FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
-                 LEFT JOIN delivery_lane_state s ON s.integration_id = l.integration_id AND s.lane = l.lane \
-                 WHERE i.state = 'active' AND COALESCE(s.due_at, l.due_at) <= $1), \
-               (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-                 WHERE d.state = 'pending' AND i.state = 'active'), \
-               (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-                 WHERE d.state = 'pending' AND i.state != 'active'), \
-               (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'), \
-               (SELECT COUNT(*) FROM integrations WHERE state = 'disabled' AND deleted_at IS NULL)",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(Failure::from)?;
-        Ok(OutboxStats {
-            due: due as u64,
-            waiting: (waiting - due).max(0) as u64,
-            held: held as u64,
-            dead: dead as u64,
-            disabled_integrations: disabled as u64,
-        })
+        self.read(move |conn| Box::pin(integration_rows::outbox_stats(conn, now)))
+            .await
     }
 
     fn outbox_signal(&self) -> Arc<OutboxSignal> {

@@ -490,11 +490,10 @@ pub trait Db: Send {
     /// `(integration_id, lane)` and carry `due_at`.
     fn lane_tables(&self) -> &'static [&'static str];
 
-    /// A subquery of the ids of the deliveries of the integration `$N`
-    /// (`integration`, a placeholder) that are in flight: at the head of a
-    /// lane a worker leased, so the attempt may have reached the bot while
-    /// its outcome is not recorded yet.
-    fn leased_heads(&self, integration: &str) -> String;
+    /// Every lane as one row, a `FROM` item named `l` with the columns
+    /// `integration_id`, `lane`, `head_id`, `due_at` and `lease_until` (a
+    /// lane's state is one row on SQLite, two tables on PostgreSQL).
+    fn lanes(&self) -> &'static str;
 
     /// A query of one row: the bytes the database takes on disk, and how
     /// many of them are free for reuse.

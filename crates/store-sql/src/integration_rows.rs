@@ -1,12 +1,12 @@
 //! Integrations as stored: their row, the JSON of their filters and
-//! schedules, their target's columns, a claimed delivery's row, and the
-//! in-flight limits a claim leases lanes within.
+//! schedules, their target's columns, a claimed delivery's row, the
+//! in-flight limits a claim leases lanes within, and the outbox's reads.
 
 use switchboard_domain::{CompanyId, EventId, IntegrationId, UserId};
 use switchboard_protocol::EventType;
 use switchboard_store::{
-    ClaimedDelivery, ClaimedIntegration, DeliverySettings, Integration, IntegrationState, SqsQueue,
-    Target,
+    ClaimedDelivery, ClaimedIntegration, DeliverySettings, Integration, IntegrationState,
+    OutboxStats, SqsQueue, Target,
 };
 
 use std::collections::HashMap;
@@ -209,6 +209,43 @@ pub fn within_limits<'a>(
         leased.push(lane);
     }
     leased
+}
+
+/// When the next lane the workers send becomes due (its lease ends, or it
+/// is due), if any is waiting.
+pub async fn next_due(conn: &mut impl Db) -> Outcome<Option<i64>> {
+    let sql = format!(
+        "SELECT MIN(COALESCE(l.lease_until, l.due_at)) FROM {} \
+         JOIN integrations i ON i.id = l.integration_id \
+         WHERE i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
+        conn.lanes()
+    );
+    conn.scalar(&sql, crate::args![]).await
+}
+
+/// The outbox's counts at `now`, for metrics.
+pub async fn outbox_stats(conn: &mut impl Db, now: i64) -> Outcome<OutboxStats> {
+    let sql = format!(
+        "SELECT \
+           (SELECT COUNT(*) FROM {} JOIN integrations i ON i.id = l.integration_id \
+             WHERE i.state = 'active' AND l.due_at <= $1), \
+           (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+             WHERE d.state = 'pending' AND i.state = 'active'), \
+           (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
+             WHERE d.state = 'pending' AND i.state != 'active'), \
+           (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'), \
+           (SELECT COUNT(*) FROM integrations WHERE state = 'disabled' AND deleted_at IS NULL)",
+        conn.lanes()
+    );
+    let (due, waiting, held, dead, disabled): (i64, i64, i64, i64, i64) =
+        conn.fetch_one(&sql, crate::args![now]).await?;
+    Ok(OutboxStats {
+        due: due as u64,
+        waiting: (waiting - due).max(0) as u64,
+        held: held as u64,
+        dead: dead as u64,
+        disabled_integrations: disabled as u64,
+    })
 }
 
 /// The claim rows of these deliveries, by id.

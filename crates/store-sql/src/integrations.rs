@@ -426,7 +426,7 @@ impl<B: Backend> IntegrationStore for SqlStore<B> {
                          AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = e.id AND p.integration_id = $4 \
                                          AND p.state = 'pending' AND p.id NOT IN ({})) \
                          GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $5",
-                        tx.leased_heads("$4")
+                        leased_heads(tx, "$4")
                     );
                     tx.fetch_all(
                         &sql,
@@ -519,4 +519,15 @@ pub(crate) async fn retire(conn: &mut impl Db, id: &str, now: i64) -> Outcome<()
         .await?;
     }
     Ok(())
+}
+
+/// A subquery of the ids of the deliveries of the integration `$N`
+/// (`integration`, a placeholder) that are in flight: at the head of a lane
+/// a worker leased, so the attempt may have reached the bot while its
+/// outcome is not recorded yet.
+fn leased_heads(conn: &impl Db, integration: &str) -> String {
+    format!(
+        "SELECT l.head_id FROM {} WHERE l.integration_id = {integration} AND l.lease_until IS NOT NULL",
+        conn.lanes()
+    )
 }

@@ -266,10 +266,8 @@ impl Db for SqliteConn {
         &["delivery_lanes"]
     }
 
-    fn leased_heads(&self, integration: &str) -> String {
-        format!(
-            "SELECT head_id FROM delivery_lanes WHERE integration_id = {integration} AND lease_until IS NOT NULL"
-        )
+    fn lanes(&self) -> &'static str {
+        "delivery_lanes l"
     }
 
     fn storage_size_query(&self) -> &'static str {

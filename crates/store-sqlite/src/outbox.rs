@@ -10,7 +10,7 @@ use switchboard_store::{
     OutboxStats, PullScope, StoreResult, Verdict,
 };
 use switchboard_store_sql::integration_rows::{
-    CLAIM_COLUMNS, ClaimRow, DueLane, claim_rows, claim_scope_condition, within_limits,
+    self, CLAIM_COLUMNS, ClaimRow, DueLane, claim_rows, claim_scope_condition, within_limits,
 };
 use switchboard_store_sql::{Backend, Db, Outcome, args};
 
@@ -114,41 +114,13 @@ impl DeliveryStore for SqliteBackend {
     }
 
     async fn next_due(&self) -> StoreResult<Option<i64>> {
-        self.read(|conn| {
-            Box::pin(conn.scalar(
-                "SELECT MIN(COALESCE(l.lease_until, l.due_at)) FROM delivery_lanes l \
-                 JOIN integrations i ON i.id = l.integration_id \
-                 WHERE i.state = 'active' AND i.deleted_at IS NULL AND i.kind <> 'pull'",
-                args![],
-            ))
-        })
-        .await
+        self.read(|conn| Box::pin(integration_rows::next_due(conn)))
+            .await
     }
 
     async fn outbox_stats(&self, now: i64) -> StoreResult<OutboxStats> {
-        let (due, waiting, held, dead, disabled): (i64, i64, i64, i64, i64) = self
-            .read(move |conn| {
-                Box::pin(async move { conn.fetch_one(
-                    "SELECT \
-                       (SELECT COUNT(*) FROM delivery_lanes l JOIN integrations i ON i.id = l.integration_id \
-                         WHERE i.state = 'active' AND l.due_at <= $1), \
-                       (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-                         WHERE d.state = 'pending' AND i.state = 'active'), \
-                       (SELECT COUNT(*) FROM deliveries d JOIN integrations i ON i.id = d.integration_id \
-                         WHERE d.state = 'pending' AND i.state != 'active'), \
-                       (SELECT COUNT(*) FROM deliveries WHERE state = 'dead'), \
-                       (SELECT COUNT(*) FROM integrations WHERE state = 'disabled' AND deleted_at IS NULL)",
-                    args![now],
-                ).await })
-            })
-            .await?;
-        Ok(OutboxStats {
-            due: due as u64,
-            waiting: (waiting - due).max(0) as u64,
-            held: held as u64,
-            dead: dead as u64,
-            disabled_integrations: disabled as u64,
-        })
+        self.read(move |conn| Box::pin(integration_rows::outbox_stats(conn, now)))
+            .await
     }
 
     fn outbox_signal(&self) -> Arc<OutboxSignal> {

@@ -201,14 +201,24 @@ async fn update_integrations(conn: &mut PgConnection, held: &[&Finished]) -> Out
     Ok(())
 }
 
+/// A lane whose head was delivered or dead-lettered: it moves on to its
+/// next pending delivery, due when the last attempt ended.
+struct Advancing<'a> {
+    integration: &'a str,
+    lane: &'a str,
+    due: i64,
+    /// The run that sent it goes on: the lane keeps its lease.
+    keep_lease: bool,
+    /// The channel whose changes may still queue a delivery to the lane.
+    channel: Option<&'a str>,
+}
+
 /// Releases the lanes whose head stays (a retry, at its time; a disabled
 /// integration, for a resume) and moves the others to their next pending
 /// delivery, due at once, or closes them when none is left.
 async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> {
     let mut kept = (Vec::new(), Vec::new(), Vec::new());
-    let mut advanced = (Vec::new(), Vec::new(), Vec::new());
-    let mut keep_lease = Vec::new();
-    let mut advanced_channels: Vec<Option<&str>> = Vec::new();
+    let mut advancing = Vec::new();
     // A lane's last outcome in the batch decides where it goes (the ones
     // before it continued its run).
     let mut last_of_lane: HashMap<(&str, &str), &Finished> = HashMap::new();
@@ -220,18 +230,23 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
         if !std::ptr::eq(last_of_lane[&(integration, lane)], *item) {
             continue;
         }
-        let (list, due) = match &item.verdict {
-            Verdict::Retry { at } => (&mut kept, *at),
-            Verdict::Disable { .. } => (&mut kept, item.ended_at()),
+        let due = match &item.verdict {
+            Verdict::Retry { at } => *at,
+            Verdict::Disable { .. } => item.ended_at(),
             Verdict::Delivered | Verdict::DeadLetter { .. } => {
-                keep_lease.push(item.lane_continues);
-                advanced_channels.push(item.claimed.channel_id.as_deref());
-                (&mut advanced, item.ended_at())
+                advancing.push(Advancing {
+                    integration,
+                    lane,
+                    due: item.ended_at(),
+                    keep_lease: item.lane_continues,
+                    channel: item.claimed.channel_id.as_deref(),
+                });
+                continue;
             }
         };
-        list.0.push(integration);
-        list.1.push(lane);
-        list.2.push(due);
+        kept.0.push(integration);
+        kept.1.push(lane);
+        kept.2.push(due);
     }
     if !kept.0.is_empty() {
         sqlx::query(
@@ -245,60 +260,45 @@ async fn move_lanes(conn: &mut PgConnection, held: &[&Finished]) -> Outcome<()> 
         .execute(&mut *conn)
         .await?;
     }
-    if advanced.0.is_empty() {
+    if advancing.is_empty() {
         return Ok(());
     }
-    // Heads move on to the next pending delivery, due when the last attempt ended.
-    let moved = advance(conn, &advanced, &keep_lease).await?;
-    let mut empty: Vec<usize> = (0..advanced.0.len())
-        .filter(|&index| !moved.contains(&(advanced.0[index], advanced.1[index])))
-        .collect();
+    let mut empty = advance(conn, advancing).await?;
     if empty.is_empty() {
         return Ok(());
     }
     // The lanes found empty: once the changes to their channels now in
     // progress have committed, those that gained a delivery move on to it.
-    let channels: Vec<&str> = empty
-        .iter()
-        .filter_map(|&index| advanced_channels[index])
-        .collect();
+    let channels: Vec<&str> = empty.iter().filter_map(|lane| lane.channel).collect();
     if !channels.is_empty() {
         wait_out_changes(conn, &channels).await?;
-        let again = (
-            empty.iter().map(|&i| advanced.0[i]).collect(),
-            empty.iter().map(|&i| advanced.1[i]).collect(),
-            empty.iter().map(|&i| advanced.2[i]).collect(),
-        );
-        let keep: Vec<bool> = empty.iter().map(|&i| keep_lease[i]).collect();
-        let moved = advance(conn, &again, &keep).await?;
-        empty.retain(|&index| !moved.contains(&(advanced.0[index], advanced.1[index])));
+        empty = advance(conn, empty).await?;
     }
     // The lanes left without a pending delivery close.
-    let empty_integrations: Vec<&str> = empty.iter().map(|&i| advanced.0[i]).collect();
-    let empty_lanes: Vec<&str> = empty.iter().map(|&i| advanced.1[i]).collect();
-    if empty_integrations.is_empty() {
+    if empty.is_empty() {
         return Ok(());
     }
+    let integrations: Vec<&str> = empty.iter().map(|lane| lane.integration).collect();
+    let lanes: Vec<&str> = empty.iter().map(|lane| lane.lane).collect();
     for table in ["delivery_lane_state", "delivery_lanes"] {
         sqlx::query(&format!(
             "DELETE FROM {table} t USING UNNEST($1::text[], $2::text[]) AS e(integration_id, lane) \
              WHERE t.integration_id = e.integration_id AND t.lane = e.lane"
         ))
-        .bind(&empty_integrations)
-        .bind(&empty_lanes)
+        .bind(&integrations)
+        .bind(&lanes)
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
 }
 
-/// Lanes (integration, lane, when due) with their next pending delivery as
-/// head; those that had one, which moved.
+/// Moves each lane's head to its next pending delivery; the lanes that had
+/// none, which did not move.
 async fn advance<'a>(
     conn: &mut PgConnection,
-    lanes: &(Vec<&'a str>, Vec<&'a str>, Vec<i64>),
-    keep_lease: &[bool],
-) -> Outcome<HashSet<(&'a str, &'a str)>> {
+    lanes: Vec<Advancing<'a>>,
+) -> Outcome<Vec<Advancing<'a>>> {
     let moved: Vec<(String, String)> = sqlx::query_as(
         "UPDATE delivery_lane_state s SET head_id = n.head_id, due_at = u.due_at, \
            lease_until = CASE WHEN u.keep_lease THEN s.lease_until ELSE NULL END \
@@ -309,17 +309,18 @@ async fn advance<'a>(
          WHERE s.integration_id = u.integration_id AND s.lane = u.lane \
          RETURNING s.integration_id, s.lane",
     )
-    .bind(&lanes.0)
-    .bind(&lanes.1)
-    .bind(&lanes.2)
-    .bind(keep_lease)
+    .bind(lanes.iter().map(|lane| lane.integration).collect::<Vec<_>>())
+    .bind(lanes.iter().map(|lane| lane.lane).collect::<Vec<_>>())
+    .bind(lanes.iter().map(|lane| lane.due).collect::<Vec<_>>())
+    .bind(lanes.iter().map(|lane| lane.keep_lease).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     Ok(lanes
-        .0
-        .iter()
-        .zip(&lanes.1)
-        .filter(|(integration, lane)| moved.iter().any(|(i, l)| i == *integration && l == *lane))
-        .map(|(integration, lane)| (*integration, *lane))
+        .into_iter()
+        .filter(|lane| {
+            !moved
+                .iter()
+                .any(|(integration, name)| integration == lane.integration && name == lane.lane)
+        })
         .collect())
 }

@@ -21,7 +21,7 @@ use crate::db::{PgReader, PgTx};
 /// (its next `channelSeq`), so under load each run of a busy channel's
 /// change may collide with a newer one, and a count of runs that suffices on
 /// an idle machine runs out on a loaded one. Runs that keep colliding are
-/// spread out by [`Reruns::pause`].
+/// spread out by random pauses that grow with the runs.
 pub const RERUN_BUDGET: Duration = Duration::from_secs(10);
 
 /// The reruns of one change: when to stop, and the pause before the next.

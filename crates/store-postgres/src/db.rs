@@ -36,7 +36,9 @@ impl<C: DerefMut<Target = PgConnection> + Send> Db for PgConn<C> {
         LANE_TABLES
     }
 
-    /// A lane's row with its moving parts, when a worker has leased it.
+    /// Every lane's row with its moving parts: its `delivery_lane_state`
+    /// row, there once a worker has claimed the lane, whose head and due time
+    /// come before the lane row's.
     fn lanes(&self) -> &'static str {
         "(SELECT k.integration_id, k.lane, COALESCE(s.head_id, k.head_id) AS head_id, \
            COALESCE(s.due_at, k.due_at) AS due_at, s.lease_until \
